@@ -1,0 +1,191 @@
+"""Configuration: plain dataclasses, loaded from YAML with strict key checking.
+
+Every constant of the audio front-end and the data pipeline is a field here; the model's fields
+live in :mod:`tribert.models.config` and the trainer's in :mod:`tribert.engine.config`. A run
+folder stores the fully resolved config as YAML, so a run can always be repeated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tribert.errors import ConfigError
+
+# The 21 MUSIC21 classes in the order used for label indices (DESIGN section 2).
+MUSIC21_CLASSES = (
+    "accordion", "acoustic_guitar", "bagpipe", "banjo", "bassoon", "cello", "clarinet", "congas",
+    "drum", "electric_bass", "erhu", "flute", "guzheng", "piano", "pipa", "saxophone", "trumpet",
+    "tuba", "ukulele", "violin", "xylophone",
+)
+# The 11 classes of the original MUSIC data set (a subset of MUSIC21).
+MUSIC11_CLASSES = (
+    "accordion", "acoustic_guitar", "cello", "clarinet", "erhu", "flute", "saxophone", "trumpet",
+    "tuba", "violin", "xylophone",
+)
+
+
+@dataclass
+class AudioConfig:
+    """Audio front-end (DESIGN section 3). Defaults are the paper's."""
+
+    sample_rate: int = 11025  # Hz, everything is resampled to this
+    crop_samples: int = 65535  # ~5.94 s; 65535 samples -> 256 STFT frames with hop 256
+    n_fft: int = 1022  # -> 512 frequency bins
+    win_length: int = 1022  # Hann window
+    hop_length: int = 256
+    warp_bins: int = 256  # rows of the log-frequency spectrogram the networks see
+    log_eps: float = 1e-10  # network input is log(mag + log_eps)
+    warp_base: float = 21.0  # the authors' grid: row y in [-1,1] reads (base**((y+1)/2) - 11)/10
+    mask_threshold: float = 0.5  # binary target: source > threshold * mixture magnitude
+    eval_samples: int = 65280  # samples scored by bss_eval (DESIGN section 5)
+
+    @property
+    def freq_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def frames(self) -> int:
+        """STFT frames of a crop (torch.stft with center=True)."""
+        return 1 + self.crop_samples // self.hop_length
+
+
+@dataclass
+class VideoConfig:
+    """Frames and pose as the models see them."""
+
+    fps: float = 8.0  # frames are stored at this rate by `tribert prepare`
+    frame_size: int = 224  # square frames given to the visual net
+    num_frames: int = 3  # consecutive frames per video sample (paper: 3)
+    max_persons: int = 2  # pose persons per video (paper: 2)
+    pose_frames: int = 256  # T of the ST-GCN (paper: 256); pose is resampled to T over the crop
+
+
+@dataclass
+class DataConfig:
+    """The mix-and-separate data set (DESIGN section 3)."""
+
+    train_dir: str = ""  # prepared clip folders (or a SynthMUSIC root with a split)
+    val_dir: str = ""
+    test_dir: str = ""
+    num_mix: int = 2  # N videos per mixture
+    gain_min: float = 0.5  # random per-source gain in training ...
+    gain_max: float = 1.5
+    divide_by_n: bool = True  # ... and the mixture divided by N (the authors' code)
+    mask: str = "binary"  # "binary" (paper) or "ratio"
+    use_stems: bool = True  # a duet with ground-truth stems counts as two sources
+    classes: tuple[str, ...] = MUSIC21_CLASSES
+    num_workers: int = 0
+    seed: int = 0
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert one YAML value against a dataclass field type (the common cases only)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(value)
+    if origin in (list,):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return list(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    return value  # Optional[...] and other unions: taken as given
+
+
+def from_dict(cls: type, data: Any, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a nested dict, refusing unknown keys with a clear message."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {where}.{unknown[0]} (known keys: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict:
+    """Dataclass -> plain nested dict (tuples become lists) for YAML/JSON."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(obj))
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, turning every failure into a one-line ConfigError naming the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML ({str(err).splitlines()[0]})", path) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("a config file must hold a mapping at the top level", path)
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to a nested dict."""
+    import yaml
+
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def dump_yaml(obj: Any, path: str | Path) -> None:
+    """Write a dataclass (or dict) as YAML, atomically."""
+    import yaml
+
+    from tribert.io import atomic_write_text
+
+    data = to_dict(obj) if dataclasses.is_dataclass(obj) else obj
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+__all__ = ["AudioConfig", "VideoConfig", "DataConfig", "MUSIC21_CLASSES", "MUSIC11_CLASSES",
+           "from_dict", "to_dict", "load_yaml", "apply_overrides", "dump_yaml", "field"]

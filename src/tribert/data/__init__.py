@@ -1,0 +1,1 @@
+"""Data: index readers, preparation of real videos, SynthMUSIC, and the mix-and-separate data set."""

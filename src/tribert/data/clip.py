@@ -1,0 +1,195 @@
+"""The prepared-clip folder: the one on-disk format every data path reads and writes.
+
+``tribert prepare`` (real videos) and ``tribert synth`` (SynthMUSIC) both write it; the
+mix-and-separate data set reads only it::
+
+    <root>/<clip_id>/
+        meta.json       ClipMeta below
+        frames/000000.jpg, 000001.jpg, ...   RGB frames at meta.fps (8 fps), JPEG
+        audio.wav       mono, meta.sample_rate (11025 Hz), 16-bit PCM
+        pose.npy        float32 [T, persons, 68, 3]: x, y (pixels of the stored frames), confidence;
+                        T frames at meta.pose_fps; absent when meta.pose_source == "none"
+        stems/0.wav ... optional ground-truth audio per performer (SynthMUSIC), same order as
+                        meta.labels and as the persons of pose.npy (left to right in the frame)
+
+A clip folder is written in a temporary folder and renamed into place when complete, so a folder
+with a ``meta.json`` is always a finished clip (resume skips it).
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tribert.errors import TribertError
+from tribert.io import atomic_path
+
+META = "meta.json"
+FRAMES = "frames"
+AUDIO = "audio.wav"
+POSE = "pose.npy"
+STEMS = "stems"
+
+
+@dataclass
+class ClipMeta:
+    id: str
+    labels: list[str]  # one class name per performer / object (a duet has two)
+    fps: float = 8.0
+    sample_rate: int = 11025
+    num_frames: int = 0
+    num_samples: int = 0
+    width: int = 0  # stored frame size in pixels (0: read it from the first frame)
+    height: int = 0
+    pose_fps: float = 8.0
+    pose_source: str = "none"  # "ground_truth" (SynthMUSIC), "mediapipe", or "none"
+    num_stems: int = 0  # ground-truth per-performer stems in stems/
+    split: str | None = None  # "train" / "val" / "test" where known
+    source: str | None = None  # the original video file
+    extra: dict = field(default_factory=dict)  # generator parameters etc.
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / self.sample_rate
+
+
+def frame_name(i: int) -> str:
+    return f"{i:06d}.jpg"
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Mono float audio in [-1, 1] -> 16-bit PCM WAV, atomically. Clips out-of-range samples."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with atomic_path(path) as tmp:
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(int(sample_rate))
+            w.writeframes(pcm.tobytes())
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """16-bit PCM WAV (as written by write_wav) -> (float32 mono [N], sample_rate)."""
+    path = Path(path)
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise TribertError(f"expected 16-bit PCM WAV, got {8 * w.getsampwidth()}-bit", path)
+            sr, ch = w.getframerate(), w.getnchannels()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    except (wave.Error, EOFError) as err:
+        raise TribertError(f"not a readable WAV file ({err})", path) from None
+    except FileNotFoundError:
+        raise TribertError("file not found", path) from None
+    audio = pcm.astype(np.float32) / 32767.0
+    if ch > 1:
+        audio = audio.reshape(-1, ch).mean(axis=1)
+    return audio, sr
+
+
+def write_meta(clip_dir: str | Path, meta: ClipMeta) -> None:
+    from dataclasses import asdict
+
+    from tribert.io import atomic_write_json
+
+    atomic_write_json(Path(clip_dir) / META, asdict(meta))
+
+
+def read_meta(clip_dir: str | Path) -> ClipMeta:
+    path = Path(clip_dir) / META
+    try:
+        data = json.loads(path.read_text())
+        return ClipMeta(**data)
+    except FileNotFoundError:
+        raise TribertError("not a prepared clip (no meta.json)", clip_dir) from None
+    except (json.JSONDecodeError, TypeError) as err:
+        raise TribertError(f"corrupt meta.json ({err})", path) from None
+
+
+def is_clip(clip_dir: str | Path) -> bool:
+    return (Path(clip_dir) / META).is_file()
+
+
+def list_clips(root: str | Path) -> list[Path]:
+    """Finished clip folders directly under ``root`` (sorted); temporary folders are ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        raise TribertError("data folder not found", root)
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_clip(p))
+
+
+class Clip:
+    """Lazy reader of one prepared clip folder."""
+
+    def __init__(self, clip_dir: str | Path):
+        self.dir = Path(clip_dir)
+        self.meta = read_meta(self.dir)
+
+    def __repr__(self) -> str:
+        return f"Clip({self.dir}, labels={self.meta.labels})"
+
+    def audio(self) -> np.ndarray:
+        """float32 [num_samples] mono at meta.sample_rate."""
+        audio, _ = read_wav(self.dir / AUDIO)
+        return audio
+
+    def stems(self) -> list[np.ndarray]:
+        """Ground-truth per-performer audio, [] when the clip has none."""
+        return [read_wav(self.dir / STEMS / f"{i}.wav")[0] for i in range(self.meta.num_stems)]
+
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the stored frames: the pixel space of pose.npy."""
+        if self.meta.width and self.meta.height:
+            return self.meta.width, self.meta.height
+        from PIL import Image
+
+        path = self.dir / FRAMES / frame_name(0)
+        try:
+            with Image.open(path) as im:
+                return im.size
+        except OSError as err:
+            raise TribertError(f"cannot read frame ({err})", path) from None
+
+    def frame_paths(self) -> list[Path]:
+        return [self.dir / FRAMES / frame_name(i) for i in range(self.meta.num_frames)]
+
+    def frames(self, indices: list[int] | None = None, size: int | None = None) -> np.ndarray:
+        """uint8 [K, H, W, 3] RGB frames (all, or the given indices, clamped to the clip)."""
+        from PIL import Image
+
+        n = self.meta.num_frames
+        idx = range(n) if indices is None else [min(max(int(i), 0), n - 1) for i in indices]
+        out = []
+        for i in idx:
+            path = self.dir / FRAMES / frame_name(i)
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    if size is not None and im.size != (size, size):
+                        im = im.resize((size, size), Image.BILINEAR)
+                    out.append(np.asarray(im))
+            except (OSError, FileNotFoundError) as err:
+                raise TribertError(f"cannot read frame ({err})", path) from None
+        return np.stack(out)
+
+    def pose(self, max_persons: int = 2) -> np.ndarray:
+        """float32 [T, max_persons, 68, 3]; zeros (confidence 0) where there is no pose."""
+        path = self.dir / POSE
+        if self.meta.pose_source == "none" or not path.exists():
+            t = max(1, round(self.meta.duration * self.meta.pose_fps))
+            return np.zeros((t, max_persons, 68, 3), np.float32)
+        try:
+            pose = np.load(path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as err:
+            raise TribertError(f"cannot read pose array ({err})", path) from None
+        if pose.ndim != 4 or pose.shape[2:] != (68, 3):
+            raise TribertError(f"pose must be [T, persons, 68, 3], got {list(pose.shape)}", path)
+        if pose.shape[1] >= max_persons:
+            return pose[:, :max_persons]
+        pad = np.zeros((pose.shape[0], max_persons - pose.shape[1], 68, 3), np.float32)
+        return np.concatenate([pose, pad], axis=1)

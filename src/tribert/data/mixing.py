@@ -1,0 +1,256 @@
+"""Mix-and-separate data set (DESIGN section 3) over prepared clip folders or SynthMUSIC.
+
+Each item mixes N clips ("videos"). A clip contributes one source (its whole audio, conditioned on
+the whole video, object index -1) or, when it has ground-truth stems and ``use_stems`` is set, one
+source per performer (object index = person index, left to right). Training draws random clips,
+random crops and random gains (0.5-1.5, mixture divided by N, as the authors' code); evaluation
+reads a fixed mixture list (CSV) so every model scores the very same mixtures.
+
+An item (S = N * max_persons source slots, padded; F x T the warped spectrogram, L samples)::
+
+    mix_wav [L]                 mixture waveform
+    mix_mag, mix_logmag [1,F,T] warped mixture magnitude and log(mag + eps)
+    weight [1,F,T]              per-pixel loss weight clamp(log1p(mix_mag), 1e-3, 10)
+    source_wavs [S,L]           each source as it sits in the mixture (gain and 1/N applied)
+    source_mags, masks [S,1,F,T] warped source magnitudes and binary/ratio mask targets
+    source_video [S]            which of the N videos a source belongs to
+    source_object [S]           object to condition on (-1 = whole video, else person index)
+    source_label [S]            class index of the source (-1 if unknown / several)
+    source_valid [S]            False for padding slots
+    frames [N,K,3,H,W]          K consecutive RGB frames around the crop centre, ImageNet-normalised
+    pose [N,P,Tp,68,3]          pose over the crop resampled to Tp frames; x, y in [0, 1]
+    labels [N,C]                multi-hot class labels per video
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tribert.audio import AudioFrontEnd, crop
+from tribert.config import AudioConfig, DataConfig, VideoConfig
+from tribert.data.clip import Clip, list_clips
+from tribert.errors import TribertError
+from tribert.io import atomic_path
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+@dataclass(frozen=True)
+class MixSpec:
+    """One fixed evaluation mixture: which clips, where to crop (samples), which gains."""
+
+    mix_id: str
+    clip_ids: tuple[str, ...]
+    offsets: tuple[int, ...]
+    gains: tuple[float, ...]
+
+
+def load_clips(root: str | Path, classes: tuple[str, ...]) -> list[Clip]:
+    """All finished clips under ``root``; a clip with a label outside ``classes`` is an error."""
+    clips = [Clip(d) for d in list_clips(root)]
+    if not clips:
+        raise TribertError("no prepared clips found (run `tribert prepare` or `tribert synth`)", root)
+    known = set(classes)
+    for c in clips:
+        bad = [lab for lab in c.meta.labels if lab not in known]
+        if bad:
+            raise TribertError(f"label {bad[0]!r} is not one of the {len(classes)} configured classes", c.dir)
+    return clips
+
+
+def clip_sources(clip: Clip, use_stems: bool) -> int:
+    """How many sources a clip contributes."""
+    return clip.meta.num_stems if use_stems and clip.meta.num_stems >= 2 else 1
+
+
+def make_mixture_list(clips: list[Clip], num_mix: int, crop_samples: int, seed: int) -> list[MixSpec]:
+    """A fixed evaluation list: every clip once as the first video, partners drawn with ``seed``.
+
+    Crops are centred (test protocol); gains are 1. Partners of a different class set are preferred,
+    as in the paper's mix-and-separate protocol.
+    """
+    if len(clips) < num_mix:
+        raise TribertError(f"need at least {num_mix} clips to mix, found {len(clips)}")
+    rng = np.random.default_rng(seed)
+    specs = []
+    for i, first in enumerate(clips):
+        others = [c for c in clips if c is not first and set(c.meta.labels).isdisjoint(first.meta.labels)]
+        if len(others) < num_mix - 1:
+            others = [c for c in clips if c is not first]
+        picks = rng.choice(len(others), size=num_mix - 1, replace=False)
+        group = [first] + [others[j] for j in picks]
+        offsets = tuple(max(c.meta.num_samples - crop_samples, 0) // 2 for c in group)
+        specs.append(MixSpec(f"mix{i:05d}", tuple(c.meta.id for c in group), offsets, (1.0,) * num_mix))
+    return specs
+
+
+def write_mixture_list(path: str | Path, specs: list[MixSpec]) -> None:
+    """CSV: mix_id, clip ids, crop offsets (samples), gains; ';' separates the N entries."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["mix_id", "clip_ids", "offsets", "gains"])
+            for s in specs:
+                w.writerow([s.mix_id, ";".join(s.clip_ids), ";".join(map(str, s.offsets)),
+                            ";".join(f"{g:.6g}" for g in s.gains)])
+
+
+def read_mixture_list(path: str | Path) -> list[MixSpec]:
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [MixSpec(r["mix_id"], tuple(r["clip_ids"].split(";")),
+                        tuple(int(x) for x in r["offsets"].split(";")),
+                        tuple(float(x) for x in r["gains"].split(";"))) for r in rows]
+    except FileNotFoundError:
+        raise TribertError("mixture list not found", path) from None
+    except (KeyError, ValueError, AttributeError) as err:
+        raise TribertError(f"malformed mixture list ({err})", path) from None
+
+
+class MixDataset(Dataset):
+    """Mix-and-separate over prepared clips; one class for real data and SynthMUSIC.
+
+    Args:
+        clips: the clips to draw from (see ``load_clips``).
+        audio, video, data: configs (crop length, spectrogram, frames, pose length, N, gains, mask).
+        mixtures: a fixed mixture list (evaluation); None draws random mixtures (training).
+        length: items per epoch for random mixtures (default: one per clip).
+        seed: base seed for random mixtures; item i of epoch e uses seed (seed, e, i), so a run is
+            reproducible and workers do not repeat each other.
+    """
+
+    def __init__(self, clips: list[Clip], audio: AudioConfig, video: VideoConfig, data: DataConfig,
+                 mixtures: list[MixSpec] | None = None, length: int | None = None, seed: int = 0):
+        self.clips = clips
+        self.by_id = {c.meta.id: c for c in clips}
+        self.audio, self.video, self.data = audio, video, data
+        self.mixtures = mixtures
+        self.length = length or len(clips)
+        self.seed = seed
+        self.epoch = 0
+        self.frontend = AudioFrontEnd(audio)
+        self.class_index = {name: i for i, name in enumerate(data.classes)}
+        self.slots = data.num_mix * video.max_persons
+        if mixtures is not None:
+            missing = [cid for m in mixtures for cid in m.clip_ids if cid not in self.by_id]
+            if missing:
+                raise TribertError(f"mixture list names clip {missing[0]!r} that is not in the data")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.mixtures) if self.mixtures is not None else self.length
+
+    # --- choosing the mixture -------------------------------------------------------------------
+    def _spec(self, index: int) -> tuple[list[Clip], list[int], list[float]]:
+        if self.mixtures is not None:
+            m = self.mixtures[index]
+            return [self.by_id[c] for c in m.clip_ids], list(m.offsets), list(m.gains)
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        n = self.data.num_mix
+        group = [self.clips[j] for j in rng.choice(len(self.clips), size=n, replace=False)]
+        offsets = [int(rng.integers(0, max(c.meta.num_samples - self.audio.crop_samples, 0) + 1)) for c in group]
+        gains = [float(rng.uniform(self.data.gain_min, self.data.gain_max)) for _ in group]
+        return group, offsets, gains
+
+    # --- reading one video ----------------------------------------------------------------------
+    def _frames(self, clip: Clip, centre_s: float) -> np.ndarray:
+        """K consecutive frames around ``centre_s`` -> float32 [K, 3, H, W], ImageNet-normalised."""
+        k = self.video.num_frames
+        first = int(round(centre_s * clip.meta.fps)) - k // 2
+        frames = clip.frames(list(range(first, first + k)), size=self.video.frame_size)
+        x = (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        return x.transpose(0, 3, 1, 2)
+
+    def _pose(self, clip: Clip, start_s: float, dur_s: float) -> np.ndarray:
+        """Pose over [start, start + dur] resampled (nearest) to Tp frames -> [P, Tp, 68, 3], xy in [0,1]."""
+        pose = clip.pose(self.video.max_persons)  # [T, P, 68, 3] in pixels
+        tp = self.video.pose_frames
+        times = start_s + (np.arange(tp) + 0.5) * dur_s / tp
+        idx = np.clip(np.floor(times * clip.meta.pose_fps).astype(int), 0, len(pose) - 1)
+        pose = pose[idx].copy()
+        w, h = clip.frame_size()
+        pose[..., 0] /= w
+        pose[..., 1] /= h
+        pose[..., :2] *= pose[..., 2:3] > 0  # undetected points carry no position
+        return pose.transpose(1, 0, 2, 3)
+
+    def _labels(self, names: list[str]) -> np.ndarray:
+        y = np.zeros(len(self.data.classes), np.float32)
+        for name in names:
+            y[self.class_index[name]] = 1.0
+        return y
+
+    # --- the item -------------------------------------------------------------------------------
+    def __getitem__(self, index: int) -> dict:
+        group, offsets, gains = self._spec(index)
+        a, L, n = self.audio, self.audio.crop_samples, len(group)
+        scale = 1.0 / n if self.data.divide_by_n else 1.0
+        sources, src_video, src_object, src_label = [], [], [], []
+        frames, poses, labels = [], [], []
+        for v, (clip, offset, gain) in enumerate(zip(group, offsets, gains)):
+            if clip.meta.sample_rate != a.sample_rate:
+                raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, config wants {a.sample_rate} Hz",
+                                   clip.dir)
+            if clip_sources(clip, self.data.use_stems) > 1:
+                stems = clip.stems()
+                for j, stem in enumerate(stems):
+                    sources.append(crop(stem, L, offset)[0] * gain * scale)
+                    src_video.append(v)
+                    src_object.append(j)
+                    src_label.append(self.class_index[clip.meta.labels[j]])
+            else:
+                sources.append(crop(clip.audio(), L, offset)[0] * gain * scale)
+                src_video.append(v)
+                src_object.append(-1)
+                src_label.append(self.class_index[clip.meta.labels[0]] if len(clip.meta.labels) == 1 else -1)
+            start_s = offset / a.sample_rate
+            frames.append(self._frames(clip, start_s + L / a.sample_rate / 2))
+            poses.append(self._pose(clip, start_s, L / a.sample_rate))
+            labels.append(self._labels(clip.meta.labels))
+
+        s = len(sources)
+        if s > self.slots:
+            raise TribertError(f"mixture has {s} sources but only {self.slots} slots (num_mix x max_persons)")
+        wavs = torch.zeros(self.slots, L)
+        wavs[:s] = torch.from_numpy(np.stack(sources))
+        mix = wavs.sum(0)
+        with torch.no_grad():
+            mags, _ = self.frontend.magnitude(torch.cat([mix[None], wavs[:s]]))  # [1+s, 1, F, T]
+        mix_mag, src_mag = mags[:1], mags[1:]
+        source_mags = torch.zeros(self.slots, *mix_mag.shape[1:])
+        source_mags[:s] = src_mag
+        fe = self.frontend
+        if self.data.mask == "binary":
+            masks = fe.binary_mask(source_mags, mix_mag)
+        elif self.data.mask == "ratio":
+            masks = fe.ratio_mask(source_mags, mix_mag)
+        else:
+            raise TribertError(f"data.mask must be 'binary' or 'ratio', got {self.data.mask!r}")
+        pad = self.slots - s
+        return {
+            "mix_wav": mix,
+            "mix_mag": mix_mag[0],
+            "mix_logmag": fe.log(mix_mag[0]),
+            "weight": fe.loss_weight(mix_mag[0]),
+            "source_wavs": wavs,
+            "source_mags": source_mags,
+            "masks": masks,
+            "source_video": torch.tensor(src_video + [0] * pad),
+            "source_object": torch.tensor(src_object + [-1] * pad),
+            "source_label": torch.tensor(src_label + [-1] * pad),
+            "source_valid": torch.tensor([True] * s + [False] * pad),
+            "frames": torch.from_numpy(np.stack(frames)),
+            "pose": torch.from_numpy(np.stack(poses)),
+            "labels": torch.from_numpy(np.stack(labels)),
+        }

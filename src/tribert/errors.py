@@ -1,0 +1,30 @@
+"""One exception type for every problem a user can fix: bad files, bad configs, bad arguments.
+
+The CLI prints ``TribertError`` as one line (no traceback) and exits non-zero; anything else is a
+bug in tribert and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TribertError(Exception):
+    """A user-facing error. ``str(err)`` is a single line naming the file (if any) and the reason."""
+
+    def __init__(self, reason: str, path: str | Path | None = None):
+        self.path = None if path is None else str(path)
+        self.reason = " ".join(str(reason).split())  # always one line
+        super().__init__(f"{self.path}: {self.reason}" if self.path else self.reason)
+
+
+class MediaError(TribertError):
+    """A video or audio file that cannot be read or written."""
+
+
+class ConfigError(TribertError):
+    """A config file or value that is not valid."""
+
+
+class CheckpointError(TribertError):
+    """A checkpoint that cannot be loaded into the requested model."""
