@@ -1,0 +1,138 @@
+"""The mix-and-separate data set on small hand-made clip folders (independent of SynthMUSIC)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tribert.config import AudioConfig, DataConfig, VideoConfig
+from tribert.data.clip import ClipMeta, frame_name, write_meta, write_wav
+from tribert.data.mixing import (MixDataset, load_clips, make_mixture_list, read_mixture_list,
+                                 write_mixture_list)
+from tribert.errors import TribertError
+
+SR = 11025
+AUDIO = AudioConfig(crop_samples=8191, warp_bins=64)  # 32 STFT frames: fast
+VIDEO = VideoConfig(frame_size=32, num_frames=3, pose_frames=8)
+
+
+def make_clip(root: Path, cid: str, labels: list[str], freqs: list[float], seconds: float = 2.0) -> Path:
+    d = root / cid
+    (d / "frames").mkdir(parents=True)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    stems = [0.3 * np.sin(2 * np.pi * f * t).astype(np.float32) for f in freqs]
+    write_wav(d / "audio.wav", sum(stems), SR)
+    if len(stems) > 1:
+        for i, s in enumerate(stems):
+            write_wav(d / "stems" / f"{i}.wav", s, SR)
+    nf = int(seconds * 8)
+    for i in range(nf):
+        Image.fromarray(np.full((40, 48, 3), 10 * i % 255, np.uint8)).save(d / "frames" / frame_name(i))
+    pose = np.random.default_rng(0).uniform(0, 40, (nf, len(labels), 68, 3)).astype(np.float32)
+    pose[..., 2] = 1.0
+    pose[:, :, 5, 2] = 0.0  # an undetected keypoint
+    np.save(d / "pose.npy", pose)
+    write_meta(d, ClipMeta(id=cid, labels=labels, num_frames=nf, num_samples=n, width=48, height=40,
+                           pose_source="ground_truth", num_stems=len(stems) if len(stems) > 1 else 0))
+    return d
+
+
+@pytest.fixture
+def clip_root(tmp_path):
+    make_clip(tmp_path, "solo_violin", ["violin"], [440.0])
+    make_clip(tmp_path, "solo_flute", ["flute"], [880.0])
+    make_clip(tmp_path, "solo_cello", ["cello"], [220.0])
+    make_clip(tmp_path, "duet", ["violin", "violin"], [330.0, 660.0])
+    return tmp_path
+
+
+def test_training_items(clip_root):
+    data = DataConfig()
+    ds = MixDataset(load_clips(clip_root, data.classes), AUDIO, VIDEO, data, length=8, seed=1)
+    item = ds[0]
+    s, n = data.num_mix * VIDEO.max_persons, data.num_mix
+    assert item["mix_wav"].shape == (8191,)
+    assert item["mix_logmag"].shape == (1, 64, 32) and item["source_mags"].shape == (s, 1, 64, 32)
+    assert item["frames"].shape == (n, 3, 3, 32, 32)
+    assert item["pose"].shape == (n, 2, 8, 68, 3)
+    assert item["labels"].shape == (n, 21)
+    valid = item["source_valid"]
+    # The mixture is exactly the sum of its (gained, 1/N-scaled) sources.
+    torch.testing.assert_close(item["source_wavs"][valid].sum(0), item["mix_wav"])
+    assert torch.all(item["source_wavs"][~valid] == 0)
+    assert set(item["masks"].unique().tolist()) <= {0.0, 1.0}
+    # Pose is normalised to [0, 1]; undetected points carry no position.
+    p = item["pose"]
+    assert p[..., :2].max() <= 1.0 and torch.all(p[..., 5, :] == 0)
+    # Same seed/epoch/index -> same item; another epoch -> another mixture.
+    torch.testing.assert_close(ds[0]["mix_wav"], item["mix_wav"])
+    ds.set_epoch(1)
+    assert not torch.allclose(ds[0]["mix_wav"], item["mix_wav"])
+
+
+def test_gains_are_in_range(clip_root):
+    data = DataConfig()
+    clips = load_clips(clip_root, data.classes)
+    solos = [c for c in clips if c.meta.num_stems == 0]
+    ds = MixDataset(solos, AUDIO, VIDEO, data, length=20, seed=3)
+    for i in range(20):
+        item = ds[i]
+        for w in item["source_wavs"][item["source_valid"]]:
+            peak = w.abs().max().item() / 0.3  # the stems are 0.3-amplitude sines
+            assert 0.5 / 2 - 0.01 <= peak <= 1.5 / 2 + 0.01
+
+
+def test_duet_with_stems_brings_two_sources(clip_root):
+    data = DataConfig()
+    clips = load_clips(clip_root, data.classes)
+    specs = make_mixture_list(clips, 2, AUDIO.crop_samples, seed=0)
+    ds = MixDataset(clips, AUDIO, VIDEO, data, mixtures=specs)
+    duet_idx = next(i for i, m in enumerate(specs) if m.clip_ids[0] == "duet")
+    item = ds[duet_idx]
+    assert item["source_valid"].sum() == 3  # two performers + the partner video
+    assert item["source_object"][:2].tolist() == [0, 1] and item["source_object"][2] == -1
+    assert item["source_video"][:3].tolist() == [0, 0, 1]
+    # Without stems the duet is one source conditioned on the whole video.
+    ds2 = MixDataset(clips, AUDIO, VIDEO, DataConfig(use_stems=False), mixtures=specs)
+    assert ds2[duet_idx]["source_valid"].sum() == 2
+
+
+def test_fixed_mixture_list_round_trip_and_determinism(clip_root, tmp_path):
+    data = DataConfig()
+    clips = load_clips(clip_root, data.classes)
+    a = make_mixture_list(clips, 2, AUDIO.crop_samples, seed=7)
+    assert a == make_mixture_list(clips, 2, AUDIO.crop_samples, seed=7)
+    path = tmp_path / "test_mixtures.csv"
+    write_mixture_list(path, a)
+    assert read_mixture_list(path) == a
+    for m in a:  # partners are of other classes when possible, and test crops are centred
+        labels = [set(next(c for c in clips if c.meta.id == cid).meta.labels) for cid in m.clip_ids]
+        assert labels[0].isdisjoint(labels[1])
+        assert m.gains == (1.0, 1.0)
+    ds = MixDataset(clips, AUDIO, VIDEO, data, mixtures=a)
+    torch.testing.assert_close(ds[1]["mix_wav"], ds[1]["mix_wav"])
+
+
+def test_ratio_masks(clip_root):
+    ds = MixDataset(load_clips(clip_root, DataConfig().classes), AUDIO, VIDEO, DataConfig(mask="ratio"), length=2)
+    m = ds[0]["masks"]
+    assert m.min() >= 0 and m.max() <= 1 and len(m.unique()) > 2
+
+
+def test_bad_data_gives_clear_errors(clip_root, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TribertError, match="no prepared clips"):
+        load_clips(tmp_path / "empty", ("violin",))
+    with pytest.raises(TribertError, match="data folder not found"):
+        load_clips(tmp_path / "missing", ("violin",))
+    with pytest.raises(TribertError, match="not one of the"):
+        load_clips(clip_root, ("violin", "flute"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nonsense\n1,2\n")
+    with pytest.raises(TribertError, match="malformed mixture list"):
+        read_mixture_list(bad)
