@@ -95,8 +95,10 @@ def test_duet_with_stems_brings_two_sources(clip_root):
     duet_idx = next(i for i, m in enumerate(specs) if m.clip_ids[0] == "duet")
     item = ds[duet_idx]
     assert item["source_valid"].sum() == 3  # two performers + the partner video
-    assert item["source_object"][:2].tolist() == [0, 1] and item["source_object"][2] == -1
-    assert item["source_video"][:3].tolist() == [0, 0, 1]
+    # Slots are [video 0: person 0, person 1, video 1: whole video, padding].
+    assert item["source_object"].tolist() == [0, 1, -1, -1]
+    assert item["source_valid"].tolist() == [True, True, True, False]
+    assert item["source_video"].tolist() == [0, 0, 1, 1]
     # Without stems the duet is one source conditioned on the whole video.
     ds2 = MixDataset(clips, AUDIO, VIDEO, DataConfig(use_stems=False), mixtures=specs)
     assert ds2[duet_idx]["source_valid"].sum() == 2

@@ -11,7 +11,9 @@ An item (S = N * max_persons source slots, padded; F x T the warped spectrogram,
     mix_wav [L]                 mixture waveform
     mix_mag, mix_logmag [1,F,T] warped mixture magnitude and log(mag + eps)
     weight [1,F,T]              per-pixel loss weight clamp(log1p(mix_mag), 1e-3, 10)
-    source_wavs [S,L]           each source as it sits in the mixture (gain and 1/N applied)
+    source_wavs [S,L]           each source as it sits in the mixture (gain and 1/N applied);
+                                slot n * max_persons + j holds source j of video n, so
+                                [S] reshapes to [N, max_persons]
     source_mags, masks [S,1,F,T] warped source magnitudes and binary/ratio mask targets
     source_video [S]            which of the N videos a source belongs to
     source_object [S]           object to condition on (-1 = whole video, else person index)
@@ -194,24 +196,26 @@ class MixDataset(Dataset):
     # --- the item -------------------------------------------------------------------------------
     def __getitem__(self, index: int) -> dict:
         group, offsets, gains = self._spec(index)
-        a, L, n = self.audio, self.audio.crop_samples, len(group)
+        a, L, n, p = self.audio, self.audio.crop_samples, len(group), self.video.max_persons
         scale = 1.0 / n if self.data.divide_by_n else 1.0
-        sources, src_video, src_object, src_label = [], [], [], []
+        sources, slots, src_object, src_label = [], [], [], []
         frames, poses, labels = [], [], []
         for v, (clip, offset, gain) in enumerate(zip(group, offsets, gains)):
             if clip.meta.sample_rate != a.sample_rate:
                 raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, config wants {a.sample_rate} Hz",
                                    clip.dir)
             if clip_sources(clip, self.data.use_stems) > 1:
-                stems = clip.stems()
-                for j, stem in enumerate(stems):
+                if clip.meta.num_stems > p:
+                    raise TribertError(f"clip has {clip.meta.num_stems} performers, more than "
+                                       f"video.max_persons = {p}", clip.dir)
+                for j, stem in enumerate(clip.stems()):
                     sources.append(crop(stem, L, offset)[0] * gain * scale)
-                    src_video.append(v)
+                    slots.append(v * p + j)  # slot n * p + j holds person j of video n
                     src_object.append(j)
                     src_label.append(self.class_index[clip.meta.labels[j]])
             else:
                 sources.append(crop(clip.audio(), L, offset)[0] * gain * scale)
-                src_video.append(v)
+                slots.append(v * p)
                 src_object.append(-1)
                 src_label.append(self.class_index[clip.meta.labels[0]] if len(clip.meta.labels) == 1 else -1)
             start_s = offset / a.sample_rate
@@ -219,25 +223,28 @@ class MixDataset(Dataset):
             poses.append(self._pose(clip, start_s, L / a.sample_rate))
             labels.append(self._labels(clip.meta.labels))
 
-        s = len(sources)
-        if s > self.slots:
-            raise TribertError(f"mixture has {s} sources but only {self.slots} slots (num_mix x max_persons)")
+        slot = torch.tensor(slots)
         wavs = torch.zeros(self.slots, L)
-        wavs[:s] = torch.from_numpy(np.stack(sources))
+        wavs[slot] = torch.from_numpy(np.stack(sources))
         mix = wavs.sum(0)
-        with torch.no_grad():
-            mags, _ = self.frontend.magnitude(torch.cat([mix[None], wavs[:s]]))  # [1+s, 1, F, T]
-        mix_mag, src_mag = mags[:1], mags[1:]
-        source_mags = torch.zeros(self.slots, *mix_mag.shape[1:])
-        source_mags[:s] = src_mag
         fe = self.frontend
+        with torch.no_grad():
+            mags, _ = fe.magnitude(torch.cat([mix[None], wavs[slot]]))  # [1 + sources, 1, F, T]
+        mix_mag = mags[:1]
+        source_mags = torch.zeros(self.slots, *mix_mag.shape[1:])
+        source_mags[slot] = mags[1:]
         if self.data.mask == "binary":
             masks = fe.binary_mask(source_mags, mix_mag)
         elif self.data.mask == "ratio":
             masks = fe.ratio_mask(source_mags, mix_mag)
         else:
             raise TribertError(f"data.mask must be 'binary' or 'ratio', got {self.data.mask!r}")
-        pad = self.slots - s
+
+        def per_slot(values: list, fill) -> torch.Tensor:
+            out = torch.full((self.slots,), fill)
+            out[slot] = torch.tensor(values, dtype=out.dtype)
+            return out
+
         return {
             "mix_wav": mix,
             "mix_mag": mix_mag[0],
@@ -246,10 +253,10 @@ class MixDataset(Dataset):
             "source_wavs": wavs,
             "source_mags": source_mags,
             "masks": masks,
-            "source_video": torch.tensor(src_video + [0] * pad),
-            "source_object": torch.tensor(src_object + [-1] * pad),
-            "source_label": torch.tensor(src_label + [-1] * pad),
-            "source_valid": torch.tensor([True] * s + [False] * pad),
+            "source_video": torch.arange(self.slots) // p,
+            "source_object": per_slot(src_object, -1),
+            "source_label": per_slot(src_label, -1),
+            "source_valid": per_slot([True] * len(slots), False),
             "frames": torch.from_numpy(np.stack(frames)),
             "pose": torch.from_numpy(np.stack(poses)),
             "labels": torch.from_numpy(np.stack(labels)),
