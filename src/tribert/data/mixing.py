@@ -126,8 +126,9 @@ class MixDataset(Dataset):
         audio, video, data: configs (crop length, spectrogram, frames, pose length, N, gains, mask).
         mixtures: a fixed mixture list (evaluation); None draws random mixtures (training).
         length: items per epoch for random mixtures (default: one per clip).
-        seed: base seed for random mixtures; item i of epoch e uses seed (seed, e, i), so a run is
-            reproducible and workers do not repeat each other.
+        seed: base seed for random mixtures; index i always gives the mixture drawn from seed
+            (seed, i). ``EpochSampler`` hands out indices e * length + i in epoch e, so every epoch
+            sees new mixtures, a run is reproducible and a resumed run sees the same data.
     """
 
     def __init__(self, clips: list[Clip], audio: AudioConfig, video: VideoConfig, data: DataConfig,
@@ -138,7 +139,6 @@ class MixDataset(Dataset):
         self.mixtures = mixtures
         self.length = length or len(clips)
         self.seed = seed
-        self.epoch = 0
         self.frontend = AudioFrontEnd(audio)
         self.class_index = {name: i for i, name in enumerate(data.classes)}
         self.slots = data.num_mix * video.max_persons
@@ -146,9 +146,6 @@ class MixDataset(Dataset):
             missing = [cid for m in mixtures for cid in m.clip_ids if cid not in self.by_id]
             if missing:
                 raise TribertError(f"mixture list names clip {missing[0]!r} that is not in the data")
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.mixtures) if self.mixtures is not None else self.length
@@ -158,7 +155,7 @@ class MixDataset(Dataset):
         if self.mixtures is not None:
             m = self.mixtures[index]
             return [self.by_id[c] for c in m.clip_ids], list(m.offsets), list(m.gains)
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rng = np.random.default_rng((self.seed, index))
         n = self.data.num_mix
         group = [self.clips[j] for j in rng.choice(len(self.clips), size=n, replace=False)]
         offsets = [int(rng.integers(0, max(c.meta.num_samples - self.audio.crop_samples, 0) + 1)) for c in group]
@@ -261,3 +258,23 @@ class MixDataset(Dataset):
             "pose": torch.from_numpy(np.stack(poses)),
             "labels": torch.from_numpy(np.stack(labels)),
         }
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Indices ``epoch * length + i`` for the random-mixture data set: new mixtures every epoch.
+
+    Lightning calls ``set_epoch`` at the start of each epoch (and wraps the sampler for DDP).
+    """
+
+    def __init__(self, length: int):
+        self.length = length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        return iter(range(self.epoch * self.length, (self.epoch + 1) * self.length))

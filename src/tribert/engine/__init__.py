@@ -1,0 +1,1 @@
+"""Training and evaluation: one Lightning system for every separator, run folders, checkpoints."""

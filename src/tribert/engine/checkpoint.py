@@ -1,0 +1,53 @@
+"""Loading checkpoints safely (``weights_only=True``) with one-line errors for every failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tribert.errors import CheckpointError, ConfigError
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found", path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"not a readable checkpoint ({reason[:160]})", path) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError("not a tribert training checkpoint (no state_dict)", path)
+    if "config" not in (ckpt.get("hyper_parameters") or {}):
+        raise CheckpointError("not a tribert checkpoint (no stored config)", path)
+    return ckpt
+
+
+def load_system(path: str | Path, expect_model: str | None = None, expect_size: str | None = None):
+    """Rebuild the SeparationSystem stored in a checkpoint, in eval mode on CPU."""
+    from tribert.engine.config import Config
+    from tribert.engine.system import SeparationSystem
+
+    ckpt = read_checkpoint(path)
+    try:
+        config = Config.from_dict(ckpt["hyper_parameters"]["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"stored config is not valid for this tribert version ({err.reason})", path) from None
+    tc = config.train
+    if expect_model and tc.model != expect_model:
+        raise CheckpointError(f"checkpoint holds a {tc.model} model, expected {expect_model}", path)
+    if expect_size and tc.size != expect_size:
+        raise CheckpointError(f"checkpoint holds size {tc.size}, expected {expect_size}", path)
+    system = SeparationSystem(config)
+    try:
+        missing, unexpected = system.load_state_dict(ckpt["state_dict"], strict=False)
+    except RuntimeError as err:  # a tensor of the wrong shape
+        line = next((ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln), str(err)[:160])
+        raise CheckpointError(f"weights do not fit the stored {tc.model}/{tc.size} model ({line})", path) from None
+    if missing or unexpected:
+        first = (missing or unexpected)[0]
+        raise CheckpointError(f"weights do not fit the stored {tc.model}/{tc.size} model "
+                              f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. {first})", path)
+    return system.eval()

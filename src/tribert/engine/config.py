@@ -1,0 +1,97 @@
+"""The full run configuration: audio + video + data + model + train, as one YAML file.
+
+    config = Config.load("configs/synth_small.yaml", overrides=["train.max_steps=100"])
+
+``model.frame_size``, ``num_frames``, ``pose_frames``, ``spec_bins`` and ``spec_frames`` are not set
+by hand: they follow ``video`` and ``audio`` (one source of truth), and a config that sets them to
+something else is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tribert.config import (AudioConfig, DataConfig, VideoConfig, apply_overrides, from_dict, load_yaml,
+                            to_dict)
+from tribert.errors import ConfigError
+from tribert.models.config import ModelConfig
+
+MODELS = ("tribert", "sound_of_pixels", "music_gesture", "audio_only")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and trainer settings (DESIGN section 4: Adam(W) 1e-5, warm-up 10%, wd 0.01, batch 12)."""
+
+    model: str = "tribert"  # which separator: tribert | sound_of_pixels | music_gesture | audio_only
+    size: str = "paper"  # named size of the model factory (paper | small | tiny)
+    lr: float = 1e-5
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps, then constant
+    batch_size: int = 12  # mixtures per step (each of num_mix videos)
+    max_steps: int = -1  # -1: no step limit
+    max_epochs: int = 1000
+    max_minutes: float = 0.0  # wall-clock training budget; 0 = none
+    epoch_size: int = 0  # random mixtures per epoch; 0 = one per training clip
+    val_mixtures: int = 0  # evaluate this many fixed val mixtures each epoch; 0 = no validation
+    mask_loss: str = "bce"  # "bce": weighted per-pixel BCE (paper/code); "l1": L1 on masked magnitude
+    sep_weight: float = 1.0  # loss weights: separation and the three classification heads
+    vision_weight: float = 1.0
+    pose_weight: float = 1.0
+    audio_weight: float = 1.0
+    grad_clip: float = 1.0
+    precision: str = "32-true"  # "bf16-mixed" on a GPU
+    accelerator: str = "auto"
+    devices: str = "1"  # Lightning devices: "1", "4", "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # "ddp" for several GPUs / nodes
+    seed: int = 0
+    log_every: int = 10
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    init_from: str = ""  # fine-tune: start from this checkpoint's weights (new class heads if needed)
+
+
+@dataclass
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "Config":
+        """Read a YAML config (None: all defaults), apply ``section.key=value`` overrides, resolve."""
+        raw = load_yaml(path) if path is not None else {}
+        raw = apply_overrides(raw, overrides or [])
+        try:
+            return cls.from_dict(raw)
+        except ConfigError as err:
+            raise ConfigError(err.reason, path) from None
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Config":
+        raw = dict(raw)
+        model_raw = dict(raw.pop("model", None) or {})
+        cfg = from_dict(cls, raw)
+        derived = cls.derived_model_fields(cfg.audio, cfg.video, cfg.data)
+        for key, value in derived.items():
+            if key in model_raw and model_raw[key] != value:
+                raise ConfigError(f"model.{key} follows audio/video/data settings ({value}); "
+                                  f"do not set it to {model_raw[key]}")
+        cfg.model = from_dict(ModelConfig, {**model_raw, **derived}, "model")
+        if cfg.train.model not in MODELS:
+            raise ConfigError(f"train.model must be one of {', '.join(MODELS)}, got {cfg.train.model!r}")
+        if cfg.train.mask_loss not in ("bce", "l1"):
+            raise ConfigError(f"train.mask_loss must be 'bce' or 'l1', got {cfg.train.mask_loss!r}")
+        return cfg
+
+    @staticmethod
+    def derived_model_fields(audio: AudioConfig, video: VideoConfig, data: DataConfig) -> dict:
+        return {"frame_size": video.frame_size, "num_frames": video.num_frames,
+                "num_objects": video.max_persons, "pose_frames": video.pose_frames,
+                "spec_bins": audio.warp_bins, "spec_frames": audio.frames, "num_classes": len(data.classes)}
+
+    def to_dict(self) -> dict:
+        return to_dict(self)

@@ -1,0 +1,146 @@
+"""Separation evaluation on a fixed mixture list (DESIGN section 5), shaped like the paper's Table 1.
+
+Beside every model the table shows the unprocessed mixture and the oracle ideal binary / ratio
+masks (on the linear STFT: the ceiling for any magnitude mask) on the very same mixtures.
+Mixtures are grouped as *single-source* (every video is a solo: one source per video) and
+*multi-source* (a duet brings its two performers as separate sources), with same-class duets
+(two performers of one instrument: only motion tells them apart) also reported on their own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from tribert.audio import AudioFrontEnd
+from tribert.metrics import SeparationScores, bss_eval, score_mixture
+
+GROUPS = ("single", "multi", "same_class")
+
+
+def masks_to_wavs(frontend: AudioFrontEnd, mask_logits: Tensor, mix_wav: Tensor,
+                  threshold: float | None) -> Tensor:
+    """Predicted warped masks [B, S, 1, F, T] on the mixture [B, L] -> waveforms [B, S, L].
+
+    ``threshold`` binarises the mask (the authors' evaluation for binary-mask training); None
+    keeps the soft mask.
+    """
+    b, s = mask_logits.shape[:2]
+    length = mix_wav.shape[-1]
+    mask = torch.sigmoid(mask_logits.float())
+    if threshold is not None:
+        mask = (mask > threshold).float()
+    spec = frontend.stft(mix_wav.float())  # [B, Flin, T]
+    wav = frontend.apply_mask(mask.flatten(0, 1), spec.repeat_interleave(s, 0), length)
+    return wav.view(b, s, length)
+
+
+def oracle_wavs(frontend: AudioFrontEnd, source_wavs: Tensor, mix_wav: Tensor, kind: str) -> Tensor:
+    """Ideal binary ("ibm") or ratio ("irm") masks on the linear STFT -> waveforms [B, S, L]."""
+    b, s, length = source_wavs.shape
+    mix_spec = frontend.stft(mix_wav.float())  # [B, F, T]
+    src_mag = frontend.stft(source_wavs.flatten(0, 1).float()).abs().view(b, s, *mix_spec.shape[1:])
+    mix_mag = mix_spec.abs()[:, None]
+    mask = frontend.binary_mask(src_mag, mix_mag) if kind == "ibm" else frontend.ratio_mask(src_mag, mix_mag)
+    wav = frontend.apply_mask(mask.flatten(0, 1)[:, None], mix_spec.repeat_interleave(s, 0), length, warped=False)
+    return wav.view(b, s, length)
+
+
+def mixture_group(batch: dict, i: int) -> list[str]:
+    """Which table groups mixture i of a batch belongs to."""
+    valid = batch["source_valid"][i]
+    objects = batch["source_object"][i][valid]
+    if bool((objects < 0).all()):
+        return ["single"]
+    groups = ["multi"]
+    labels = batch["source_label"][i][valid]
+    videos = batch["source_video"][i][valid]
+    for v in videos.unique():
+        lv = labels[(videos == v) & (objects >= 0)]
+        if len(lv) >= 2 and bool((lv == lv[0]).all()):
+            groups.append("same_class")
+            break
+    return groups
+
+
+def score_batch(results: dict[str, dict[str, SeparationScores]], name: str, batch: dict,
+                estimates: Tensor, eval_samples: int, backend: str) -> None:
+    """Add the scores of ``estimates`` [B, S, L] for every mixture of the batch under ``name``."""
+    groups = results.setdefault(name, {g: SeparationScores() for g in GROUPS})
+    n = min(eval_samples, estimates.shape[-1])
+    for i in range(estimates.shape[0]):
+        valid = batch["source_valid"][i]
+        ref, est = batch["source_wavs"][i][valid][:, :n], estimates[i][valid][:, :n]
+        for g in mixture_group(batch, i):
+            score_mixture(groups[g], ref, est, backend)
+
+
+def batch_sdr(frontend: AudioFrontEnd, batch: dict, mask_logits: Tensor, config) -> Tensor:
+    """Mean SDR of a validation batch (soft masks, fast backend) for progress logging."""
+    wavs = masks_to_wavs(frontend, mask_logits.detach(), batch["mix_wav"], None)
+    sdrs = []
+    for i in range(wavs.shape[0]):
+        valid = batch["source_valid"][i]
+        ref = batch["source_wavs"][i][valid]
+        if ref.pow(2).mean(-1).min() > 1e-10:
+            sdrs.append(float(bss_eval(ref, wavs[i][valid])[0].mean()))
+    return torch.tensor(sum(sdrs) / max(len(sdrs), 1))
+
+
+@torch.no_grad()
+def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | None = 0.5,
+             backend: str = "fast", progress: bool = True) -> dict:
+    """Score every system (name -> SeparationSystem) and the references on a fixed-mixture loader.
+
+    Returns {method: {group: {sdr, sir, sar, sources, mixtures, skipped}}}.
+    """
+    from rich.progress import track
+
+    results: dict[str, dict[str, SeparationScores]] = {}
+    first = next(iter(systems.values()))
+    frontend = first.frontend
+    eval_samples = first.config.audio.eval_samples
+    batches = track(loader, description="evaluating", disable=not progress, total=len(loader))
+    for batch in batches:
+        mix = batch["mix_wav"]
+        s = batch["source_wavs"].shape[1]
+        score_batch(results, "mixture", batch, mix[:, None].expand(-1, s, -1), eval_samples, backend)
+        if oracles:
+            for kind in ("ibm", "irm"):
+                score_batch(results, kind.upper(), batch, oracle_wavs(frontend, batch["source_wavs"], mix, kind),
+                            eval_samples, backend)
+        for name, system in systems.items():
+            _, mask_logits = system(batch)
+            thr = threshold if system.config.data.mask == "binary" else None
+            score_batch(results, name, batch, masks_to_wavs(frontend, mask_logits, mix, thr), eval_samples, backend)
+    return {name: {g: sc.mean() for g, sc in groups.items()} for name, groups in results.items()}
+
+
+def format_table(results: dict, title: str = "Separation (SDR / SIR / SAR, dB)") -> str:
+    """A plain-text table shaped like the paper's Table 1 (+ the same-class duet column)."""
+    head = (f"{'method':<22} | {'single-source SDR/SIR/SAR':>26} | {'multi-source SDR/SIR/SAR':>26} | "
+            f"{'same-class SDR':>14}")
+    lines = [title, head, "-" * len(head)]
+
+    def cell(r: dict) -> str:
+        if not r["sources"]:
+            return f"{'n/a':>26}"
+        return f"{r['sdr']:>8.2f} {r['sir']:>8.2f} {r['sar']:>8.2f}"
+
+    for name, groups in results.items():
+        same = groups["same_class"]
+        same_s = f"{same['sdr']:>14.2f}" if same["sources"] else f"{'n/a':>14}"
+        lines.append(f"{name:<22} | {cell(groups['single']):>26} | {cell(groups['multi']):>26} | {same_s}")
+    counts = next(iter(results.values()))
+    lines.append("mixtures: " + ", ".join(f"{g} {counts[g]['mixtures']} ({counts[g]['sources']} sources, "
+                                            f"{counts[g]['skipped']} skipped as silent)" for g in GROUPS))
+    return "\n".join(lines)
+
+
+def write_results(path: str | Path, results: dict, meta: dict) -> None:
+    from tribert.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps({"meta": meta, "results": results}, indent=2) + "\n")

@@ -1,0 +1,141 @@
+"""``SeparationSystem``: the LightningModule that owns a separator, its losses and its optimiser.
+
+Every separator (TriBERT and the baselines) goes through the same ``video_inputs`` -> model ->
+``losses`` path (the interface is in :mod:`tribert.models.base`). The separation loss is the
+authors' per-pixel BCE on the mask, weighted by ``clamp(log1p(mix_mag), 1e-3, 10)``, averaged over
+real (non-padding) sources; TriBERT adds the weakly supervised vision/pose class losses and the
+audio class loss (DESIGN section 4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tribert.audio import AudioFrontEnd
+from tribert.engine.config import Config
+from tribert.errors import TribertError
+
+
+def build_separator(config: Config) -> torch.nn.Module:
+    """The model named by ``config.train.model``, sized by ``config.model``."""
+    if config.train.model == "tribert":
+        from tribert.models.tribert import TriBERT
+
+        return TriBERT(config.model)
+    from tribert.models.baselines import build_separator as build_baseline
+
+    return build_baseline(config.train.model, config.model)
+
+
+def video_inputs(batch: dict) -> dict:
+    """A batch of B mixtures x N videos -> V = B*N video items, as the separator interface wants."""
+    b, n = batch["frames"].shape[:2]
+    s = batch["source_object"].shape[1]
+    return {
+        "frames": batch["frames"].flatten(0, 1),  # [V, K, 3, H, W]
+        "pose": batch["pose"].flatten(0, 1),  # [V, P, Tp, 68, 3]
+        "mix_logmag": batch["mix_logmag"].repeat_interleave(n, 0),  # [V, 1, F, T]
+        "objects": batch["source_object"].view(b * n, s // n),  # [V, S/N]
+        "labels": batch["labels"].flatten(0, 1),  # [V, C]
+        "source_labels": batch["source_label"].view(b * n, s // n),  # [V, S/N]
+    }
+
+
+class SeparationSystem(L.LightningModule):
+    """Model + loss + optimiser for mix-and-separate training.
+
+    Args:
+        config: the full resolved run configuration (stored in every checkpoint).
+    """
+
+    def __init__(self, config: Config | dict):
+        super().__init__()
+        if isinstance(config, dict):
+            config = Config.from_dict(config)
+        self.config = config
+        self.save_hyperparameters({"config": config.to_dict()})
+        self.model = build_separator(config)
+        self.frontend = AudioFrontEnd(config.audio)
+
+    # --- forward and losses -------------------------------------------------------------------
+    def forward(self, batch: dict):
+        out = self.model(**video_inputs(batch))
+        b, s = batch["source_object"].shape
+        return out, out.mask_logits.reshape(b, s, *out.mask_logits.shape[2:])  # [B, S, 1, F, T]
+
+    def losses(self, batch: dict, out, mask_logits: Tensor) -> dict[str, Tensor]:
+        tc = self.config.train
+        valid = batch["source_valid"].to(mask_logits.dtype)  # [B, S]
+        if tc.mask_loss == "bce":
+            per_pixel = F.binary_cross_entropy_with_logits(
+                mask_logits.float(), batch["masks"], reduction="none") * batch["weight"][:, None]
+        else:  # "l1": L1 between the masked mixture magnitude and the source magnitude
+            est = torch.sigmoid(mask_logits.float()) * batch["mix_mag"][:, None]
+            per_pixel = (est - batch["source_mags"]).abs()
+        per_source = per_pixel.flatten(2).mean(-1)  # [B, S]
+        sep = (per_source * valid).sum() / valid.sum().clamp_min(1)
+        losses = {"sep": sep}
+        total = tc.sep_weight * sep
+        labels = batch["labels"].flatten(0, 1)  # [V, C]
+        for name, weight in (("vision", tc.vision_weight), ("pose", tc.pose_weight)):
+            scores = getattr(out, f"{name}_scores", None)  # WSDDN scores in [0, 1]
+            if scores is not None and weight > 0:
+                losses[name] = F.binary_cross_entropy(scores.float().clamp(1e-6, 1 - 1e-6), labels)
+                total = total + weight * losses[name]
+        audio_logits = getattr(out, "audio_logits", None)
+        if audio_logits is not None and tc.audio_weight > 0:
+            # The audio stream hears the whole mixture: its target is the union of the labels.
+            n = batch["frames"].shape[1]
+            mix_labels = batch["labels"].amax(1).repeat_interleave(n, 0)
+            losses["audio"] = F.binary_cross_entropy_with_logits(audio_logits.float(), mix_labels)
+            total = total + tc.audio_weight * losses["audio"]
+        losses["loss"] = total
+        return losses
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        # Seed dropout and token masking from the step, so a resumed run repeats the exact steps.
+        torch.manual_seed(self.config.train.seed * 1_000_003 + self.global_step)
+        out, mask_logits = self(batch)
+        losses = self.losses(batch, out, mask_logits)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise TribertError(f"training stopped: loss is {loss.item()} at step {self.global_step} "
+                               f"(epoch {self.current_epoch}); the last good checkpoint is kept")
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False,
+                      batch_size=batch["mix_wav"].shape[0])
+        self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=batch["mix_wav"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        out, mask_logits = self(batch)
+        losses = self.losses(batch, out, mask_logits)
+        from tribert.engine.evaluate import batch_sdr
+
+        sdr = batch_sdr(self.frontend, batch, mask_logits, self.config)
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=batch["mix_wav"].shape[0],
+                      sync_dist=True)
+        self.log("val/sdr", sdr, batch_size=batch["mix_wav"].shape[0], sync_dist=True, prog_bar=True)
+
+    # --- optimiser ------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        tc = self.config.train
+        opt = torch.optim.AdamW(self.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        warmup = int(tc.warmup_frac * tc.max_steps) if tc.max_steps > 0 else 0
+
+        def schedule(step: int) -> float:  # linear warm-up, then constant (the authors' code)
+            return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["SeparationSystem", "build_separator", "video_inputs", "count_parameters", "math"]

@@ -1,0 +1,119 @@
+"""``train(config)``: build the data, the system and a Lightning Trainer, and run one training.
+
+CPU, one GPU (``train.precision=bf16-mixed``) and several GPUs / nodes (``train.devices``,
+``train.num_nodes``, ``train.strategy=ddp``; launch with torchrun or SLURM as Lightning documents)
+all go through here. ``resume=RUN_DIR`` continues a stopped run from its ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from tribert.data.mixing import (EpochSampler, MixDataset, load_clips, make_mixture_list,
+                                 read_mixture_list, write_mixture_list)
+from tribert.engine.config import Config
+from tribert.engine.run import new_run_dir, write_run_info
+from tribert.engine.system import SeparationSystem
+from tribert.errors import CheckpointError, ConfigError, TribertError
+
+
+def mixture_list_for(data_dir: str | Path, config: Config, seed: int) -> list:
+    """The fixed evaluation mixtures of a split: written once beside the clips, then always reused."""
+    path = Path(data_dir) / f"mixtures-n{config.data.num_mix}-seed{seed}.csv"
+    if path.exists():
+        return read_mixture_list(path)
+    clips = load_clips(data_dir, config.data.classes)
+    specs = make_mixture_list(clips, config.data.num_mix, config.audio.crop_samples, seed)
+    write_mixture_list(path, specs)
+    return specs
+
+
+def train_loader(config: Config) -> DataLoader:
+    if not config.data.train_dir:
+        raise ConfigError("data.train_dir is not set")
+    clips = load_clips(config.data.train_dir, config.data.classes)
+    length = config.train.epoch_size or len(clips)
+    ds = MixDataset(clips, config.audio, config.video, config.data, length=length, seed=config.train.seed)
+    return DataLoader(ds, batch_size=config.train.batch_size, sampler=EpochSampler(length),
+                      num_workers=config.data.num_workers, drop_last=True,
+                      persistent_workers=config.data.num_workers > 0)
+
+
+def eval_loader(config: Config, data_dir: str | Path, limit: int = 0, seed: int = 0) -> DataLoader:
+    clips = load_clips(data_dir, config.data.classes)
+    specs = mixture_list_for(data_dir, config, seed)
+    if limit:
+        specs = specs[:limit]
+    ds = MixDataset(clips, config.audio, config.video, config.data, mixtures=specs)
+    return DataLoader(ds, batch_size=config.train.batch_size, shuffle=False,
+                      num_workers=config.data.num_workers)
+
+
+def init_weights_from(system: SeparationSystem, path: str | Path) -> None:
+    """Fine-tuning: copy every matching weight from a checkpoint; class heads of another size are
+    left freshly initialised (e.g. MUSIC21 -> MUSIC with 11 classes)."""
+    from tribert.engine.checkpoint import read_checkpoint
+
+    state = read_checkpoint(path)["state_dict"]
+    own = system.state_dict()
+    keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not keep:
+        raise CheckpointError("no weight of this checkpoint fits the configured model", path)
+    system.load_state_dict(keep, strict=False)
+    skipped = len(own) - len(keep)
+    print(f"initialised {len(keep)} tensors from {path} ({skipped} left new: e.g. class heads)")
+
+
+def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None,
+          resume: str | Path | None = None, progress: bool = True) -> Path:
+    """Train one model; returns the run folder."""
+    tc = config.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    if resume is not None:
+        run_dir = Path(resume)
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
+        ckpt_path = str(last)
+    else:
+        run_dir = new_run_dir(runs_dir, name or f"{tc.model}-{tc.size}")
+        ckpt_path = None
+    write_run_info(run_dir, config) if resume is None else None
+    L.seed_everything(tc.seed, workers=True, verbose=False)
+
+    system = SeparationSystem(config)
+    if tc.init_from and resume is None:
+        init_weights_from(system, tc.init_from)
+    loaders = {"train_dataloaders": train_loader(config)}
+    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}",
+                                 auto_insert_metric_name=False, save_top_k=-1, every_n_epochs=1,
+                                 save_last=True)]
+    if tc.val_mixtures and config.data.val_dir:
+        loaders["val_dataloaders"] = eval_loader(config, config.data.val_dir, tc.val_mixtures)
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                                         monitor="val/sdr", mode="max", save_top_k=1,
+                                         auto_insert_metric_name=False, enable_version_counter=False))
+    trainer = L.Trainer(
+        max_steps=tc.max_steps, max_epochs=tc.max_epochs,
+        max_time=datetime.timedelta(minutes=tc.max_minutes) if tc.max_minutes else None,
+        accelerator=tc.accelerator, devices=_devices(tc.devices), num_nodes=tc.num_nodes,
+        strategy=tc.strategy, precision=tc.precision, gradient_clip_val=tc.grad_clip or None,
+        logger=CSVLogger(run_dir, name="", version=""), callbacks=callbacks,
+        log_every_n_steps=tc.log_every, enable_progress_bar=progress, enable_model_summary=False,
+        default_root_dir=run_dir, num_sanity_val_steps=0,
+    )
+    trainer.fit(system, ckpt_path=ckpt_path, **loaders)
+    return run_dir
+
+
+def _devices(value: str):
+    value = str(value)
+    return int(value) if value.isdigit() else value
