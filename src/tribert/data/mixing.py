@@ -127,7 +127,7 @@ class MixDataset(Dataset):
         mixtures: a fixed mixture list (evaluation); None draws random mixtures (training).
         length: items per epoch for random mixtures (default: one per clip).
         seed: base seed for random mixtures; index i always gives the mixture drawn from seed
-            (seed, i). ``EpochSampler`` hands out indices e * length + i in epoch e, so every epoch
+            (seed, i). ``StepSampler`` hands out indices tied to the training step, so every epoch
             sees new mixtures, a run is reproducible and a resumed run sees the same data.
     """
 
@@ -260,21 +260,22 @@ class MixDataset(Dataset):
         }
 
 
-class EpochSampler(torch.utils.data.Sampler):
-    """Indices ``epoch * length + i`` for the random-mixture data set: new mixtures every epoch.
+class StepSampler(torch.utils.data.Sampler):
+    """Random-mixture indices tied to the optimisation step: batch g holds g*B .. (g+1)*B - 1.
 
-    Lightning calls ``set_epoch`` at the start of each epoch (and wraps the sampler for DDP).
+    Each epoch hands out ``length`` indices starting at ``position()``; the training system makes
+    that ``global_step * batch_size`` (read when the epoch's iterator is made, after a checkpoint
+    is restored), so each epoch sees new mixtures and a resumed run, even one restored from a
+    checkpoint written mid-epoch, draws exactly the mixtures the uninterrupted run would have.
     """
 
     def __init__(self, length: int):
         self.length = length
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.position = lambda: 0
 
     def __len__(self) -> int:
         return self.length
 
     def __iter__(self):
-        return iter(range(self.epoch * self.length, (self.epoch + 1) * self.length))
+        start = self.position()
+        return iter(range(start, start + self.length))

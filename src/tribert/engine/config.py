@@ -9,6 +9,7 @@ something else is refused.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,7 +81,16 @@ class Config:
             if key in model_raw and model_raw[key] != value:
                 raise ConfigError(f"model.{key} follows audio/video/data settings ({value}); "
                                   f"do not set it to {model_raw[key]}")
-        cfg.model = from_dict(ModelConfig, {**model_raw, **derived}, "model")
+        # The named size gives the model's widths; the YAML's model section changes single fields.
+        from tribert.models.tribert import model_config
+
+        known = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = sorted(set(model_raw) - known)
+        if unknown:
+            raise ConfigError(f"unknown key model.{unknown[0]} (see tribert.models.config.ModelConfig)")
+        checked = from_dict(ModelConfig, {**dataclasses.asdict(model_config(cfg.train.size)), **model_raw,
+                                          **derived}, "model")
+        cfg.model = checked
         if cfg.train.model not in MODELS:
             raise ConfigError(f"train.model must be one of {', '.join(MODELS)}, got {cfg.train.model!r}")
         if cfg.train.mask_loss not in ("bce", "l1"):

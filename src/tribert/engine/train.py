@@ -7,6 +7,7 @@ all go through here. ``resume=RUN_DIR`` continues a stopped run from its ``last.
 
 from __future__ import annotations
 
+import csv
 import datetime
 from pathlib import Path
 
@@ -16,12 +17,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from tribert.data.mixing import (EpochSampler, MixDataset, load_clips, make_mixture_list,
+from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list,
                                  read_mixture_list, write_mixture_list)
 from tribert.engine.config import Config
 from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TribertError
+from tribert.io import atomic_path
 
 
 def mixture_list_for(data_dir: str | Path, config: Config, seed: int) -> list:
@@ -41,7 +43,7 @@ def train_loader(config: Config) -> DataLoader:
     clips = load_clips(config.data.train_dir, config.data.classes)
     length = config.train.epoch_size or len(clips)
     ds = MixDataset(clips, config.audio, config.video, config.data, length=length, seed=config.train.seed)
-    return DataLoader(ds, batch_size=config.train.batch_size, sampler=EpochSampler(length),
+    return DataLoader(ds, batch_size=config.train.batch_size, sampler=StepSampler(length),
                       num_workers=config.data.num_workers, drop_last=True,
                       persistent_workers=config.data.num_workers > 0)
 
@@ -110,8 +112,34 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
         log_every_n_steps=tc.log_every, enable_progress_bar=progress, enable_model_summary=False,
         default_root_dir=run_dir, num_sanity_val_steps=0,
     )
-    trainer.fit(system, ckpt_path=ckpt_path, **loaders)
+    # Lightning's CSV logger starts metrics.csv afresh; keep the history of a resumed run.
+    history = _read_csv(run_dir / "metrics.csv") if resume is not None else []
+    try:
+        trainer.fit(system, ckpt_path=ckpt_path, **loaders)
+    finally:
+        if history:
+            _prepend_history(run_dir / "metrics.csv", history)
     return run_dir
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _prepend_history(path: Path, history: list[dict]) -> None:
+    """metrics.csv := rows of the earlier run(s) before the resumed steps + the new rows."""
+    new = _read_csv(path)
+    first_new = min((int(r["step"]) for r in new if r.get("step")), default=None)
+    old = [r for r in history if first_new is None or not r.get("step") or int(r["step"]) < first_new]
+    keys = list(dict.fromkeys([k for r in old + new for k in r]))
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(old + new)
 
 
 def _devices(value: str):

@@ -1,0 +1,326 @@
+"""``tribert prepare``: real videos -> prepared clip folders (frames, audio, pose, meta).
+
+For every input video (see :mod:`tribert.data.indexes` for the kinds of input) one clip folder
+is written in the layout of :mod:`tribert.data.clip`::
+
+    <out>/<id>/frames/000000.jpg ...  RGB JPEG (quality 90) at ``fps`` (8), resized so that the
+                                      *shorter* side is ``frame_size`` (224) with the aspect ratio
+                                      kept (a 16:9 video gives 398x224); None keeps the size
+    <out>/<id>/audio.wav              mono, 11025 Hz (soxr), 16-bit
+    <out>/<id>/pose.npy               float32 [T, 2, 68, 3] at ``pose_fps`` (default ``fps``),
+                                      pixels of the stored frames (MediaPipe; see pose_detect)
+    <out>/<id>/meta.json              labels from the index / folder name, counts, source file
+
+Guarantees:
+
+- **Atomic**: a clip is built in a hidden temporary folder and renamed into place when complete
+  (:func:`tribert.io.atomic_dir`); a failure or Ctrl-C leaves no half-written clip.
+- **Resumable**: a folder with ``meta.json`` is finished and skipped; an existing folder is never
+  overwritten or deleted (a non-empty folder without ``meta.json`` is reported, not touched).
+- **Per-file errors**: a bad video (missing, unreadable, truncated, no audio or video track,
+  shorter than ``min_duration``) fails with a one-line reason; the other videos still prepare.
+- **Parallel**: ``workers`` processes, each reusing one MediaPipe detector.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from tribert.config import AudioConfig
+from tribert.data.clip import AUDIO, FRAMES, POSE, ClipMeta, frame_name, is_clip, write_meta, write_wav
+from tribert.data.indexes import IndexEntry, load_inputs
+from tribert.errors import TribertError
+from tribert.io import atomic_dir
+from tribert.skeleton import NUM_KEYPOINTS
+
+POSE_CHOICES = ("mediapipe", "none")
+MAX_PERSONS = 2  # pose.npy always holds 2 persons (a solo's second person has confidence 0)
+SOP_FRAMES_FPS = 8.0  # Sound-of-Pixels preprocessing extracts frames at 8 fps
+JPEG_QUALITY = 90
+
+
+@dataclass
+class PrepareOptions:
+    """Settings of one preparation run (picklable: sent to the worker processes)."""
+
+    fps: float = 8.0
+    frame_size: int | tuple[int, int] | None = 224
+    pose: str = "mediapipe"
+    pose_fps: float = 8.0
+    sample_rate: int = 11025
+    min_duration: float = 65535 / 11025
+
+
+@dataclass
+class ClipResult:
+    """Outcome of one input: status is "prepared", "skipped" (already done) or "failed"."""
+
+    id: str
+    source: str
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class PrepareReport:
+    """What a :func:`prepare` run did, one :class:`ClipResult` per input entry."""
+
+    out_dir: str
+    results: list[ClipResult] = field(default_factory=list)
+
+    def _with(self, status: str) -> list[ClipResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def prepared(self) -> list[ClipResult]:
+        return self._with("prepared")
+
+    @property
+    def skipped(self) -> list[ClipResult]:
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[ClipResult]:
+        return self._with("failed")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _persons(labels: list[str]) -> int:
+    """Performer regions to search: two for a duet (two labels), else the whole frame."""
+    return 2 if len(labels) >= 2 else 1
+
+
+def _iter_frames_dir(folder: Path, fps: float, size) -> Iterator[np.ndarray]:
+    """Frames already extracted at 8 fps (Sound-of-Pixels layout), resampled to ``fps``, resized."""
+    from PIL import Image
+
+    from tribert.media import output_size
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        raise TribertError("no frames (.jpg/.png) in the frames folder", folder)
+    n_out = int(np.floor(len(files) / SOP_FRAMES_FPS * fps + 1e-6))
+    for i in range(max(n_out, 1)):
+        src = files[min(int(round(i / fps * SOP_FRAMES_FPS)), len(files) - 1)]
+        try:
+            with Image.open(src) as im:
+                im = im.convert("RGB")
+                wh = output_size(im.width, im.height, size)
+                if wh != im.size:
+                    im = im.resize(wh, Image.BILINEAR)
+                yield np.asarray(im)
+        except OSError as err:
+            raise TribertError(f"cannot read frame ({err})", src) from None
+
+
+def _frames(entry: IndexEntry, fps: float, size):
+    from tribert.media import iter_video
+
+    if entry.path is not None:
+        return iter_video(entry.path, fps=fps, size=size)
+    return _iter_frames_dir(entry.frames_dir, fps, size)
+
+
+def _source(entry: IndexEntry) -> str:
+    if entry.path is not None:
+        return str(entry.path)
+    if entry.audio_path is not None:
+        return str(entry.audio_path)
+    return entry.source or entry.id
+
+
+def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -> ClipResult:
+    """Prepare one entry into ``out_dir/<entry.id>`` (or skip it when already finished).
+
+    Returns a :class:`ClipResult`; user-fixable problems (bad files) are reported in it, never
+    raised, so one bad video does not stop a batch.
+    """
+    from PIL import Image
+
+    from tribert.media import probe, read_audio
+
+    t_start = time.perf_counter()
+    clip_dir = Path(out_dir) / entry.id
+    src = _source(entry)
+
+    def result(status: str, reason: str = "") -> ClipResult:
+        return ClipResult(entry.id, src, status, reason, time.perf_counter() - t_start)
+
+    if is_clip(clip_dir):
+        return result("skipped")
+    if clip_dir.exists() and (not clip_dir.is_dir() or any(clip_dir.iterdir())):
+        return result("failed", f"output {clip_dir} exists but is not a finished clip (no meta.json); "
+                                "remove it to prepare this video again")
+    try:
+        # Where the media come from: a video file, or SoP-style extracted audio + frames.
+        if entry.path is None:
+            if entry.audio_path is None or entry.frames_dir is None or not entry.frames_dir.is_dir():
+                where = f" under {entry.source}" if entry.source else ""
+                return result("failed", f"no video file found for id {entry.id}{where}")
+            audio_file = entry.audio_path
+        else:
+            audio_file = entry.path
+            info = probe(entry.path)  # cheap checks before decoding anything
+            if not info.has_video:
+                return result("failed", "no video track")
+            if not info.has_audio:
+                return result("failed", "no audio track")
+            if 0 < info.duration < opts.min_duration:
+                return result("failed", f"too short: {info.duration:.2f} s, the minimum is {opts.min_duration:.2f} s")
+
+        audio = read_audio(audio_file, opts.sample_rate)  # [N]
+        min_samples = int(round(opts.min_duration * opts.sample_rate))
+        if len(audio) < min_samples:
+            return result("failed", f"too short: {len(audio) / opts.sample_rate:.2f} s of audio, "
+                                    f"the minimum is {opts.min_duration:.2f} s")
+
+        persons = _persons(entry.labels)
+        detector = None
+        if opts.pose == "mediapipe":
+            from tribert.data.pose_detect import get_detector
+
+            detector = get_detector()
+            detector.reset()  # new video: no tracking state from the previous one
+        pose_with_frames = detector is not None and opts.pose_fps == opts.fps
+
+        with atomic_dir(clip_dir) as tmp:
+            (tmp / FRAMES).mkdir()
+            poses: list[np.ndarray] = []
+            n = 0
+            height = width = 0
+            for n, frame in enumerate(_frames(entry, opts.fps, opts.frame_size), 1):  # [H, W, 3]
+                height, width = frame.shape[:2]
+                Image.fromarray(frame).save(tmp / FRAMES / frame_name(n - 1), quality=JPEG_QUALITY)
+                if pose_with_frames:
+                    poses.append(detector(frame, persons))  # [persons, 68, 3]
+            if n == 0:
+                raise TribertError("no video frames", src)
+            if n / opts.fps < opts.min_duration - 1.0 / opts.fps:
+                raise TribertError(f"too short: {n / opts.fps:.2f} s of video, the minimum is "
+                                   f"{opts.min_duration:.2f} s", src)
+            if detector is not None and not pose_with_frames:  # pose at its own rate
+                detector.reset()
+                poses = [detector(f, persons) for f in _frames(entry, opts.pose_fps, opts.frame_size)]
+            if detector is not None:
+                pose = np.zeros((len(poses), MAX_PERSONS, NUM_KEYPOINTS, 3), np.float32)
+                pose[:, :persons] = np.stack(poses)  # [T, persons, 68, 3]
+                np.save(tmp / POSE, pose)
+            write_wav(tmp / AUDIO, audio, opts.sample_rate)
+            meta = ClipMeta(
+                id=entry.id, labels=list(entry.labels), fps=float(opts.fps), sample_rate=opts.sample_rate,
+                num_frames=n, num_samples=len(audio), width=width, height=height,
+                pose_fps=float(opts.pose_fps if detector is not None else opts.fps),
+                pose_source="mediapipe" if detector is not None else "none",
+                source=src,
+                extra={"pose_persons": persons if detector else 0, "index": entry.source},
+            )
+            write_meta(tmp, meta)  # last: meta.json marks a finished clip
+    except TribertError as err:
+        return result("failed", err.reason if err.path == src else str(err))
+    except OSError as err:  # e.g. disk full, permission denied on the output folder
+        if is_clip(clip_dir):  # another run finished this clip meanwhile (rename refused)
+            return result("skipped")
+        return result("failed", f"{type(err).__name__}: {err}")
+    return result("prepared")
+
+
+def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | Path | None = None,
+            fps: float = 8.0, frame_size: int | tuple[int, int] | None = 224, pose: str = "mediapipe",
+            pose_fps: float | None = None, workers: int = 0, min_duration: float | None = None,
+            audio: AudioConfig | None = None, progress: bool = True) -> PrepareReport:
+    """Prepare videos (files, folders, MUSIC JSON or Sound-of-Pixels CSV indexes) into clip folders.
+
+    Args:
+        inputs: video files, folders of videos (recursive), ``.json`` / ``.csv`` index files.
+        out_dir: folder that receives one clip folder per video.
+        video_root: where the ids of index files are looked up (default: the index's folder).
+        fps: stored frame rate (paper: 8).
+        frame_size: shorter side of the stored frames in pixels (aspect kept), (W, H), or None.
+        pose: "mediapipe" (needs the mediapipe package) or "none".
+        pose_fps: pose rate (default: ``fps``, detected on the stored frames).
+        workers: worker processes; 0 = one per CPU core, 1 = in this process.
+        min_duration: shortest usable video in seconds (default: one training crop,
+            ``audio.crop_samples / audio.sample_rate`` = 5.94 s).
+        audio: audio settings (sample rate, crop length); default AudioConfig().
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`PrepareReport` (prepared / skipped / failed, with one-line reasons).
+
+    Raises:
+        TribertError: bad arguments, a malformed index file, or pose="mediapipe" without MediaPipe
+            (checked before anything is prepared).
+    """
+    audio = audio or AudioConfig()
+    if pose not in POSE_CHOICES:
+        raise TribertError(f"pose must be one of {', '.join(POSE_CHOICES)}, got {pose!r}")
+    if fps <= 0 or (pose_fps is not None and pose_fps <= 0):
+        raise TribertError("fps and pose_fps must be > 0")
+    try:
+        from tribert.media import output_size
+
+        output_size(2, 2, frame_size)
+    except (TypeError, ValueError):
+        raise TribertError(f"frame_size must be a positive int, (W, H) or None, got {frame_size!r}") from None
+    if pose == "mediapipe":
+        from tribert.data.pose_detect import require_mediapipe
+
+        require_mediapipe()
+    opts = PrepareOptions(
+        fps=float(fps), frame_size=frame_size, pose=pose,
+        pose_fps=float(pose_fps if pose_fps is not None else fps), sample_rate=audio.sample_rate,
+        min_duration=float(min_duration if min_duration is not None else audio.crop_samples / audio.sample_rate),
+    )
+    entries = load_inputs(list(inputs), video_root)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TribertError("output path exists and is not a folder", out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = PrepareReport(out_dir=str(out_dir))
+
+    todo = [e for e in entries if not is_clip(out_dir / e.id)]
+    report.results += [ClipResult(e.id, _source(e), "skipped") for e in entries if is_clip(out_dir / e.id)]
+    workers = (os.cpu_count() or 1) if workers <= 0 else workers
+    workers = max(1, min(workers, len(todo)))
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[last]}"))
+    with Progress(*columns, disable=not progress or not todo, transient=False) as bar:
+        task = bar.add_task("prepare", total=len(todo), last="")
+
+        def done(r: ClipResult) -> None:
+            report.results.append(r)
+            bar.update(task, advance=1, last=f"{r.status}: {r.id}")
+
+        if workers == 1:
+            for e in todo:
+                done(prepare_clip(e, out_dir, opts))
+        else:
+            import multiprocessing as mp
+
+            # spawn: MediaPipe/torch threads do not survive fork; each worker loads them once.
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(prepare_clip, e, out_dir, opts) for e in todo]
+                try:
+                    for f in as_completed(futures):
+                        done(f.result())
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+    order = {e.id: i for i, e in enumerate(entries)}
+    report.results.sort(key=lambda r: order.get(r.id, len(order)))
+    return report

@@ -1,0 +1,170 @@
+"""The TriBERT transformer: three BERT streams joined by tri-modal co-attention (paper 3.2).
+
+Layout of one layer (the ViLBERT encoder loop, which the authors' code follows)::
+
+    for each stream s:   H_s <- SelfAttentionBlock_s(H_s)             # standard BERT block
+    if co-attention:     H   <- TriModalCoAttention(H)                # all streams at once
+
+A co-attention block lets every stream make its own queries and attend over the keys/values of
+the *other* streams concatenated along the token axis; the rest (output projection, residual,
+LayerNorm, feed-forward) is a standard post-LN BERT block. Every stream computes its keys and
+values once per block and shares them with both other streams (paper: "each stream computes
+individual Q, K, V matrices"). With ``coattention=False`` there are no co-attention blocks at all,
+so the streams never see each other.
+
+Streams are kept in a ``dict`` keyed "vision", "pose", "audio"; any subset of two or three works
+(the "without vision" / "without pose" ablations are two-stream co-attention, i.e. ViLBERT).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class AttentionCore(nn.Module):
+    """softmax(Q K^T / sqrt(d)) V per head. No parameters: a module so that
+    :mod:`tribert.models.info` can count its multiply-adds with a forward hook."""
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = dropout
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """q [B, H, Lq, d], k and v [B, H, Lk, d] -> [B, H, Lq, d]."""
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+
+
+def split_heads(x: Tensor, heads: int) -> Tensor:
+    """[B, L, H*d] -> [B, H, L, d]."""
+    b, n, c = x.shape
+    return x.view(b, n, heads, c // heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """[B, H, L, d] -> [B, L, H*d]."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
+
+
+class FeedForward(nn.Module):
+    """Post-LN BERT feed-forward sub-block: LN(x + Dropout(W2 GELU(W1 x)))."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(dim, eps=1e-12)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x + self.drop(self.fc2(F.gelu(self.fc1(x)))))
+
+
+class SelfAttentionBlock(nn.Module):
+    """A standard post-LN BERT layer on one stream.
+
+    Args:
+        dim: stream width. heads: attention heads. ffn_dim: feed-forward width.
+        dropout: hidden dropout. attention_dropout: dropout on attention probabilities.
+    """
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float, attention_dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.attend = AttentionCore(attention_dropout)
+        self.out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(dim, eps=1e-12)
+        self.ffn = FeedForward(dim, ffn_dim, dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, L, D] -> [B, L, D]."""
+        q, k, v = (split_heads(t, self.heads) for t in self.qkv(x).chunk(3, dim=-1))  # [B, H, L, d]
+        a = merge_heads(self.attend(q, k, v))  # [B, L, D]
+        x = self.norm(x + self.drop(self.out(a)))
+        return self.ffn(x)
+
+
+class TriModalCoAttention(nn.Module):
+    """Tri-modal co-attention block (paper 3.2, "Tri-modal Co-attention").
+
+    Every stream s projects its tokens to queries, keys and values of width ``width``
+    (code: bi_hidden_size 512). Stream s's multi-head attention uses its own queries over the
+    keys/values of all *other* streams concatenated along the token axis, then projects back to
+    its own width, with residual + LayerNorm and a feed-forward sub-block.
+
+    Args:
+        dims: ordered ``{stream: width}`` of the streams taking part (two or three).
+        width: co-attention Q/K/V width. heads: attention heads. ffn_dim: feed-forward width.
+    """
+
+    def __init__(self, dims: dict[str, int], width: int, heads: int, ffn_dim: int,
+                 dropout: float, attention_dropout: float):
+        super().__init__()
+        if len(dims) < 2:
+            raise ValueError("co-attention needs at least two streams")
+        self.streams = tuple(dims)
+        self.heads = heads
+        self.q = nn.ModuleDict({s: nn.Linear(d, width) for s, d in dims.items()})
+        self.k = nn.ModuleDict({s: nn.Linear(d, width) for s, d in dims.items()})
+        self.v = nn.ModuleDict({s: nn.Linear(d, width) for s, d in dims.items()})
+        self.attend = AttentionCore(attention_dropout)
+        self.out = nn.ModuleDict({s: nn.Linear(width, d) for s, d in dims.items()})
+        self.norm = nn.ModuleDict({s: nn.LayerNorm(d, eps=1e-12) for s, d in dims.items()})
+        self.ffn = nn.ModuleDict({s: FeedForward(d, ffn_dim, dropout) for s, d in dims.items()})
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
+        """h: ``{stream: [B, L_s, D_s]}`` -> the same shapes, each conditioned on the others."""
+        keys = {s: split_heads(self.k[s](h[s]), self.heads) for s in self.streams}  # [B, H, L_s, d]
+        values = {s: split_heads(self.v[s](h[s]), self.heads) for s in self.streams}
+        out = {}
+        for s in self.streams:
+            others = [o for o in self.streams if o != s]
+            k = torch.cat([keys[o] for o in others], dim=2)  # [B, H, sum L_o, d]
+            v = torch.cat([values[o] for o in others], dim=2)
+            q = split_heads(self.q[s](h[s]), self.heads)  # [B, H, L_s, d]
+            a = merge_heads(self.attend(q, k, v))  # [B, L_s, width]
+            x = self.norm[s](h[s] + self.drop(self.out[s](a)))
+            out[s] = self.ffn[s](x)
+        return out
+
+
+class TriModalEncoder(nn.Module):
+    """The stack of TriBERT layers over two or three streams.
+
+    Args:
+        dims: ordered ``{stream: width}``. num_layers: layers per stream. heads: attention heads.
+        ffn_dim: feed-forward width. coattention_dim: co-attention Q/K/V width.
+        coattention_layers: layer indices followed by a co-attention block (empty = none, the
+            "without co-attention" ablation: streams fully independent).
+    """
+
+    def __init__(self, dims: dict[str, int], num_layers: int, heads: int, ffn_dim: int,
+                 coattention_dim: int, coattention_layers: tuple[int, ...],
+                 dropout: float = 0.1, attention_dropout: float = 0.1):
+        super().__init__()
+        self.streams = tuple(dims)
+        self.self_blocks = nn.ModuleList(
+            nn.ModuleDict({s: SelfAttentionBlock(d, heads, ffn_dim, dropout, attention_dropout)
+                           for s, d in dims.items()})
+            for _ in range(num_layers))
+        self.co_blocks = nn.ModuleDict(
+            {str(i): TriModalCoAttention(dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout)
+             for i in coattention_layers})
+
+    def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
+        """h: ``{stream: [B, L_s, D_s]}`` -> hidden states of the last layer, same shapes."""
+        h = dict(h)
+        for i, blocks in enumerate(self.self_blocks):
+            h = {s: blocks[s](h[s]) for s in self.streams}
+            if str(i) in self.co_blocks:
+                h = self.co_blocks[str(i)](h)
+        return h
+
+
+__all__ = ["AttentionCore", "FeedForward", "SelfAttentionBlock", "TriModalCoAttention",
+           "TriModalEncoder", "split_heads", "merge_heads"]

@@ -1,0 +1,163 @@
+"""``ModelConfig``: every width, depth and size of the TriBERT model in one dataclass.
+
+The defaults are the paper's (NeurIPS 2021, section 3.2 / Implementation Details). Where the
+paper and the authors' public code disagree, the field comment gives both and says which one is
+the default. The CPU-scale ``small`` and unit-test ``tiny`` sizes are built by the factories in
+:mod:`tribert.models` (each documents its deviations from the paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tribert.config import MUSIC21_CLASSES
+from tribert.errors import ConfigError
+from tribert.models.unet import FUSIONS, UPSAMPLES
+
+BACKBONES = ("resnet18", "resnet50")  # what tribert.models.resnet builds
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of the whole TriBERT model (DESIGN section 4). Defaults = paper size."""
+
+    num_classes: int = len(MUSIC21_CLASSES)  # 21 for MUSIC21, 11 after the MUSIC fine-tune
+
+    # --- Inputs -----------------------------------------------------------------------------
+    frame_size: int = 224  # square RGB frames of the visual net (paper 224x224)
+    num_frames: int = 3  # K consecutive frames per video (paper 3)
+    num_objects: int = 2  # tokens per frame: top-2 detected objects / 2 persons (paper 2)
+    pose_frames: int = 256  # T of the ST-GCN pose sequence (paper T=256)
+    spec_bins: int = 256  # rows of the log-frequency spectrogram (paper 256)
+    spec_frames: int = 256  # STFT frames of a crop (paper 256 = 65535 samples / hop 256)
+
+    # --- Visual segmentation net (DESIGN section 4) -------------------------------------------
+    visual_backbone: str = "resnet50"  # paper: ResNet50; "resnet18" for the CPU sizes
+    visual_width: int = 64  # channels of the ResNet stem (torchvision: 64); narrow for CPU sizes
+    visual_layers: tuple[int, ...] = ()  # blocks per ResNet stage; () = the backbone's standard
+    visual_dim: int = 1024  # token width out of the visual net (paper 3x2x1024)
+    visual_dropout: float = 0.2  # the two dropouts of the expansive detector (authors' code 0.2)
+    # Decoupled attention: "paper" (eq. 1-2, spatially normalised; default) or "code" (the
+    # authors' code: softmax over classes). See tribert.models.visual.
+    visual_attention: str = "paper"
+    visual_weights: str = ""  # optional torchvision-style ImageNet checkpoint for the trunk
+
+    # --- Pose ST-GCN ------------------------------------------------------------------------
+    # ST-GCN layer widths (st-gcn repository: 64,64,64,64,128,128,128,256,256,256; the paper
+    # takes the 256-channel features before the classifier).
+    pose_channels: tuple[int, ...] = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
+    pose_dim: int = 1024  # token width out of the pose encoder (paper 3x2x1024)
+
+    # --- Audio VGGish -----------------------------------------------------------------------
+    vggish_channels: tuple[int, ...] = (64, 128, 256, 512, 512)  # VGGish conv stages
+    audio_dim: int = 512  # the one audio vector (paper/code: 512)
+
+    # --- TriBERT transformer ----------------------------------------------------------------
+    vision_hidden: int = 1024  # stream widths (paper: 1024 / 1024 / 512)
+    pose_hidden: int = 1024
+    audio_hidden: int = 512
+    num_layers: int = 6  # paper: not stated; code: 6 layers per stream (v/p/a_num_hidden_layers)
+    num_heads: int = 8  # paper and code: 8 heads in every stream and in co-attention
+    ffn_dim: int = 1024  # feed-forward width of every block (code: *_intermediate_size 1024)
+    coattention_dim: int = 512  # Q/K/V width of tri-modal co-attention (code: bi_hidden_size 512)
+    coattention_layers: tuple[int, ...] = ()  # layers followed by co-attention; () = all (code)
+    coattention: bool = True  # ablation "without co-attention": False = streams never meet
+    use_vision: bool = True  # ablation "without vision": the vision stream is removed entirely
+    use_pose: bool = True  # ablation "without pose": the pose stream is removed entirely
+    token_mask_prob: float = 0.15  # training-time masking of vision/pose frame tokens (paper 15%)
+    dropout: float = 0.1  # hidden dropout of the transformer (code 0.1)
+    attention_dropout: float = 0.1  # attention-probability dropout (code 0.1)
+    # Each stream's SOS output goes through a pooler (Linear + ReLU, ViLBERT's image pooler) to
+    # this width before the three are concatenated into the separator's condition
+    # (code: 3 x 512 = 1536). 0 = no pooler: the condition is the raw concatenation
+    # (vision_hidden + pose_hidden + audio_hidden).
+    sos_pool_dim: int = 512
+
+    # --- Separator: attention U-Net ---------------------------------------------------------
+    unet_depth: int = 7  # stride-2 down/up levels. paper: 7 (default); code: 4 (16x16 bottleneck)
+    unet_base_channels: int = 64  # first level width, doubling per level ...
+    unet_max_channels: int = 512  # ... capped here (Sound-of-Pixels unet7: 64 -> 512)
+    # Convolutions per level: 1 = the paper's "7 convolutions and 7 de-convolutions" (default);
+    # 2 = the authors' code (conv-BN-ReLU twice per level).
+    unet_convs_per_level: int = 1
+    # Up-sampling: "transpose" = 2x2 stride-2 transposed conv (paper's "de-convolutions" and the
+    # authors' code; default), "bilinear" = bilinear x2 + 3x3 conv (Sound-of-Pixels).
+    unet_upsample: str = "transpose"
+    attention_gates: bool = True  # additive attention gates on the skips (Oktay et al. 2018)
+    # How the condition enters the bottleneck: "attention" = the authors' early fusion
+    # (h = softmax(a*f)*f + a; z = MLP(h) + h), "concat" = tile and concatenate then 1x1 conv,
+    # "none" = not at the bottleneck (use with film=True).
+    fusion: str = "attention"
+    film: bool = False  # FiLM scale/shift from the condition at every decoder level (DESIGN 10)
+
+    def __post_init__(self) -> None:
+        self.visual_layers = tuple(self.visual_layers)
+        self.pose_channels = tuple(self.pose_channels)
+        self.vggish_channels = tuple(self.vggish_channels)
+        self.coattention_layers = tuple(self.coattention_layers)
+        self.validate()
+
+    # ------------------------------------------------------------------------------------------
+    def streams(self) -> tuple[str, ...]:
+        """The transformer streams present, in a fixed order (audio is always there)."""
+        return tuple(s for s, on in (("vision", self.use_vision), ("pose", self.use_pose),
+                                     ("audio", True)) if on)
+
+    def hidden(self, stream: str) -> int:
+        """Transformer width of one stream."""
+        return {"vision": self.vision_hidden, "pose": self.pose_hidden,
+                "audio": self.audio_hidden}[stream]
+
+    def cond_dim(self) -> int:
+        """Width of the separator's condition: the concatenated pooled SOS of every stream."""
+        if self.sos_pool_dim > 0:
+            return self.sos_pool_dim * len(self.streams())
+        return sum(self.hidden(s) for s in self.streams())
+
+    def coattention_layer_ids(self) -> tuple[int, ...]:
+        """Layers followed by a co-attention block (empty when co-attention is off)."""
+        if not self.coattention or len(self.streams()) < 2:
+            return ()
+        return self.coattention_layers or tuple(range(self.num_layers))
+
+    def validate(self) -> None:
+        """Raise a one-line ConfigError for a size combination that cannot be built."""
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(f"model.{msg}")
+
+        need(self.num_classes >= 1, f"num_classes must be >= 1, got {self.num_classes}")
+        for name in ("frame_size", "num_frames", "num_objects", "pose_frames", "spec_bins",
+                     "spec_frames", "visual_width", "visual_dim", "pose_dim", "audio_dim",
+                     "vision_hidden", "pose_hidden", "audio_hidden", "num_layers", "num_heads",
+                     "ffn_dim", "coattention_dim", "unet_depth", "unet_base_channels",
+                     "unet_max_channels", "unet_convs_per_level"):
+            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        need(self.visual_attention in ("paper", "code"),
+             f"visual_attention must be 'paper' or 'code', got {self.visual_attention!r}")
+        need(self.frame_size % 32 == 0, f"frame_size must be divisible by 32, got {self.frame_size}")
+        need(self.visual_backbone in BACKBONES,
+             f"visual_backbone must be one of {', '.join(BACKBONES)}, got {self.visual_backbone!r}")
+        for s in ("vision", "pose", "audio"):
+            need(self.hidden(s) % self.num_heads == 0,
+                 f"{s}_hidden ({self.hidden(s)}) must be divisible by num_heads ({self.num_heads})")
+        need(self.coattention_dim % self.num_heads == 0,
+             f"coattention_dim ({self.coattention_dim}) must be divisible by num_heads")
+        bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
+        need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
+        need(0.0 <= self.token_mask_prob < 1.0, "token_mask_prob must be in [0, 1)")
+        need(self.sos_pool_dim >= 0, "sos_pool_dim must be >= 0")
+        need(self.unet_upsample in UPSAMPLES,
+             f"unet_upsample must be one of {', '.join(UPSAMPLES)}, got {self.unet_upsample!r}")
+        need(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        need(self.fusion != "none" or self.film,
+             "fusion 'none' needs film: true, or the separator would ignore the video")
+        step = 2 ** self.unet_depth
+        need(self.spec_bins % step == 0 and self.spec_frames % step == 0,
+             f"spectrogram {self.spec_bins}x{self.spec_frames} must be divisible by "
+             f"2**unet_depth = {step}")
+        need(self.unet_max_channels >= self.unet_base_channels,
+             "unet_max_channels must be >= unet_base_channels")
+
+
+__all__ = ["ModelConfig", "BACKBONES"]

@@ -1,0 +1,63 @@
+"""Classification heads of the three TriBERT streams (paper 3.2.1, "Training Objective").
+
+Vision and pose have only per-video labels, not per-token ones, so they use a WSDDN-style weak
+head (Bilen & Vedaldi 2016): a recognition branch (softmax over classes, eq. 3) and a detection
+branch (softmax over tokens, eq. 4), multiplied and summed over tokens -> per-class scores in
+[0, 1], trained with BCE against the video's multi-hot labels. The audio stream has one global
+feature, so its head is a plain linear classifier on the mean hidden state (BCE with logits).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class WeakClassificationHead(nn.Module):
+    """WSDDN head: ``scores[b, c] = sum_r softmax_c(W_cls h)[b, r, c] * softmax_r(W_det h)[b, r, c]``.
+
+    Args:
+        dim: token width. num_classes: C.
+    """
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.recognition = nn.Linear(dim, num_classes)
+        self.detection = nn.Linear(dim, num_classes)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens [B, R, D] (R regions/tokens) -> class scores [B, C], each in [0, 1]."""
+        cls = F.softmax(self.recognition(tokens).float(), dim=-1)  # [B, R, C] over classes
+        det = F.softmax(self.detection(tokens).float(), dim=1)  # [B, R, C] over tokens
+        return (cls * det).sum(dim=1)  # [B, C]
+
+
+class AudioClassificationHead(nn.Module):
+    """Mean of the audio stream's hidden states -> linear -> class logits."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens [B, L, D] -> logits [B, C]."""
+        return self.fc(tokens.mean(dim=1))
+
+
+def weak_bce_loss(scores: Tensor, labels: Tensor, eps: float = 1e-6) -> Tensor:
+    """BCE between WSDDN scores in [0, 1] and multi-hot labels [B, C] (mean over all entries).
+
+    Computed in float32 outside autocast (``binary_cross_entropy`` on probabilities is not
+    autocast-safe); scores are clamped away from 0 and 1 so the log stays finite.
+    """
+    with torch.autocast(device_type=scores.device.type, enabled=False):
+        return F.binary_cross_entropy(scores.float().clamp(eps, 1.0 - eps), labels.float())
+
+
+def logits_bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """BCE-with-logits between class logits [B, C] and multi-hot labels [B, C]."""
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+__all__ = ["WeakClassificationHead", "AudioClassificationHead", "weak_bce_loss", "logits_bce_loss"]

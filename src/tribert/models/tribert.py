@@ -1,0 +1,357 @@
+"""The assembled TriBERT model: encoders -> tri-modal transformer -> heads and conditioned U-Net.
+
+Data flow for V video items (a video seen with its mixture; DESIGN section 4)::
+
+    frames [V,K,3,H,W] --VisualSegmentationNet--> [V,K,O,Dv] object tokens  \\
+    pose [V,P,T,68,3]  --PoseEncoder (ST-GCN)---> [V,K,O,Dp] person tokens   > TriBERTTransformer
+    mix_logmag [V,1,F,T] --VGGish----------------> [V,Da], repeated to [V,K,O,Da] /
+        -> hidden states per stream [V,(1+K)*O,D_s]  -> WSDDN heads (vision, pose), audio head
+        -> SOS outputs, pooled and concatenated per object [V,O,Dc]
+    objects [V,S] -> condition [V*S, Dc] -> AttentionUNet(mix_logmag) -> mask logits [V,S,1,F,T]
+
+Token layout of every stream (the authors' code): position 0 is the SOS "frame", whose O tokens are
+the mean over the K frames of each object's tokens; positions 1..K are the frames; flattened
+position-major, so tokens ``[:O]`` are the SOS and ``[O:]`` the K*O frame tokens. There are no
+positional or segment embeddings (as in the code). Object slot ``o`` means the o-th best detected
+object in vision and person ``o`` in pose; the audio stream repeats its one vector.
+
+Token masking (training only, ``token_mask_prob``, paper 15%): each frame token of the vision
+and pose streams is replaced by zeros before the embedding layer (ViLBERT's treatment of masked
+image regions; no learned mask token, so no parameter exists only for masking). The SOS tokens are
+computed from the unmasked tokens and never masked. The audio stream is not masked: its tokens are
+copies of one vector (the paper masks "image regions").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tribert.errors import ConfigError, TribertError
+from tribert.models.audio import VGGishEncoder
+from tribert.models.base import SeparatorOutput
+from tribert.models.coattention import TriModalEncoder
+from tribert.models.config import ModelConfig
+from tribert.models.heads import AudioClassificationHead, WeakClassificationHead
+from tribert.models.pose import PoseEncoder
+from tribert.models.unet import AttentionUNet
+from tribert.models.visual import VisualSegmentationNet
+
+
+@dataclass
+class TriBERTEncoding:
+    """Everything TriBERT computes before the separator (B videos, K frames, O objects, C classes).
+
+    Streams left out by an ablation (``use_vision`` / ``use_pose`` False) are missing from the
+    dicts and their fields are None.
+    """
+
+    mix_logmag: Tensor  # [B, 1, F, T] the separator's input
+    pooled_sos: Tensor  # [B, O, Dc] concatenated pooled SOS outputs per object (the condition)
+    embeddings: dict[str, Tensor]  # stream -> [B, (1+K)*O, D_s] transformer input (after masking)
+    hidden: dict[str, Tensor]  # stream -> [B, (1+K)*O, D_s] transformer output
+    vision_scores: Optional[Tensor]  # [B, C] WSDDN scores in [0, 1] (BCE)
+    pose_scores: Optional[Tensor]  # [B, C] WSDDN scores in [0, 1] (BCE)
+    audio_logits: Tensor  # [B, C] logits (BCE with logits)
+    visual_class_scores: Optional[Tensor]  # [B, K, C] the segmentation net's per-frame class logits
+    visual_top_classes: Optional[Tensor]  # [B, K, O] classes whose features became the tokens
+    visual_attention: Optional[Tensor]  # [B, K, C, h, w] attention maps A_m (localisation)
+
+
+@dataclass
+class TriBERTOutput(TriBERTEncoding, SeparatorOutput):
+    """``TriBERTEncoding`` plus ``mask_logits`` [B, S, 1, F, T] (one mask per requested source)."""
+
+
+class StreamEmbedding(nn.Module):
+    """Encoder tokens -> stream width: Linear + LayerNorm + Dropout (ViLBERT's image embedding,
+    without the location/position term)."""
+
+    def __init__(self, in_dim: int, dim: int, dropout: float):
+        super().__init__()
+        self.proj = nn.Linear(in_dim, dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-12)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.norm(self.proj(x)))
+
+
+class TriBERTTransformer(nn.Module):
+    """SOS + masking + embeddings, the tri-modal encoder, and the SOS poolers.
+
+    Args:
+        config: the model sizes (streams, widths, layers, co-attention, masking, pooling).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.streams = config.streams()
+        in_dims = {"vision": config.visual_dim, "pose": config.pose_dim, "audio": config.audio_dim}
+        dims = {s: config.hidden(s) for s in self.streams}
+        self.embed = nn.ModuleDict({s: StreamEmbedding(in_dims[s], dims[s], config.dropout) for s in self.streams})
+        self.encoder = TriModalEncoder(dims, config.num_layers, config.num_heads, config.ffn_dim,
+                                       config.coattention_dim, config.coattention_layer_ids(),
+                                       config.dropout, config.attention_dropout)
+        p = config.sos_pool_dim
+        self.pool = nn.ModuleDict({s: nn.Sequential(nn.Linear(dims[s], p), nn.ReLU()) if p else nn.Identity()
+                                   for s in self.streams})
+
+    def forward(self, tokens: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+        """tokens: stream -> [B, K, O, D_in] encoder tokens.
+
+        Returns ``(embeddings, hidden, pooled_sos)``: embeddings and hidden states per stream
+        [B, (1+K)*O, D_s], and the pooled SOS outputs concatenated over streams [B, O, Dc].
+        """
+        embeddings = {}
+        for s in self.streams:
+            x = tokens[s]  # [B, K, O, D_in]
+            sos = x.mean(dim=1, keepdim=True)  # [B, 1, O, D_in] from the unmasked tokens
+            if self.training and s != "audio" and self.config.token_mask_prob > 0:
+                keep = torch.rand(x.shape[:3] + (1,), device=x.device) >= self.config.token_mask_prob
+                x = x * keep.to(x.dtype)  # masked frame tokens become zeros
+            x = torch.cat([sos, x], dim=1).flatten(1, 2)  # [B, (1+K)*O, D_in]
+            embeddings[s] = self.embed[s](x)  # [B, (1+K)*O, D_s]
+        hidden = self.encoder(embeddings)
+        num_objects = tokens[self.streams[0]].shape[2]
+        pooled = torch.cat([self.pool[s](hidden[s][:, :num_objects]) for s in self.streams], dim=-1)  # [B, O, Dc]
+        return embeddings, hidden, pooled
+
+
+def select_condition(pooled_sos: Tensor, objects: Tensor) -> Tensor:
+    """Condition per requested source: the pooled SOS of object ``o``, or the mean over objects
+    for ``o = -1`` (the whole video).
+
+    pooled_sos [B, O, Dc], objects [B, S] long in -1..O-1 -> [B, S, Dc].
+    """
+    num_objects = pooled_sos.shape[1]
+    if objects.dim() != 2 or objects.shape[0] != pooled_sos.shape[0]:
+        raise TribertError(f"objects must be [B, S] with B = {pooled_sos.shape[0]}, got {tuple(objects.shape)}")
+    if bool(((objects < -1) | (objects >= num_objects)).any()):
+        raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
+    weights = F.one_hot(objects.clamp_min(0).long(), num_objects).to(pooled_sos.dtype)  # [B, S, O]
+    weights = torch.where((objects < 0)[..., None], torch.full_like(weights, 1.0 / num_objects), weights)
+    return torch.einsum("bso,bod->bsd", weights, pooled_sos)
+
+
+def _check_shape(name: str, x: Optional[Tensor], expected: tuple) -> None:
+    """One-line TribertError when ``x`` does not match ``expected`` (None entries match anything)."""
+    if x is None:
+        raise TribertError(f"{name} is required by this model")
+    if x.dim() != len(expected) or any(e is not None and e != s for e, s in zip(expected, x.shape)):
+        shape = ", ".join("*" if e is None else str(e) for e in expected)
+        raise TribertError(f"{name} must have shape [{shape}], got {list(x.shape)}")
+
+
+class TriBERT(nn.Module):
+    """TriBERT (NeurIPS 2021): tri-modal vision/pose/audio transformer + conditioned attention U-Net.
+
+    Args:
+        config: a ``ModelConfig`` (see ``tribert_paper`` / ``tribert_small`` / ``tribert_tiny``).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        c = config
+        if c.use_vision:
+            self.visual = VisualSegmentationNet(
+                num_classes=c.num_classes, backbone=c.visual_backbone, backbone_width=c.visual_width,
+                backbone_layers=c.visual_layers or None, feature_dim=c.visual_dim, num_objects=c.num_objects,
+                dropout=c.visual_dropout, attention=c.visual_attention,
+                backbone_weights=c.visual_weights or None)
+        if c.use_pose:
+            self.pose = PoseEncoder(num_frames=c.num_frames, token_dim=c.pose_dim, num_persons=c.num_objects,
+                                    pose_frames=c.pose_frames, channels=c.pose_channels)
+        # VGGish normalises its input itself (a BatchNorm: the log-magnitude is far from N(0, 1)).
+        self.audio = VGGishEncoder(in_channels=1, channels=c.vggish_channels, out_dim=c.audio_dim)
+        self.transformer = TriBERTTransformer(c)
+        heads: dict[str, nn.Module] = {}
+        if c.use_vision:
+            heads["vision"] = WeakClassificationHead(c.vision_hidden, c.num_classes)
+        if c.use_pose:
+            heads["pose"] = WeakClassificationHead(c.pose_hidden, c.num_classes)
+        heads["audio"] = AudioClassificationHead(c.audio_hidden, c.num_classes)
+        self.heads = nn.ModuleDict(heads)
+        self.separator = AttentionUNet(
+            in_channels=1, out_channels=1, depth=c.unet_depth, base_channels=c.unet_base_channels,
+            max_channels=c.unet_max_channels, convs_per_level=c.unet_convs_per_level,
+            attention_gates=c.attention_gates, cond_dim=c.cond_dim(), fusion=c.fusion, film=c.film,
+            upsample=c.unet_upsample)
+
+    # ------------------------------------------------------------------------------------------
+    def encode(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor) -> TriBERTEncoding:
+        """Run the encoders, the transformer and the class heads.
+
+        Args:
+            frames: [B, K, 3, H, W] ImageNet-normalised frames (None if ``use_vision`` is False).
+            pose: [B, P, T, 68, 3] keypoints, x and y in [0, 1], confidence (None if ``use_pose``
+                is False); P = num_objects, T = pose_frames.
+            mix_logmag: [B, 1, F, T] log-frequency log-magnitude of the mixture.
+        """
+        c = self.config
+        _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
+        b = mix_logmag.shape[0]
+        tokens: dict[str, Tensor] = {}
+        vis = None
+        if c.use_vision:
+            _check_shape("frames", frames, (b, c.num_frames, 3, None, None))
+            vis = self.visual(frames)
+            tokens["vision"] = vis.tokens  # [B, K, O, Dv]
+        if c.use_pose:
+            _check_shape("pose", pose, (b, c.num_objects, None, 68, 3))
+            tokens["pose"] = self.pose(pose)  # [B, K, O, Dp]
+        audio = self.audio(mix_logmag)  # [B, Da]
+        tokens["audio"] = audio[:, None, None, :].expand(b, c.num_frames, c.num_objects, audio.shape[-1])
+
+        embeddings, hidden, pooled = self.transformer(tokens)
+        regions = {s: h[:, c.num_objects:] for s, h in hidden.items()}  # frame tokens, no SOS
+        return TriBERTEncoding(
+            mix_logmag=mix_logmag,
+            pooled_sos=pooled,
+            embeddings=embeddings,
+            hidden=hidden,
+            vision_scores=self.heads["vision"](regions["vision"]) if c.use_vision else None,
+            pose_scores=self.heads["pose"](regions["pose"]) if c.use_pose else None,
+            audio_logits=self.heads["audio"](hidden["audio"]),
+            visual_class_scores=vis.class_scores if vis is not None else None,
+            visual_top_classes=vis.top_classes if vis is not None else None,
+            visual_attention=vis.attention if vis is not None else None,
+        )
+
+    def separate(self, encoding: TriBERTEncoding, objects: Tensor) -> Tensor:
+        """Mask logits for the requested sources: one U-Net run per (video, object).
+
+        Args:
+            encoding: from ``encode``.
+            objects: [B, S] long; ``o`` in 0..O-1 = object/person o, -1 = the whole video.
+        Returns:
+            mask logits [B, S, 1, F, T].
+        """
+        cond = select_condition(encoding.pooled_sos, objects)  # [B, S, Dc]
+        b, s, _ = cond.shape
+        mix = encoding.mix_logmag  # [B, 1, F, T]
+        x = mix[:, None].expand(b, s, *mix.shape[1:]).flatten(0, 1)  # [B*S, 1, F, T]
+        logits = self.separator(x, cond.flatten(0, 1))  # [B*S, 1, F, T]
+        return logits.unflatten(0, (b, s))
+
+    def forward(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor, objects: Tensor,
+                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None) -> TriBERTOutput:
+        """``encode`` then ``separate``; see ``tribert.models.base`` for the shared interface.
+
+        ``labels`` and ``source_labels`` are accepted for the common interface and not used:
+        TriBERT is conditioned on what it sees and hears, never on the labels.
+        """
+        encoding = self.encode(frames, pose, mix_logmag)
+        mask_logits = self.separate(encoding, objects)
+        return TriBERTOutput(mask_logits=mask_logits, **vars(encoding))
+
+
+# ---------------------------------------------------------------------------------------------
+# Named sizes
+# ---------------------------------------------------------------------------------------------
+
+def paper_config(**overrides) -> ModelConfig:
+    """The paper's size: ``ModelConfig()`` defaults (see the field comments for paper vs code)."""
+    return ModelConfig(**overrides)
+
+
+def small_config(**overrides) -> ModelConfig:
+    """CPU-scale size: trains to useful separation on SynthMUSIC in minutes on 2 cores.
+
+    Deviations from the paper (DESIGN section 10 calibration: shorter crops, smaller spectrogram
+    and conditioning at several decoder levels are what lets a U-Net learn in minutes):
+
+    - spectrogram 128 x 128 (3 s crop -> 128 STFT frames, 128-row log-frequency warp) instead of
+      256 x 256 (6 s); U-Net depth 6 (2 x 2 bottleneck) with 16..128 channels instead of 7 levels
+      of 64..512; FiLM from the condition at every decoder level (paper: bottleneck fusion only;
+      the authors' bottleneck fusion is kept as well).
+    - visual net: narrow ResNet-18 trunk (stem width 16) on 64 x 64 frames, 128-d tokens, instead
+      of ResNet-50 at 224 x 224 with 1024-d tokens.
+    - pose: ST-GCN with 3 layers of 16, 16, 32 channels over T = 32 pose frames, 128-d tokens,
+      instead of 10 layers of 64..256 over T = 256 with 1024-d tokens.
+    - audio: VGGish with 8..64 channels and a 64-d vector instead of 64..512 and 512-d.
+    - transformer: 2 layers (co-attention after both), width 128 in every stream (paper 1024 /
+      1024 / 512), 4 heads (paper 8), FFN 256 (code 1024), co-attention width 128 (code 512),
+      SOS pooler 64 per stream (code 512).
+    """
+    base = dict(
+        frame_size=64, pose_frames=32, spec_bins=128, spec_frames=128,
+        visual_backbone="resnet18", visual_width=16, visual_dim=128,
+        pose_channels=(16, 16, 32), pose_dim=128,
+        vggish_channels=(8, 16, 32, 64, 64), audio_dim=64,
+        vision_hidden=128, pose_hidden=128, audio_hidden=128, num_layers=2, num_heads=4, ffn_dim=256,
+        coattention_dim=128, sos_pool_dim=64,
+        unet_depth=6, unet_base_channels=16, unet_max_channels=128, film=True,
+    )
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    """Unit-test size: forward + backward in a fraction of a second on one CPU thread.
+
+    Deviations from the paper: 32 x 32 frames, ResNet-18 with stem width 4 and one block per
+    stage; ST-GCN of 2 layers x 8 channels over T = 8; VGGish 4..16 channels; 32 x 32 spectrogram;
+    transformer 2 layers of width 16 (pose 16, audio 8), 2 heads, FFN 32, co-attention width 16,
+    SOS pooler 8; U-Net depth 4 with 4..16 channels and FiLM. Class count, K = 3 frames, 2
+    objects, masking and every switch are the paper's.
+    """
+    base = dict(
+        frame_size=32, pose_frames=8, spec_bins=32, spec_frames=32,
+        visual_backbone="resnet18", visual_width=4, visual_layers=(1, 1, 1, 1), visual_dim=16,
+        pose_channels=(8, 8), pose_dim=16,
+        vggish_channels=(4, 8, 16, 16, 16), audio_dim=8,
+        vision_hidden=16, pose_hidden=16, audio_hidden=8, num_layers=2, num_heads=2, ffn_dim=32,
+        coattention_dim=16, sos_pool_dim=8,
+        unet_depth=4, unet_base_channels=4, unet_max_channels=16, film=True,
+    )
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+SIZES = {"paper": paper_config, "small": small_config, "tiny": tiny_config}
+
+
+def model_config(size: str, **overrides) -> ModelConfig:
+    """The ``ModelConfig`` of a named size ("paper", "small", "tiny") with field overrides."""
+    if size not in SIZES:
+        raise ConfigError(f"unknown model size {size!r} (choose one of {', '.join(SIZES)})")
+    return SIZES[size](**overrides)
+
+
+def tribert_paper(**overrides) -> TriBERT:
+    """TriBERT at the paper's size (``paper_config``); keyword overrides change config fields."""
+    return TriBERT(paper_config(**overrides))
+
+
+def tribert_small(**overrides) -> TriBERT:
+    """TriBERT at the CPU-scale size; every deviation from the paper is listed in ``small_config``."""
+    return TriBERT(small_config(**overrides))
+
+
+def tribert_tiny(**overrides) -> TriBERT:
+    """TriBERT at the unit-test size; every deviation from the paper is listed in ``tiny_config``."""
+    return TriBERT(tiny_config(**overrides))
+
+
+def build_model(name_or_config: str | ModelConfig, **overrides) -> TriBERT:
+    """A TriBERT from a size name ("paper", "small", "tiny") or a ``ModelConfig``."""
+    if isinstance(name_or_config, ModelConfig):
+        if overrides:
+            from dataclasses import replace
+
+            name_or_config = replace(name_or_config, **overrides)
+        return TriBERT(name_or_config)
+    return TriBERT(model_config(name_or_config, **overrides))
+
+
+__all__ = ["TriBERT", "TriBERTOutput", "TriBERTEncoding", "TriBERTTransformer",
+           "StreamEmbedding", "select_condition", "paper_config", "small_config", "tiny_config",
+           "model_config", "SIZES", "tribert_paper", "tribert_small", "tribert_tiny", "build_model"]

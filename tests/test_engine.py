@@ -1,0 +1,129 @@
+"""Training engine on the tiny TriBERT: loss falls, resume is exact, bad checkpoints/configs are caught."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from helpers import make_clip
+from tribert.engine.checkpoint import load_system
+from tribert.engine.config import Config
+from tribert.engine.system import SeparationSystem
+from tribert.engine.train import train, train_loader
+from tribert.errors import CheckpointError, ConfigError, TribertError
+
+TINY = ["train.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
+        "video.pose_frames=8", "train.batch_size=2", "train.lr=1e-3", "train.log_every=1",
+        "train.accelerator=cpu", "train.warmup_frac=0"]
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    root = tmp_path / "clips"
+    make_clip(root, "violin", ["violin"], [440.0])
+    make_clip(root, "flute", ["flute"], [1320.0])
+    make_clip(root, "cello", ["cello"], [110.0])
+    make_clip(root, "duet", ["violin", "violin"], [330.0, 660.0])
+    return root
+
+
+def tiny_config(data_root, *extra: str) -> Config:
+    return Config.load(overrides=TINY + [f"data.train_dir={data_root}", *extra])
+
+
+def test_loss_falls_on_a_fixed_batch(data_root):
+    torch.manual_seed(0)
+    config = tiny_config(data_root)
+    system = SeparationSystem(config)
+    batch = next(iter(train_loader(config)))
+    opt = torch.optim.Adam(system.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        out, mask_logits = system(batch)
+        loss = system.losses(batch, out, mask_logits)
+        opt.zero_grad()
+        loss["loss"].backward()
+        opt.step()
+        losses.append({k: v.item() for k, v in loss.items()})
+    first, last = losses[0], losses[-1]
+    assert set(first) == {"sep", "vision", "pose", "audio", "loss"}
+    assert last["loss"] < 0.7 * first["loss"], (first, last)
+    assert last["sep"] < first["sep"]
+
+
+def _losses(run_dir) -> dict[int, float]:
+    with open(run_dir / "metrics.csv") as f:
+        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
+
+
+def test_kill_and_resume_gives_the_same_next_steps(data_root, tmp_path):
+    two_epochs = ["train.epoch_size=4", "train.max_steps=4"]  # 2 steps per epoch
+    full = train(tiny_config(data_root, *two_epochs), runs_dir=tmp_path / "runs", name="full", progress=False)
+    # The "killed" run stops after its first epoch (its last checkpoint), then is resumed.
+    cut = train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=2"),
+                runs_dir=tmp_path / "runs", name="cut", progress=False)
+    assert (cut / "checkpoints" / "last.ckpt").is_file()
+    train(tiny_config(data_root, *two_epochs), resume=cut, progress=False)
+    a, b = _losses(full), _losses(cut)
+    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
+    for step in (2, 3):  # the steps after the restart
+        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6)
+    for name in ("config.yaml", "run.json"):
+        assert (full / name).is_file()
+    assert '"revision"' in (full / "run.json").read_text()
+
+
+def test_checkpoint_errors(data_root, tmp_path):
+    run = train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=1"),
+                runs_dir=tmp_path / "runs", name="one", progress=False)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    system = load_system(ckpt)
+    assert system.config.train.size == "tiny"
+    with pytest.raises(CheckpointError, match="expected small"):
+        load_system(ckpt, expect_size="small")
+    with pytest.raises(CheckpointError, match="expected sound_of_pixels"):
+        load_system(ckpt, expect_model="sound_of_pixels")
+    # Weights of one size under the config of another.
+    data = torch.load(ckpt, weights_only=True)
+    data["hyper_parameters"]["config"]["model"]["unet_base_channels"] = 8
+    data["hyper_parameters"]["config"]["model"]["unet_max_channels"] = 32
+    torch.save(data, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_system(tmp_path / "other.ckpt")
+    bad = tmp_path / "corrupt.ckpt"
+    bad.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_system(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_system(tmp_path / "missing.ckpt")
+
+
+def test_unknown_config_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="unknown key config.train.learning_rate") as err:
+        Config.load(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    path.write_text("model:\n  layers: 3\n")
+    with pytest.raises(ConfigError, match="unknown key model.layers"):
+        Config.load(path)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(data_root, tmp_path, monkeypatch):
+    config = tiny_config(data_root, "train.epoch_size=2", "train.max_steps=1")
+    run = train(config, runs_dir=tmp_path / "runs", name="nan", progress=False)
+    last = run / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    original = SeparationSystem.losses
+
+    def poisoned(self, batch, out, mask_logits):
+        losses = original(self, batch, out, mask_logits)
+        losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(SeparationSystem, "losses", poisoned)
+    with pytest.raises(TribertError, match="loss is nan at step 1"):
+        train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=3"), resume=run, progress=False)
+    assert last.read_bytes() == before

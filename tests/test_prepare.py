@@ -1,0 +1,201 @@
+"""tribert prepare: good and bad videos side by side, resume, atomicity, CLI exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tribert import media
+from tribert.cli import app
+from tribert.data import prepare as prep
+from tribert.data.clip import Clip, list_clips
+from tribert.errors import TribertError
+
+SR = 11025
+
+
+def make_video(path: Path, seconds: float, audio: bool = True, size: tuple[int, int] = (96, 64),
+               seed: int = 0) -> Path:
+    """A small synthetic MP4: moving gradient frames at 8 fps and a two-tone signal."""
+    rng = np.random.default_rng(seed)
+    t, (w, h) = int(round(seconds * 8)), size
+    yy, xx = np.mgrid[:h, :w]
+    base = rng.integers(0, 200)
+    frames = np.stack([np.stack([(xx * 3 + 5 * i + base) % 256, (yy * 3) % 256,
+                                 np.full_like(xx, 90)], -1) for i in range(t)]).astype(np.uint8)
+    n = int(round(seconds * SR))
+    wav = 0.3 * np.sin(2 * np.pi * (220 + 50 * seed) * np.arange(n) / SR).astype(np.float32)
+    media.write_mp4(path, frames, 8, wav if audio else None, SR)
+    return path
+
+
+@pytest.fixture
+def videos(tmp_path):
+    """good (violin), good2 (cello) and five broken inputs."""
+    src = tmp_path / "videos"
+    (src / "violin").mkdir(parents=True)
+    (src / "cello").mkdir()
+    good = make_video(src / "violin" / "good.mp4", 6.0)
+    good2 = make_video(src / "cello" / "good2.mp4", 6.5, seed=1)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = good.read_bytes()
+    (bad / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    make_video(bad / "noaudio.mp4", 6.0, audio=False)
+    make_video(bad / "onesec.mp4", 1.0)
+    (bad / "text.mp4").write_text("definitely not a video\n")
+    missing = bad / "missing.mp4"
+    bad_files = {"truncated.mp4": "truncated", "noaudio.mp4": "no audio track",
+                 "onesec.mp4": "too short", "text.mp4": "not a readable media file",
+                 "missing.mp4": "file not found"}
+    return {"good": good, "good2": good2, "bad": [bad / n for n in bad_files],
+            "reasons": bad_files, "missing": missing}
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_prepare_good_clip_layout(videos, tmp_path):
+    out = tmp_path / "out"
+    report = prep.prepare([videos["good"]], out, pose="none", workers=1, progress=False)
+    assert [r.status for r in report.results] == ["prepared"] and report.ok
+    clip = Clip(out / "good")
+    assert clip.meta.labels == ["violin"]  # from the parent folder name
+    assert clip.meta.num_frames == 48 and clip.meta.fps == 8.0
+    assert clip.meta.num_samples == 6 * SR and clip.meta.sample_rate == SR
+    assert (clip.meta.width, clip.meta.height) == (336, 224)  # 96x64 -> shorter side 224, aspect kept
+    assert clip.frames([0, 47]).shape == (2, 224, 336, 3)
+    audio = clip.audio()
+    ref = media.read_audio(videos["good"], SR)
+    assert np.corrcoef(audio, ref)[0, 1] > 0.999
+    assert clip.meta.pose_source == "none" and not (out / "good" / "pose.npy").exists()
+    assert clip.pose().shape == (48, 2, 68, 3) and clip.pose()[..., 2].max() == 0
+
+
+def test_bad_inputs_fail_alone_and_good_clips_survive(videos, tmp_path):
+    out = tmp_path / "out"
+    first = prep.prepare([videos["good"]], out, pose="none", workers=1, progress=False)
+    assert first.ok
+    before = snapshot(out / "good")
+
+    # Second run: the finished clip, a new good video and five broken inputs, in 2 processes.
+    inputs = [videos["good"], *videos["bad"], videos["good2"]]
+    report = prep.prepare(inputs, out, pose="none", workers=2, progress=False)
+    by_id = {r.id: r for r in report.results}
+    assert by_id["good"].status == "skipped"
+    assert by_id["good2"].status == "prepared"
+    assert len(report.failed) == 5 and not report.ok
+    for r in report.failed:
+        name = Path(r.source).name
+        assert name in videos["reasons"], r
+        assert videos["reasons"][name] in r.reason, r
+        assert "\n" not in r.reason
+    assert snapshot(out / "good") == before  # untouched: same bytes, same mtimes
+    assert [p.name for p in list_clips(out)] == ["good", "good2"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+    # Resume: everything good is skipped, nothing is rewritten.
+    before2 = snapshot(out)
+    again = prep.prepare([videos["good"], videos["good2"]], out, pose="none", workers=1, progress=False)
+    assert [r.status for r in again.results] == ["skipped", "skipped"]
+    assert snapshot(out) == before2
+
+
+def test_interrupted_clip_leaves_nothing(videos, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt  # as if Ctrl-C hit just before the clip was finished
+
+    monkeypatch.setattr(prep, "write_meta", boom)
+    with pytest.raises(KeyboardInterrupt):
+        prep.prepare([videos["good"]], out, pose="none", workers=1, progress=False)
+    assert list(out.iterdir()) == []
+    monkeypatch.undo()
+    assert prep.prepare([videos["good"]], out, pose="none", workers=1, progress=False).ok
+
+
+def test_existing_unfinished_folder_is_not_touched(videos, tmp_path):
+    out = tmp_path / "out"
+    (out / "good").mkdir(parents=True)
+    (out / "good" / "notes.txt").write_text("mine")
+    report = prep.prepare([videos["good"]], out, pose="none", workers=1, progress=False)
+    assert report.failed and "not a finished clip" in report.failed[0].reason
+    assert (out / "good" / "notes.txt").read_text() == "mine"
+
+
+def test_missing_mediapipe_fails_up_front(videos, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe -> ImportError
+    out = tmp_path / "out"
+    with pytest.raises(TribertError, match="pip install --no-deps mediapipe==0.10.21"):
+        prep.prepare([videos["good"]], out, pose="mediapipe", workers=1, progress=False)
+    assert not out.exists() or not list(out.iterdir())
+    assert prep.prepare([videos["good"]], out, pose="none", workers=1, progress=False).ok
+
+
+def test_sound_of_pixels_csv_with_frames_and_audio(tmp_path):
+    """A SoP CSV whose entries are extracted 8 fps frames + audio (no video file)."""
+    from PIL import Image
+
+    frames_dir = tmp_path / "data" / "frames" / "flute" / "abc123.mp4"  # SoP names the folder .mp4
+    frames_dir.mkdir(parents=True)
+    for i in range(48):
+        Image.fromarray(np.full((120, 160, 3), i * 5, np.uint8)).save(frames_dir / f"{i + 1:06d}.jpg")
+    audio_path = tmp_path / "data" / "audio" / "flute" / "abc123.wav"
+    wav = 0.2 * np.sin(2 * np.pi * 440 * np.arange(6 * 22050) / 22050).astype(np.float32)
+    media.write_wav(audio_path, wav, 22050)
+    index = tmp_path / "train.csv"
+    index.write_text("./data/audio/flute/abc123.wav,./data/frames/flute/abc123.mp4,48\n")
+    out = tmp_path / "out"
+    report = prep.prepare([index], out, pose="none", workers=1, progress=False)
+    assert report.ok, report.failed
+    clip = Clip(out / "abc123")
+    assert clip.meta.labels == ["flute"] and clip.meta.num_frames == 48
+    assert clip.meta.num_samples == 6 * SR  # 22050 Hz resampled to 11025 Hz
+    assert (clip.meta.width, clip.meta.height) == (299, 224)
+    means = clip.frames([0, 10, 47]).reshape(3, -1).mean(axis=1)
+    assert np.allclose(means, [0, 50, 235], atol=3)  # frame order kept
+
+
+def test_pose_on_a_real_photo_video(tmp_path):
+    """A clip made of the astronaut photo: MediaPipe finds a person in (almost) every frame."""
+    pytest.importorskip("mediapipe", reason="mediapipe is not installed (optional pose extra)")
+    from skimage import data
+
+    img = data.astronaut()[::2, ::2]  # [256, 256, 3]
+    frames = np.stack([np.roll(img, 2 * i, axis=1) for i in range(16)])  # a slow pan, 2 s
+    src = tmp_path / "violin"
+    src.mkdir()
+    media.write_mp4(src / "astro.mp4", frames, 8, 0.1 * np.ones(2 * SR, np.float32), SR)
+    out = tmp_path / "out"
+    report = prep.prepare([src], out, pose="mediapipe", workers=1, min_duration=1.0, progress=False)
+    assert report.ok, report.failed
+    clip = Clip(out / "astro")
+    pose = clip.pose()  # [16, 2, 68, 3] in pixels of the stored 224x224 frames
+    assert pose.shape == (16, 2, 68, 3) and clip.meta.pose_source == "mediapipe"
+    nose = pose[:, 0, 0]  # [T, 3]
+    assert (nose[:, 2] > 0.5).mean() >= 0.9
+    # The face is around x 150-250, y 55-165 of the 512 photo -> scaled by 224/512 (+ pan).
+    assert np.all((nose[:, 1] > 20) & (nose[:, 1] < 80))
+    assert pose[:, 1, :, 2].max() == 0  # a solo: the second person is empty
+
+
+def test_cli_exit_codes(videos, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+    ok = runner.invoke(app, ["prepare", str(videos["good"]), "--out", str(out), "--no-pose", "--workers", "1"])
+    assert ok.exit_code == 0, ok.output
+    mixed = runner.invoke(app, ["prepare", str(videos["good"]), str(videos["missing"]), "--out", str(out),
+                                "--no-pose", "--workers", "1"])
+    assert mixed.exit_code == 1, mixed.output
+    assert f"error: {videos['missing']}: file not found" in mixed.output
+    bad_index = tmp_path / "index.json"
+    bad_index.write_text("{not json")
+    usage = runner.invoke(app, ["prepare", str(bad_index), "--out", str(out), "--no-pose"])
+    assert usage.exit_code == 2 and "not a valid JSON index" in usage.output
