@@ -71,6 +71,86 @@ def prepare(
         raise typer.Exit(1)
 
 
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", help="YAML recipe (see configs/)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a field: --set train.lr=1e-4 (repeatable)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are created."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run folder name suffix (default: model-size)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices, e.g. 1, 4, auto."),
+    num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Nodes for multi-node DDP."),
+) -> None:
+    """Train TriBERT or a baseline; writes a run folder with config, git revision, metrics and checkpoints."""
+    from tribert.engine.config import Config
+    from tribert.engine.train import train as run_training
+
+    overrides = list(set_)
+    if devices is not None:
+        overrides.append(f"train.devices={devices}")
+    if num_nodes is not None:
+        overrides.append(f"train.num_nodes={num_nodes}")
+    if resume is not None and not (resume / "config.yaml").is_file():
+        raise TribertError("cannot resume: no config.yaml in the run folder", resume)
+    cfg = Config.load(resume / "config.yaml" if resume is not None else config, overrides)
+    run_dir = run_training(cfg, runs_dir=runs_dir, name=name, resume=resume)
+    typer.echo(f"run folder: {run_dir}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: List[Path] = typer.Option(..., "--checkpoint", help="Checkpoint(s) to score; several give one table."),
+    data: Path = typer.Option(..., "--data", help="Folder of test clips (prepared or SynthMUSIC split)."),
+    label: List[str] = typer.Option([], "--label", help="Row name per checkpoint (default: model-size)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fixed mixture list (written once beside the clips)."),
+    limit: int = typer.Option(0, "--limit", help="Score only the first N mixtures (0: all)."),
+    soft: bool = typer.Option(False, "--soft", help="Use soft masks (default: the authors' 0.5 threshold for binary-mask models)."),
+    backend: str = typer.Option("fast", "--backend", help="fast (fast_bss_eval) or mir_eval."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
+) -> None:
+    """Score separation (SDR/SIR/SAR) beside the mixture and the oracle masks; a Table-1-shaped report."""
+    from tribert.engine.checkpoint import load_system
+    from tribert.engine.evaluate import evaluate as run_eval, format_table, write_results
+    from tribert.engine.train import eval_loader
+
+    if label and len(label) != len(checkpoint):
+        raise TribertError("give one --label per --checkpoint")
+    systems = {}
+    for i, path in enumerate(checkpoint):
+        system = load_system(path)
+        name = label[i] if label else f"{system.config.train.model}-{system.config.train.size}"
+        systems[name] = system
+    first = next(iter(systems.values()))
+    for name, system in systems.items():
+        if system.config.audio != first.config.audio or system.config.data.num_mix != first.config.data.num_mix:
+            raise TribertError(f"{name}: audio/mixing settings differ from the first checkpoint; "
+                               "models in one table must score the same mixtures")
+    loader = eval_loader(first.config, data, limit=limit, seed=seed)
+    results = run_eval(systems, loader, threshold=None if soft else 0.5, backend=backend)
+    typer.echo(format_table(results))
+    if out is not None:
+        write_results(out, results, {"checkpoints": [str(c) for c in checkpoint], "data": str(data),
+                                     "seed": seed, "limit": limit, "soft": soft, "backend": backend})
+        typer.echo(f"results: {out}")
+
+
+@app.command()
+def separate(
+    videos: List[Path] = typer.Argument(..., help="One duet video, or two (or more) videos to mix; files or prepared clip folders."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A trained checkpoint."),
+    out: Path = typer.Option(..., "--out", help="Output folder for WAVs, MP4s and the figure."),
+    mixture: Optional[Path] = typer.Option(None, "--mixture", help="Separate this recording, using the videos only as visual/pose cues."),
+    no_pose: bool = typer.Option(False, "--no-pose", help="Do not run mediapipe; the pose stream sees no person."),
+) -> None:
+    """Separate the sounds of the videos' performers; writes one WAV and one MP4 per source and a figure."""
+    from tribert.separate import Separator
+
+    sep = Separator.from_checkpoint(checkpoint)
+    result = sep.separate(list(videos), mixture=mixture, pose="none" if no_pose else "mediapipe")
+    for path in result.write(out):
+        typer.echo(f"wrote {path}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

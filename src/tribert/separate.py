@@ -1,0 +1,245 @@
+"""Separate real recordings with a trained checkpoint: the Python API behind ``tribert separate``.
+
+    from tribert.separate import Separator
+    sep = Separator.from_checkpoint("runs/.../checkpoints/last.ckpt")
+    result = sep.separate(["violin.mp4", "flute.mp4"])        # mix two videos, then separate
+    result = sep.separate(["duet.mp4"])                       # the two performers of a duet
+    result = sep.separate(["a.mp4", "b.mp4"], mixture="song.wav")  # a given recording, videos as cues
+    result.write("out/")                                      # WAVs, MP4s and a figure
+
+Inputs are video files (any container FFmpeg reads) or prepared clip folders (frames, audio and
+pose as ``tribert prepare`` / ``tribert synth`` write them). Long recordings are processed in
+consecutive windows of the model's crop length; each window sees the frames at its centre and
+the pose over its span.
+
+Pose of a video file comes from mediapipe when it is installed (``pose="mediapipe"``); with
+``pose="none"``, or when nobody is found, the pose stream gets confidence-0 input (no person
+visible): the model still runs, on vision and audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tribert.data.clip import Clip, is_clip, write_wav
+from tribert.data.mixing import IMAGENET_MEAN, IMAGENET_STD
+from tribert.errors import TribertError
+
+
+@dataclass
+class VideoInput:
+    """One video as the separator needs it: frames at ``fps``, mono audio, pose in pixels."""
+
+    name: str
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    audio: np.ndarray  # float32 [N] at the model's sample rate
+    pose: np.ndarray  # float32 [Tp, P, 68, 3] at pose_fps, x/y in pixels of ``frames``
+    fps: float
+    pose_fps: float
+    path: str = ""
+
+
+@dataclass
+class SeparationResult:
+    """Separated sources of one mixture. ``stems[i]`` float32 [L]; ``names[i]`` says which source."""
+
+    mixture: np.ndarray
+    stems: list[np.ndarray]
+    names: list[str]
+    sample_rate: int
+    videos: list[VideoInput]
+    source_video: list[int]  # which video each stem belongs to
+    masks: list[np.ndarray] = field(default_factory=list)  # first window's warped mask per stem [F, T]
+    attention: list[np.ndarray] = field(default_factory=list)  # per video [h, w] localisation map
+
+    def write(self, out_dir: str | Path, figure: bool = True) -> list[Path]:
+        """Write ``<name>.wav`` per stem, ``<name>.mp4`` (its video with the separated audio), the
+        mixture WAV and ``separation.png``; returns the written paths."""
+        from tribert.media import write_mp4
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "mixture.wav"]
+        write_wav(written[0], self.mixture, self.sample_rate)
+        for stem, name, v in zip(self.stems, self.names, self.source_video):
+            video = self.videos[v]
+            write_wav(out / f"{name}.wav", stem, self.sample_rate)
+            n_frames = max(1, min(len(video.frames), int(len(stem) / self.sample_rate * video.fps)))
+            write_mp4(out / f"{name}.mp4", video.frames[:n_frames], video.fps, stem, self.sample_rate)
+            written += [out / f"{name}.wav", out / f"{name}.mp4"]
+        if figure:
+            written.append(self.figure(out / "separation.png"))
+        return written
+
+    def figure(self, path: str | Path) -> Path:
+        """Mixture spectrogram, predicted masks and the visual localisation heat map(s)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from tribert.io import atomic_path
+
+        cols = 1 + len(self.masks) + len(self.attention)
+        fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.2))
+        axes = np.atleast_1d(axes)
+        spec = np.abs(np.fft.rfft(np.lib.stride_tricks.sliding_window_view(
+            self.mixture[: self.sample_rate * 6], 1022)[::256] * np.hanning(1022), axis=-1)).T
+        axes[0].imshow(np.log(spec + 1e-6), origin="lower", aspect="auto", cmap="magma")
+        axes[0].set_title("mixture (linear STFT)")
+        for ax, mask, name in zip(axes[1:], self.masks, self.names):
+            ax.imshow(mask, origin="lower", aspect="auto", cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"mask: {name}")
+        for ax, att, video in zip(axes[1 + len(self.masks):], self.attention, self.videos):
+            frame = video.frames[len(video.frames) // 2]
+            ax.imshow(frame)
+            heat = np.asarray(torch.nn.functional.interpolate(
+                torch.from_numpy(att)[None, None], size=frame.shape[:2], mode="bilinear")[0, 0])
+            ax.imshow(heat, alpha=0.5, cmap="jet")
+            ax.set_title(f"where: {video.name}")
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80)
+        plt.close(fig)
+        return Path(path)
+
+
+def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "mediapipe",
+               persons: int = 2) -> VideoInput:
+    """A video file or a prepared clip folder -> VideoInput (pose detected if asked and possible)."""
+    path = Path(path)
+    if path.is_dir() and is_clip(path):
+        clip = Clip(path)
+        if clip.meta.sample_rate != sample_rate:
+            raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, the model wants {sample_rate} Hz", path)
+        return VideoInput(clip.meta.id, clip.frames(), clip.audio(), clip.pose(persons), clip.meta.fps,
+                          clip.meta.pose_fps, str(path))
+    from tribert import media
+
+    frames = media.read_video(path, fps=fps)
+    audio = media.read_audio(path, sample_rate=sample_rate)
+    if pose == "mediapipe":
+        from tribert.data.pose_detect import get_detector, mediapipe_available
+
+        if not mediapipe_available():
+            raise TribertError("mediapipe is not installed: install it (see README) or pass --no-pose", path)
+        detector = get_detector()
+        detector.reset()
+        keypoints = detector.video(frames, persons=persons)  # [T, P, 68, 3]
+    else:
+        keypoints = np.zeros((len(frames), persons, 68, 3), np.float32)
+    return VideoInput(path.stem, frames, audio, keypoints.astype(np.float32), fps, fps, str(path))
+
+
+class Separator:
+    """A trained separator (TriBERT or a baseline) ready for inference on CPU or GPU."""
+
+    def __init__(self, system, device: str | torch.device = "cpu"):
+        self.system = system.to(device).eval()
+        self.config = system.config
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "Separator":
+        from tribert.engine.checkpoint import load_system
+
+        return cls(load_system(path), device)
+
+    # --- model inputs for one window ------------------------------------------------------------
+    def _frames(self, video: VideoInput, centre_s: float) -> torch.Tensor:
+        k, size = self.config.video.num_frames, self.config.video.frame_size
+        first = int(round(centre_s * video.fps)) - k // 2
+        idx = np.clip(np.arange(first, first + k), 0, len(video.frames) - 1)
+        frames = torch.from_numpy(video.frames[idx]).permute(0, 3, 1, 2).float() / 255.0  # [K, 3, H, W]
+        frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+        mean, std = torch.from_numpy(IMAGENET_MEAN)[:, None, None], torch.from_numpy(IMAGENET_STD)[:, None, None]
+        return (frames - mean) / std
+
+    def _pose(self, video: VideoInput, start_s: float, dur_s: float) -> torch.Tensor:
+        tp = self.config.video.pose_frames
+        times = start_s + (np.arange(tp) + 0.5) * dur_s / tp
+        idx = np.clip(np.floor(times * video.pose_fps).astype(int), 0, len(video.pose) - 1)
+        pose = video.pose[idx].copy()  # [Tp, P, 68, 3]
+        h, w = video.frames.shape[1:3]
+        pose[..., 0] /= w
+        pose[..., 1] /= h
+        pose[..., :2] *= pose[..., 2:3] > 0
+        return torch.from_numpy(pose).permute(1, 0, 2, 3)  # [P, Tp, 68, 3]
+
+    # --- separation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def separate(self, videos: list, mixture: str | Path | np.ndarray | None = None,
+                 pose: str = "mediapipe") -> SeparationResult:
+        """Separate. ``videos``: paths (or VideoInput). One video alone is taken as a duet (its two
+        performers); two or more videos give one source each. ``mixture``: a recording to separate
+        instead of the (1/N-scaled) sum of the videos' own audio."""
+        a, v = self.config.audio, self.config.video
+        if not videos:
+            raise TribertError("give at least one video")
+        inputs = [x if isinstance(x, VideoInput) else load_video(x, a.sample_rate, v.fps, pose, v.max_persons)
+                  for x in videos]
+        if mixture is None:
+            length = min(len(x.audio) for x in inputs)
+            mix = sum(x.audio[:length] for x in inputs) / len(inputs)
+        elif isinstance(mixture, np.ndarray):
+            mix = mixture.astype(np.float32)
+        else:
+            from tribert import media
+
+            mix = media.read_audio(mixture, sample_rate=a.sample_rate)
+        duet = len(inputs) == 1
+        objects = [[0, 1]] if duet else [[-1] for _ in inputs]
+        names = ([f"{inputs[0].name}_person{j}" for j in (0, 1)] if duet
+                 else [f"{x.name}" for x in inputs])
+        source_video = [0, 0] if duet else list(range(len(inputs)))
+        return self._run(mix, inputs, objects, names, source_video)
+
+    def _run(self, mix: np.ndarray, inputs: list[VideoInput], objects: list[list[int]], names: list[str],
+             source_video: list[int]) -> SeparationResult:
+        a = self.config.audio
+        L, sr = a.crop_samples, a.sample_rate
+        fe = self.system.frontend
+        n_win = max(1, int(np.ceil(len(mix) / L)))
+        padded = np.zeros(n_win * L, np.float32)
+        padded[:len(mix)] = mix
+        stems = [np.zeros_like(padded) for _ in names]
+        first_masks, attention = [], []
+        s_max = max(len(o) for o in objects)
+        obj = torch.tensor([o + [-1] * (s_max - len(o)) for o in objects], device=self.device)  # [V, S]
+        for w in range(n_win):
+            seg = torch.from_numpy(padded[w * L:(w + 1) * L]).to(self.device)[None]  # [1, L]
+            mag, spec = fe.magnitude(seg)
+            logmag = fe.log(mag).expand(len(inputs), -1, -1, -1)  # [V, 1, F, T]
+            start = w * L / sr
+            frames = torch.stack([self._frames(x, start + L / sr / 2) for x in inputs]).to(self.device)
+            poses = torch.stack([self._pose(x, start, L / sr) for x in inputs]).to(self.device)
+            out = self.system.model(frames=frames, pose=poses, mix_logmag=logmag, objects=obj,
+                                    labels=None, source_labels=None)
+            masks = torch.sigmoid(out.mask_logits.float())  # [V, S, 1, F, T]
+            if self.config.data.mask == "binary":
+                masks = (masks > 0.5).float()
+            k = 0
+            for vi, o in enumerate(objects):
+                for si in range(len(o)):
+                    wav = fe.apply_mask(masks[vi, si][None], spec, L)[0]
+                    stems[k][w * L:(w + 1) * L] = wav.cpu().numpy()
+                    if w == 0:
+                        first_masks.append(masks[vi, si, 0].cpu().numpy())
+                    k += 1
+            att = getattr(out, "visual_attention", None)
+            if w == 0 and att is not None:
+                top = out.visual_top_classes[:, att.shape[1] // 2, 0]  # [V] top class of the middle frame
+                for vi in range(len(inputs)):
+                    m = att[vi, att.shape[1] // 2, top[vi]].float()
+                    m = (m - m.min()) / (m.max() - m.min() + 1e-8)
+                    attention.append(m.cpu().numpy())
+        n = len(mix)
+        return SeparationResult(mix, [s[:n] for s in stems], names, sr, inputs, source_video,
+                                first_masks, attention)
