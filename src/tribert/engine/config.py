@@ -21,6 +21,21 @@ from tribert.models.config import ModelConfig
 MODELS = ("tribert", "sound_of_pixels", "music_gesture", "audio_only")
 
 
+RECIPES = Path(__file__).resolve().parent.parent / "configs"
+
+
+def recipe_path(path: str | Path) -> Path:
+    """A file path as given, or the shipped recipe of that name (configs/<name>.yaml)."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and (RECIPES / f"{p.name}.yaml").is_file():
+        return RECIPES / f"{p.name}.yaml"
+    return p
+
+
+def recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
 @dataclass
 class TrainConfig:
     """Optimisation and trainer settings (DESIGN section 4: Adam(W) 1e-5, warm-up 10%, wd 0.01, batch 12)."""
@@ -63,7 +78,11 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "Config":
-        """Read a YAML config (None: all defaults), apply ``section.key=value`` overrides, resolve."""
+        """Read a YAML config (None: all defaults), apply ``section.key=value`` overrides, resolve.
+
+        ``path`` may also name a shipped recipe ("synth_small", "music21_paper", ...).
+        """
+        path = recipe_path(path) if path is not None else None
         raw = load_yaml(path) if path is not None else {}
         raw = apply_overrides(raw, overrides or [])
         try:

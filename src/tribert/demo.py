@@ -1,0 +1,67 @@
+"""``tribert demo``: the whole story on SynthMUSIC in about 15 minutes on 2 CPU cores.
+
+1. generate SynthMUSIC (train / val / test splits, real MP4s);
+2. train TriBERT-small (configs/synth_small.yaml) for a fixed wall-clock budget;
+3. evaluate on the test split beside the unprocessed mixture and the oracle masks;
+4. separate one test pair of MP4s into WAV/MP4 stems and a figure.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tribert.errors import TribertError
+
+
+def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float = 9.0, seed: int = 0,
+             workers: int = 0, eval_mixtures: int = 40) -> dict:
+    from tribert.data.synth import generate
+    from tribert.engine.checkpoint import load_system
+    from tribert.engine.config import Config
+    from tribert.engine.evaluate import evaluate, format_table, write_results
+    from tribert.engine.train import eval_loader, train
+    from tribert.separate import Separator
+
+    out = Path(out)
+    t0 = time.time()
+    synth_dir = out / "synth"
+    print(f"[1/4] SynthMUSIC: {clips} clips -> {synth_dir}")
+    generate(synth_dir, clips=clips, seed=seed, workers=workers)
+
+    print(f"[2/4] training TriBERT-small for {minutes:g} minutes")
+    config = Config.load("synth_small", [f"data.train_dir={synth_dir / 'train'}",
+                                         f"data.val_dir={synth_dir / 'val'}",
+                                         f"data.test_dir={synth_dir / 'test'}",
+                                         f"train.max_minutes={minutes}", f"train.seed={seed}"])
+    run_dir = train(config, runs_dir=out / "runs", name="tribert-small")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+
+    print("[3/4] evaluating on the test split")
+    system = load_system(ckpt)
+    loader = eval_loader(system.config, synth_dir / "test", limit=eval_mixtures)
+    results = evaluate({"TriBERT-small": system}, loader)
+    table = format_table(results)
+    print(table)
+    write_results(out / "results.json", results, {"checkpoint": str(ckpt), "data": str(synth_dir / "test")})
+
+    print("[4/4] separating a test pair")
+    test_clips = sorted(p for p in (synth_dir / "test").iterdir() if (p / "meta.json").is_file())
+    solos = [p for p in test_clips if len(json.loads((p / "meta.json").read_text())["labels"]) == 1]
+    if len(solos) < 2:
+        raise TribertError("the test split has fewer than two solo clips; generate more clips", synth_dir)
+    pair = [synth_dir / "videos" / f"{p.name}.mp4" for p in solos[:2]]
+    pair = [v if v.is_file() else p for v, p in zip(pair, solos[:2])]
+    sep = Separator(system)
+    result = sep.separate(pair, pose="none" if pair[0].suffix == ".mp4" else "mediapipe")
+    written = result.write(out / "separated")
+
+    gain = results["TriBERT-small"]["single"]["sdr"] - results["mixture"]["single"]["sdr"]
+    summary = {"minutes": (time.time() - t0) / 60, "run": str(run_dir), "checkpoint": str(ckpt),
+               "results": str(out / "results.json"), "separated": str(out / "separated"),
+               "sdr_gain_over_mixture_db": gain}
+    print(f"\nDone in {summary['minutes']:.1f} min. TriBERT-small is {gain:+.2f} dB SDR over the mixture "
+          f"(single-source).\n  data:      {synth_dir}\n  run:       {run_dir}\n  results:   {out / 'results.json'}"
+          f"\n  separated: {out / 'separated'} ({len(written)} files: WAV and MP4 per source, separation.png)")
+    return summary
