@@ -31,9 +31,27 @@ def synth(
     soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="A .sf2 bank (default: TimGM6mb from pretty_midi)."),
     duration: float = typer.Option(6.0, "--duration", help="Clip length in seconds."),
     workers: int = typer.Option(0, "--workers", help="Worker processes (0: one per CPU core)."),
+    frame_size: int = typer.Option(224, "--frame-size", help="Width = height of the frames in pixels."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated subset of the 21 MUSIC21 classes (default: all)."),
 ) -> None:
-    """Generate SynthMUSIC: drawn performers, note-driven motion, soundfont audio, real MP4s."""
-    raise NotImplementedError  # owned by the SynthMUSIC work
+    """Generate SynthMUSIC: drawn performers, note-driven motion, soundfont audio, real MP4s.
+
+    Writes OUT/train|val|test/<clip>/ (prepared clips), OUT/videos/<clip>.mp4 and OUT/synth.json.
+    Re-running with the same settings skips finished clips; a larger --clips extends the set.
+    """
+    from tribert.config import MUSIC21_CLASSES
+    from tribert.data.synth import generate
+
+    names = MUSIC21_CLASSES if not classes else tuple(c.strip() for c in classes.split(",") if c.strip())
+    try:
+        summary = generate(out, clips, seed=seed, soundfont=soundfont, duration=duration, workers=workers,
+                           frame_size=frame_size, classes=names)
+    except TribertError as err:
+        fail(err)
+    splits = ", ".join(f"{k} {summary.splits.get(k, 0)}" for k in ("train", "val", "test"))
+    rate = f" ({summary.clips_per_second:.1f} clips/s)" if summary.generated else ""
+    typer.echo(f"SynthMUSIC in {out}: {summary.generated} clips generated, {summary.skipped} already there, "
+               f"{summary.seconds:.1f} s{rate}; {splits}; videos in {Path(out) / 'videos'}")
 
 
 @app.command()
@@ -162,6 +180,27 @@ def demo(
     from tribert.demo import run_demo
 
     run_demo(out, clips=clips, minutes=minutes, seed=seed)
+
+
+@app.command("model-info")
+def model_info_command(
+    size: str = typer.Option("paper", "--size", help="Model size: paper, small or tiny."),
+    batch: int = typer.Option(1, "--batch", help="Videos in the forward pass whose multiply-adds are counted."),
+) -> None:
+    """Print parameters and multiply-adds per component (visual, pose, audio, transformer, heads, separator)."""
+    import torch
+    from rich.console import Console
+
+    from tribert.models import build_model
+    from tribert.models.info import info_table, model_info
+
+    try:
+        model = build_model(size)
+    except TribertError as err:
+        fail(err)
+    torch.manual_seed(0)
+    title = f"TriBERT-{size} (one forward: {batch} video(s), 1 source each)"
+    Console().print(info_table(model_info(model, batch_size=batch), title=title))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -402,26 +402,34 @@ class Renderer:
         self.path = Path(soundfont) if soundfont is not None else default_soundfont()
         if not self.path.is_file():
             raise TribertError("soundfont file not found", self.path)
-        try:
-            self._sf = tsf.SoundFont(str(self.path))
-        except (RuntimeError, OSError, ValueError):
-            raise TribertError("not a readable SoundFont (.sf2) file", self.path) from None
+        self._tsf = tsf
+        self._bytes = self.path.read_bytes()
+        self._sf = self._load()  # used for preset look-ups only
         if self._sf.get_preset_count() == 0:
             raise TribertError("soundfont holds no presets", self.path)
-        self._tsf = tsf
         self.render_rate = int(render_rate)
 
+    def _load(self):
+        try:
+            return self._tsf.SoundFont(self._bytes)
+        except (RuntimeError, OSError, ValueError):
+            raise TribertError("not a readable SoundFont (.sf2) file", self.path) from None
+
     def program(self, cls: str) -> tuple[int, int]:
-        """(bank, preset) that plays ``cls`` in this soundfont: the GM program, or the bank's
-        first preset when a non-GM bank lacks it (so any .sf2 still renders every class)."""
+        """(bank, preset) that plays ``cls`` in this soundfont: the GM program, or (-1, 0) for the
+        bank's first preset when a non-GM bank lacks it (so any .sf2 still renders every class)."""
         inst = INSTRUMENTS[cls]
         bank, preset = (DRUM_BANK, 0) if inst.percussion else (0, inst.program)
         if self._sf.get_preset_index(bank, preset) >= 0:
             return bank, preset
-        return -1, 0  # fallback marker: preset index 0
+        return -1, 0
 
     def render(self, cls: str, notes: list[Note], duration: float, sample_rate: int = 11025) -> np.ndarray:
         """Render one performer's notes.
+
+        A fresh synth is made from the cached soundfont bytes for every call (~13 ms): a
+        tinysoundfont synth keeps voice state across ``reset()``, which would make a clip's audio
+        depend on what was rendered before it (and so on the worker it ran in).
 
         Returns:
             float32 [round(duration * sample_rate)] mono audio (not normalised).
@@ -429,8 +437,7 @@ class Renderer:
         import soxr
 
         inst = INSTRUMENTS[cls]
-        sf, rate = self._sf, self.render_rate
-        sf.reset()  # all voices off, channels back to defaults
+        sf, rate = self._load(), self.render_rate
         sf.set_output(self._tsf.OutputMode.Mono, rate, 0.0)
         chan = PERCUSSION_CHANNEL if inst.percussion else 0
         bank, preset = self.program(cls)
