@@ -33,6 +33,7 @@ def synth(
     workers: int = typer.Option(0, "--workers", help="Worker processes (0: one per CPU core)."),
     frame_size: int = typer.Option(224, "--frame-size", help="Width = height of the frames in pixels."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated subset of the 21 MUSIC21 classes (default: all)."),
+    splits: str = typer.Option("0.8,0.1,0.1", "--splits", help="train,val,test fractions; 0,0,1 makes a test-only set."),
 ) -> None:
     """Generate SynthMUSIC: drawn performers, note-driven motion, soundfont audio, real MP4s.
 
@@ -44,8 +45,14 @@ def synth(
 
     names = MUSIC21_CLASSES if not classes else tuple(c.strip() for c in classes.split(",") if c.strip())
     try:
+        fractions = tuple(float(x) for x in splits.split(","))
+    except ValueError:
+        fail(TribertError(f"--splits must be three numbers like 0.8,0.1,0.1, got {splits!r}"))
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        fail(TribertError(f"--splits must be three non-negative numbers like 0.8,0.1,0.1, got {splits!r}"))
+    try:
         summary = generate(out, clips, seed=seed, soundfont=soundfont, duration=duration, workers=workers,
-                           frame_size=frame_size, classes=names)
+                           frame_size=frame_size, classes=names, splits=fractions)
     except TribertError as err:
         fail(err)
     splits = ", ".join(f"{k} {summary.splits.get(k, 0)}" for k in ("train", "val", "test"))

@@ -38,14 +38,23 @@ def masks_to_wavs(frontend: AudioFrontEnd, mask_logits: Tensor, mix_wav: Tensor,
     return wav.view(b, s, length)
 
 
-def oracle_wavs(frontend: AudioFrontEnd, source_wavs: Tensor, mix_wav: Tensor, kind: str) -> Tensor:
-    """Ideal binary ("ibm") or ratio ("irm") masks on the linear STFT -> waveforms [B, S, L]."""
+def oracle_wavs(frontend: AudioFrontEnd, source_wavs: Tensor, mix_wav: Tensor, kind: str,
+                warped: bool = False) -> Tensor:
+    """Ideal binary ("ibm") or ratio ("irm") masks -> waveforms [B, S, L].
+
+    ``warped=False``: the mask is computed on the linear 512-bin STFT (the ceiling of any magnitude
+    mask). ``warped=True``: computed on the log-frequency grid the networks predict on, then taken
+    back through the inverse warp, as a predicted mask is (the ceiling of our front-end).
+    """
     b, s, length = source_wavs.shape
     mix_spec = frontend.stft(mix_wav.float())  # [B, F, T]
     src_mag = frontend.stft(source_wavs.flatten(0, 1).float()).abs().view(b, s, *mix_spec.shape[1:])
     mix_mag = mix_spec.abs()[:, None]
+    if warped:  # [B*S, 1, warp_bins, T]
+        src_mag = frontend.warp(src_mag.flatten(0, 1)[:, None]).view(b, s, -1, mix_spec.shape[-1])
+        mix_mag = frontend.warp(mix_mag)
     mask = frontend.binary_mask(src_mag, mix_mag) if kind == "ibm" else frontend.ratio_mask(src_mag, mix_mag)
-    wav = frontend.apply_mask(mask.flatten(0, 1)[:, None], mix_spec.repeat_interleave(s, 0), length, warped=False)
+    wav = frontend.apply_mask(mask.flatten(0, 1)[:, None], mix_spec.repeat_interleave(s, 0), length, warped=warped)
     return wav.view(b, s, length)
 
 
