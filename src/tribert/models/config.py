@@ -46,6 +46,7 @@ class ModelConfig:
     # ST-GCN layer widths (st-gcn repository: 64,64,64,64,128,128,128,256,256,256; the paper
     # takes the 256-channel features before the classifier).
     pose_channels: tuple[int, ...] = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
+    pose_strides: tuple[int, ...] = ()  # temporal stride per layer; () = st-gcn: 2 where width grows
     pose_dim: int = 1024  # token width out of the pose encoder (paper 3x2x1024)
 
     # --- Audio VGGish -----------------------------------------------------------------------
@@ -93,6 +94,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.visual_layers = tuple(self.visual_layers)
         self.pose_channels = tuple(self.pose_channels)
+        self.pose_strides = tuple(self.pose_strides)
         self.vggish_channels = tuple(self.vggish_channels)
         self.coattention_layers = tuple(self.coattention_layers)
         self.validate()
@@ -145,6 +147,8 @@ class ModelConfig:
              f"coattention_dim ({self.coattention_dim}) must be divisible by num_heads")
         bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
         need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
+        need(not self.pose_strides or len(self.pose_strides) == len(self.pose_channels),
+             "pose_strides needs one stride per pose_channels entry (or be empty)")
         need(0.0 <= self.token_mask_prob < 1.0, "token_mask_prob must be in [0, 1)")
         need(self.sos_pool_dim >= 0, "sos_pool_dim must be >= 0")
         need(self.unet_upsample in UPSAMPLES,

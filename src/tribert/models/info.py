@@ -114,13 +114,22 @@ def info_table(infos: list[ComponentInfo], title: str = ""):
     table.add_column("component")
     table.add_column("parameters", justify="right")
     table.add_column("params (M)", justify="right")
-    table.add_column("MACs (G)", justify="right")
+    table.add_column("multiply-adds", justify="right")
     for i in infos:
-        table.add_row(i.name, f"{i.params:,}", f"{i.params / 1e6:.3f}", f"{i.macs / 1e9:.3f}")
+        table.add_row(i.name, f"{i.params:,}", f"{i.params / 1e6:.3f}", format_macs(i.macs))
     total_p, total_m = sum(i.params for i in infos), sum(i.macs for i in infos)
     table.add_row("[bold]total[/bold]", f"[bold]{total_p:,}[/bold]", f"[bold]{total_p / 1e6:.3f}[/bold]",
-                  f"[bold]{total_m / 1e9:.3f}[/bold]")
+                  f"[bold]{format_macs(total_m)}[/bold]")
     return table
 
 
-__all__ = ["ComponentInfo", "COMPONENTS", "example_inputs", "module_macs", "count_macs", "model_info", "info_table"]
+def format_macs(macs: int) -> str:
+    """Multiply-adds with a unit: 1.234 G, 56.7 M, 890 k."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if macs >= scale:
+            return f"{macs / scale:.3f} {unit}" if unit == "G" else f"{macs / scale:.1f} {unit}"
+    return str(macs)
+
+
+__all__ = ["ComponentInfo", "COMPONENTS", "example_inputs", "module_macs", "count_macs", "model_info",
+           "info_table", "format_macs"]

@@ -168,7 +168,8 @@ class TriBERT(nn.Module):
                 backbone_weights=c.visual_weights or None)
         if c.use_pose:
             self.pose = PoseEncoder(num_frames=c.num_frames, token_dim=c.pose_dim, num_persons=c.num_objects,
-                                    pose_frames=c.pose_frames, channels=c.pose_channels)
+                                    pose_frames=c.pose_frames, channels=c.pose_channels,
+                                    temporal_strides=c.pose_strides or None)
         # VGGish normalises its input itself (a BatchNorm: the log-magnitude is far from N(0, 1)).
         self.audio = VGGishEncoder(in_channels=1, channels=c.vggish_channels, out_dim=c.audio_dim)
         self.transformer = TriBERTTransformer(c)
@@ -263,32 +264,34 @@ def paper_config(**overrides) -> ModelConfig:
 
 
 def small_config(**overrides) -> ModelConfig:
-    """CPU-scale size: trains to useful separation on SynthMUSIC in minutes on 2 cores.
+    """CPU-scale size: meant to train to useful separation on SynthMUSIC in minutes on 2 cores.
 
-    Deviations from the paper (DESIGN section 10 calibration: shorter crops, smaller spectrogram
-    and conditioning at several decoder levels are what lets a U-Net learn in minutes):
+    Deviations from the paper (DESIGN section 10 calibration: shorter crops, a smaller spectrogram
+    and conditioning at several decoder levels are what lets a U-Net learn in minutes; every width
+    below was cut until a training step at batch 12 x 2 videos fitted a CPU budget):
 
     - spectrogram 128 x 128 (3 s crop -> 128 STFT frames, 128-row log-frequency warp) instead of
-      256 x 256 (6 s); U-Net depth 6 (2 x 2 bottleneck) with 16..128 channels instead of 7 levels
-      of 64..512; FiLM from the condition at every decoder level (paper: bottleneck fusion only;
-      the authors' bottleneck fusion is kept as well).
-    - visual net: narrow ResNet-18 trunk (stem width 16) on 64 x 64 frames, 128-d tokens, instead
-      of ResNet-50 at 224 x 224 with 1024-d tokens.
-    - pose: ST-GCN with 3 layers of 16, 16, 32 channels over T = 32 pose frames, 128-d tokens,
-      instead of 10 layers of 64..256 over T = 256 with 1024-d tokens.
-    - audio: VGGish with 8..64 channels and a 64-d vector instead of 64..512 and 512-d.
+      256 x 256 (6 s); U-Net depth 6 (2 x 2 bottleneck) with 8..128 channels instead of 7 levels
+      of 64..512 (16..128, the DESIGN calibration's width, costs 2.2x the separator time); FiLM
+      from the condition at every decoder level (paper: bottleneck fusion only; the authors'
+      bottleneck fusion is kept as well).
+    - visual net: narrow ResNet-18 trunk (stem width 8) on 64 x 64 frames (2 x 2 attention maps),
+      128-d tokens, instead of ResNet-50 at 224 x 224 (7 x 7 maps) with 1024-d tokens.
+    - pose: ST-GCN with 3 layers of 8, 16, 16 channels, temporal strides 2, 1, 2, over T = 32 pose
+      frames, 128-d tokens, instead of 10 layers of 64..256 over T = 256 with 1024-d tokens.
+    - audio: VGGish with 4..64 channels and a 64-d vector instead of 64..512 and 512-d.
     - transformer: 2 layers (co-attention after both), width 128 in every stream (paper 1024 /
       1024 / 512), 4 heads (paper 8), FFN 256 (code 1024), co-attention width 128 (code 512),
       SOS pooler 64 per stream (code 512).
     """
     base = dict(
         frame_size=64, pose_frames=32, spec_bins=128, spec_frames=128,
-        visual_backbone="resnet18", visual_width=16, visual_dim=128,
-        pose_channels=(16, 16, 32), pose_dim=128,
-        vggish_channels=(8, 16, 32, 64, 64), audio_dim=64,
+        visual_backbone="resnet18", visual_width=8, visual_dim=128,
+        pose_channels=(8, 16, 16), pose_strides=(2, 1, 2), pose_dim=128,
+        vggish_channels=(4, 8, 16, 32, 64), audio_dim=64,
         vision_hidden=128, pose_hidden=128, audio_hidden=128, num_layers=2, num_heads=4, ffn_dim=256,
         coattention_dim=128, sos_pool_dim=64,
-        unet_depth=6, unet_base_channels=16, unet_max_channels=128, film=True,
+        unet_depth=6, unet_base_channels=8, unet_max_channels=128, film=True,
     )
     base.update(overrides)
     return ModelConfig(**base)

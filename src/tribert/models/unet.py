@@ -5,10 +5,13 @@ Structure for ``depth`` = D (paper D = 7; authors' code D = 4)::
     input BatchNorm (Sound-of-Pixels' bn0: the log-magnitude has an arbitrary offset/scale)
     down i = 0..D-1 : conv 4x4 stride 2 -> BN -> LeakyReLU(0.2)  (+ conv 3x3 blocks)   [c_i, F/2^(i+1)]
     bottleneck      : condition fused into the deepest features (``fusion``)
-    up i = D-1..0   : 2x2 stride-2 transposed conv -> BN -> ReLU                      [c_(i-1), F/2^i]
-                      (i >= 1) skip from down i-1, through an additive attention gate, concatenated,
+    up i = D-1..1   : 2x2 stride-2 transposed conv -> BN -> ReLU                      [c_(i-1), F/2^i]
+                      skip from down i-1, through an additive attention gate, concatenated,
                       conv 3x3 -> BN -> ReLU; optional FiLM from the condition
-    head            : conv 1x1 -> ``out_channels`` mask logits at full resolution
+    head (up 0)     : 2x2 stride-2 transposed conv -> ``out_channels`` mask logits    [Cout, F]
+
+As in Sound-of-Pixels' unet7 the last up-sampling conv writes the output directly, so nothing but
+that one conv runs at full resolution (the most expensive resolution on a CPU).
 
 Widths ``c_i = min(base * 2**i, max)``. One strided conv per down level and one upsampling conv
 per up level is the paper's "7 convolutions and 7 de-convolutions" (Sound-of-Pixels' unet7 with
@@ -157,7 +160,7 @@ class AttentionUNet(nn.Module):
         attention_gates: additive attention gates on the skips (False = plain U-Net).
         cond_dim: width of the condition vector; 0 = unconditioned.
         fusion: bottleneck fusion "attention" (authors' early fusion), "concat" or "none".
-        film: FiLM from the condition after every decoder level.
+        film: FiLM from the condition after every decoder level (all but the output conv).
         upsample: "transpose" (2x2 stride-2 transposed conv; paper/code) or "bilinear" (+ 3x3 conv).
         input_norm: BatchNorm on the input spectrogram.
     """
@@ -192,13 +195,15 @@ class AttentionUNet(nn.Module):
 
         self.fusion = BottleneckFusion(cond_dim, ch[-1], fusion) if fusion != "none" else None
 
-        # up[j] undoes down[depth-1-j]; the last one returns to full resolution without a skip.
-        self.up = nn.ModuleList()
-        for i in reversed(range(depth)):
-            cout = ch[i - 1] if i > 0 else ch[0]
-            skip = ch[i - 1] if i > 0 else 0
-            self.up.append(UpLevel(ch[i], cout, skip, attention_gates, convs_per_level, cond_dim, film, upsample))
-        self.head = nn.Conv2d(ch[0], out_channels, 1)
+        # up[j] undoes down[depth-1-j] for the levels with a skip; the head undoes down[0].
+        self.up = nn.ModuleList(
+            UpLevel(ch[i], ch[i - 1], ch[i - 1], attention_gates, convs_per_level, cond_dim, film, upsample)
+            for i in reversed(range(1, depth)))
+        if upsample == "transpose":
+            self.head = nn.ConvTranspose2d(ch[0], out_channels, 2, stride=2)
+        else:
+            self.head = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                      nn.Conv2d(ch[0], out_channels, 3, padding=1))
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x [B, Cin, F, T], cond [B, cond_dim] (or None when cond_dim = 0) -> logits [B, Cout, F, T]."""
@@ -217,8 +222,9 @@ class AttentionUNet(nn.Module):
             h = self.fusion(h, cond)
         skips = skips[:-1]  # the deepest level is the bottleneck itself, not a skip
         for up in self.up:
-            h = up(h, skips.pop() if skips else None, cond)
+            h = up(h, skips.pop(), cond)  # [B, c_(i-1), F/2^i, T/2^i]
         return self.head(h)  # [B, Cout, F, T]
 
 
-__all__ = ["AttentionUNet", "FUSIONS", "UPSAMPLES", "AttentionGate", "FiLM", "BottleneckFusion", "UpLevel", "level_channels"]
+__all__ = ["AttentionUNet", "FUSIONS", "UPSAMPLES", "AttentionGate", "FiLM", "BottleneckFusion", "UpLevel",
+           "level_channels"]

@@ -1,0 +1,325 @@
+"""TriBERT: config, transformer streams and co-attention, heads, the assembled model and its sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from tribert.config import from_dict, to_dict
+from tribert.errors import ConfigError, TribertError
+from tribert.models import ModelConfig, TriBERT, build_model, model_config, tiny_config
+from tribert.models.coattention import TriModalCoAttention, TriModalEncoder
+from tribert.models.heads import AudioClassificationHead, WeakClassificationHead, logits_bce_loss, weak_bce_loss
+from tribert.models.info import count_macs, example_inputs, model_info
+from tribert.models.tribert import TriBERTOutput, TriBERTTransformer, select_condition
+
+STREAMS = ("vision", "pose", "audio")
+
+
+def _tokens(cfg: ModelConfig, batch: int = 2, grad: bool = False) -> dict[str, torch.Tensor]:
+    """Random encoder tokens [B, K, O, D_in] per stream (audio: one vector repeated, as in the model)."""
+    g = torch.Generator().manual_seed(1)
+    k, o = cfg.num_frames, cfg.num_objects
+    toks = {"vision": torch.randn(batch, k, o, cfg.visual_dim, generator=g),
+            "pose": torch.randn(batch, k, o, cfg.pose_dim, generator=g),
+            "audio": torch.randn(batch, 1, 1, cfg.audio_dim, generator=g).expand(batch, k, o, -1).clone()}
+    toks = {s: t for s, t in toks.items() if s in cfg.streams()}
+    return {s: t.requires_grad_(grad) for s, t in toks.items()}
+
+
+# --- config ------------------------------------------------------------------------------------
+
+def test_config_defaults_are_the_paper():
+    c = ModelConfig()
+    assert (c.vision_hidden, c.pose_hidden, c.audio_hidden, c.num_heads) == (1024, 1024, 512, 8)
+    assert (c.num_frames, c.num_objects, c.frame_size, c.spec_bins, c.spec_frames) == (3, 2, 224, 256, 256)
+    assert (c.unet_depth, c.token_mask_prob, c.coattention_dim, c.num_layers) == (7, 0.15, 512, 6)
+    assert c.visual_backbone == "resnet50" and c.pose_frames == 256 and c.num_classes == 21
+    assert c.streams() == STREAMS and c.cond_dim() == 3 * 512
+    assert c.coattention_layer_ids() == tuple(range(6))
+
+
+def test_config_yaml_round_trip_and_validation():
+    c = model_config("small")
+    again = from_dict(ModelConfig, to_dict(c))
+    assert again == c
+    with pytest.raises(ConfigError, match="num_heads"):
+        ModelConfig(vision_hidden=1020)
+    with pytest.raises(ConfigError, match="divisible by 2\\*\\*unet_depth"):
+        ModelConfig(spec_bins=200)
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_dict(ModelConfig, {"hidden": 3})
+    with pytest.raises(ConfigError, match="unknown model size"):
+        model_config("huge")
+    assert ModelConfig(use_vision=False, coattention=False).coattention_layer_ids() == ()
+    assert ModelConfig(use_pose=False, sos_pool_dim=0).cond_dim() == 1024 + 512
+
+
+# --- transformer and co-attention ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def paper_model() -> TriBERT:
+    torch.manual_seed(0)
+    return build_model("paper").eval()
+
+
+@torch.no_grad()
+def test_paper_transformer_shapes(paper_model):
+    cfg = paper_model.config
+    emb, hidden, pooled = paper_model.transformer(_tokens(cfg, batch=1))
+    widths = {"vision": 1024, "pose": 1024, "audio": 512}
+    for s in STREAMS:  # (1 SOS + 3 frames) x 2 objects = 8 tokens per stream
+        assert emb[s].shape == hidden[s].shape == (1, 8, widths[s])
+    assert pooled.shape == (1, 2, 1536)
+    assert len(paper_model.transformer.encoder.co_blocks) == 6
+
+
+@torch.no_grad()
+def test_paper_heads_shapes(paper_model):
+    h = torch.randn(1, 6, 1024)
+    scores = paper_model.heads["vision"](h)
+    assert scores.shape == (1, 21) and ((scores >= 0) & (scores <= 1)).all()
+    assert paper_model.heads["audio"](torch.randn(1, 8, 512)).shape == (1, 21)
+
+
+@torch.no_grad()
+def test_paper_model_forward_batch1(paper_model):
+    inputs = example_inputs(paper_model.config, batch_size=1, num_sources=2)
+    out = paper_model(**inputs)
+    assert out.mask_logits.shape == (1, 2, 1, 256, 256)
+    assert out.vision_scores.shape == out.pose_scores.shape == out.audio_logits.shape == (1, 21)
+    assert out.pooled_sos.shape == (1, 2, 1536)
+    assert out.visual_attention.shape == (1, 3, 21, 7, 7)
+    assert out.visual_top_classes.shape == (1, 3, 2)
+    assert {s: h.shape[-1] for s, h in out.hidden.items()} == {"vision": 1024, "pose": 1024, "audio": 512}
+
+
+@pytest.mark.parametrize("coattention", [True, False])
+def test_streams_depend_on_each_other_only_through_coattention(coattention):
+    torch.manual_seed(0)
+    cfg = tiny_config(coattention=coattention)
+    transformer = TriBERTTransformer(cfg).eval()  # eval: no dropout, no masking
+    for target in STREAMS:
+        tokens = _tokens(cfg, grad=True)
+        _, hidden, _ = transformer(tokens)
+        hidden[target].square().sum().backward()
+        for source in STREAMS:
+            grad = tokens[source].grad  # None: no path in the graph at all, i.e. exactly zero
+            if source == target or coattention:
+                assert grad is not None and grad.abs().sum() > 0, f"{target} does not see {source}"
+            else:
+                assert grad is None or not grad.any(), f"{target} sees {source} without co-attention"
+
+
+def test_coattention_attends_over_the_other_streams_only():
+    torch.manual_seed(0)
+    block = TriModalCoAttention({"a": 8, "b": 8, "c": 4}, width=8, heads=2, ffn_dim=16, dropout=0.0,
+                                attention_dropout=0.0).eval()
+    h = {"a": torch.randn(1, 3, 8), "b": torch.randn(1, 5, 8), "c": torch.randn(1, 2, 4)}
+    base = block(h)
+    assert {s: t.shape for s, t in base.items()} == {s: t.shape for s, t in h.items()}
+    # Changing stream a's own tokens changes its keys/values, which stream a never attends to:
+    # its output changes only through its queries/residual, so other tokens of a stay independent.
+    h2 = dict(h, a=h["a"].clone())
+    h2["a"][:, 0] += 1.0
+    out = block(h2)
+    assert torch.allclose(out["a"][:, 1:], base["a"][:, 1:], atol=1e-6)
+    assert not torch.allclose(out["b"], base["b"], atol=1e-6)
+
+
+def test_coattention_layers_selection():
+    enc = TriModalEncoder({"vision": 8, "audio": 4}, num_layers=3, heads=2, ffn_dim=8, coattention_dim=8,
+                          coattention_layers=(1,))
+    assert list(enc.co_blocks) == ["1"] and len(enc.self_blocks) == 3
+
+
+def test_token_masking_in_training_never_masks_sos():
+    torch.manual_seed(0)
+    cfg = tiny_config(token_mask_prob=0.5, dropout=0.0, attention_dropout=0.0)
+    transformer = TriBERTTransformer(cfg).train()
+    tokens = _tokens(cfg, batch=4)
+    emb, _, _ = transformer(tokens)
+    o = cfg.num_objects
+    for s in ("vision", "pose"):
+        zero = transformer.embed[s](torch.zeros(cfg.visual_dim if s == "vision" else cfg.pose_dim))
+        is_masked = torch.isclose(emb[s], zero, atol=1e-5).all(dim=-1)  # [B, L]
+        assert not is_masked[:, :o].any(), "an SOS token was masked"
+        frac = is_masked[:, o:].float().mean().item()
+        assert 0.2 < frac < 0.8, f"{s}: {frac:.2f} of the frame tokens masked, expected ~0.5"
+    zero_audio = transformer.embed["audio"](torch.zeros(cfg.audio_dim))
+    assert not torch.isclose(emb["audio"], zero_audio, atol=1e-5).all(dim=-1).any()
+    transformer.eval()  # no masking at test time
+    emb_eval, _, _ = transformer(tokens)
+    zero = transformer.embed["vision"](torch.zeros(cfg.visual_dim))
+    assert not torch.isclose(emb_eval["vision"], zero, atol=1e-5).all(dim=-1).any()
+
+
+# --- heads -----------------------------------------------------------------------------------------
+
+def test_wsddn_head_is_class_softmax_times_token_softmax():
+    torch.manual_seed(0)
+    head = WeakClassificationHead(6, 4)
+    h = torch.randn(3, 5, 6)
+    expected = (torch.softmax(head.recognition(h), -1) * torch.softmax(head.detection(h), 1)).sum(1)
+    scores = head(h)
+    assert torch.allclose(scores, expected, atol=1e-6)
+    assert ((scores > 0) & (scores < 1)).all()
+    labels = torch.tensor([[1.0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]])
+    loss = weak_bce_loss(scores, labels)
+    assert torch.isfinite(loss) and loss > 0
+    assert weak_bce_loss(labels, labels) < 1e-4  # perfect scores: ~zero loss, no log(0)
+
+
+def test_audio_head_uses_the_mean_hidden_state():
+    head = AudioClassificationHead(4, 3)
+    h = torch.randn(2, 8, 4)
+    assert torch.allclose(head(h), head.fc(h.mean(1)))
+    assert torch.isfinite(logits_bce_loss(head(h), torch.ones(2, 3)))
+
+
+# --- the assembled tiny model --------------------------------------------------------------------
+
+def _all_losses(out: TriBERTOutput, labels: torch.Tensor) -> torch.Tensor:
+    target = (torch.rand_like(out.mask_logits) > 0.5).float()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(out.mask_logits, target)
+    loss = loss + logits_bce_loss(out.audio_logits, labels)
+    if out.vision_scores is not None:
+        loss = loss + weak_bce_loss(out.vision_scores, labels)
+        loss = loss + logits_bce_loss(out.visual_class_scores.mean(1), labels)
+    if out.pose_scores is not None:
+        loss = loss + weak_bce_loss(out.pose_scores, labels)
+    return loss
+
+
+def test_tiny_forward_backward_reaches_every_parameter():
+    torch.manual_seed(0)
+    model = build_model("tiny").train()
+    inputs = example_inputs(model.config, batch_size=3, num_sources=3)  # objects -1, 0, 1
+    labels = torch.zeros(3, model.config.num_classes)
+    labels[:, 2] = 1
+    out = model(**inputs)
+    assert isinstance(out, TriBERTOutput)
+    assert out.mask_logits.shape == (3, 3, 1, 32, 32)
+    _all_losses(out, labels).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient: {missing[:5]}"
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p.grad).all()]
+    assert not bad, f"non-finite gradient: {bad[:5]}"
+
+
+@torch.no_grad()
+def test_whole_video_is_the_mean_over_objects_and_objects_differ():
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    inputs = example_inputs(model.config, batch_size=2)
+    enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
+    masks = model.separate(enc, torch.tensor([[-1, 0, 1], [1, 0, -1]]))
+    assert masks.shape == (2, 3, 1, 32, 32)
+    mean_cond = enc.pooled_sos.mean(dim=1)  # [B, Dc]
+    by_hand = model.separator(inputs["mix_logmag"], mean_cond)
+    assert torch.allclose(masks[0, 0], by_hand[0], atol=1e-5)
+    assert torch.allclose(masks[1, 2], by_hand[1], atol=1e-5)
+    assert not torch.allclose(masks[:, 1], masks[:, 2], atol=1e-4), "objects 0 and 1 give the same mask"
+    # encode + separate is exactly forward
+    out = model(**dict(inputs, objects=torch.tensor([[0], [1]])))
+    assert torch.allclose(out.mask_logits[:, 0], torch.stack([masks[0, 1], masks[1, 0]]), atol=1e-5)
+
+
+def test_select_condition_checks_objects():
+    pooled = torch.arange(12.0).view(1, 2, 6)
+    assert torch.equal(select_condition(pooled, torch.tensor([[1, -1]]))[0],
+                       torch.stack([pooled[0, 1], pooled[0].mean(0)]))
+    with pytest.raises(TribertError, match="objects"):
+        select_condition(pooled, torch.tensor([[2]]))
+
+
+@pytest.mark.parametrize("switch", ["use_vision", "use_pose", "coattention"])
+def test_ablations_run(switch):
+    torch.manual_seed(0)
+    cfg = tiny_config(**{switch: False})
+    model = TriBERT(cfg).train()
+    inputs = example_inputs(cfg, batch_size=2, num_sources=2)
+    out = model(**inputs)
+    assert out.mask_logits.shape == (2, 2, 1, 32, 32)
+    assert out.pooled_sos.shape[-1] == cfg.cond_dim()
+    assert (out.vision_scores is None) == (switch == "use_vision")
+    assert (out.pose_scores is None) == (switch == "use_pose")
+    assert (not hasattr(model, "visual")) == (switch == "use_vision")
+    if switch == "coattention":
+        assert len(model.transformer.encoder.co_blocks) == 0
+    _all_losses(out, torch.ones(2, cfg.num_classes)).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_bad_inputs_give_one_line_errors():
+    model = build_model("tiny").eval()
+    inputs = example_inputs(model.config, batch_size=1)
+    with pytest.raises(TribertError, match="frames must have shape"):
+        model(**dict(inputs, frames=inputs["frames"][:, :2]))
+    with pytest.raises(TribertError, match="pose is required"):
+        model(**dict(inputs, pose=None))
+
+
+# --- sizes and counting ---------------------------------------------------------------------------
+
+def test_named_sizes_and_every_small_deviation_is_documented():
+    from tribert.models import small_config
+
+    small, tiny, paper = model_config("small"), model_config("tiny"), ModelConfig()
+    assert (small.spec_bins, small.spec_frames, small.unet_depth, small.film) == (128, 128, 6, True)
+    assert tiny.spec_bins == 32 and tiny.num_frames == 3 and tiny.num_objects == 2
+    for f in dataclasses.fields(ModelConfig):
+        if getattr(small, f.name) != getattr(paper, f.name):
+            assert f.name in _DOC_WORDS, f"small changes {f.name}: document it in small_config"
+            assert _DOC_WORDS[f.name] in small_config.__doc__, f.name
+
+
+# field -> the words small_config's docstring uses for it
+_DOC_WORDS = {
+    "frame_size": "64 x 64", "pose_frames": "T = 32", "spec_bins": "128 x 128", "spec_frames": "128 x 128",
+    "visual_backbone": "ResNet-18", "visual_width": "width 8", "visual_dim": "128-d tokens",
+    "pose_channels": "8, 16, 16", "pose_strides": "strides 2, 1, 2", "pose_dim": "128-d tokens",
+    "vggish_channels": "4..64",
+    "audio_dim": "64-d vector", "vision_hidden": "width 128", "pose_hidden": "width 128",
+    "audio_hidden": "width 128", "num_layers": "2 layers", "num_heads": "4 heads", "ffn_dim": "FFN 256",
+    "coattention_dim": "co-attention width 128", "sos_pool_dim": "SOS pooler 64", "unet_depth": "depth 6",
+    "unet_base_channels": "8..128", "unet_max_channels": "8..128", "film": "FiLM",
+}
+
+
+def test_mac_counting_is_exact_on_known_layers():
+    net = torch.nn.Sequential()
+    net.add_module("a", torch.nn.Sequential(torch.nn.Linear(4, 3)))
+    net.add_module("b", torch.nn.Sequential(torch.nn.Conv2d(2, 5, 3, padding=1)))
+
+    class Wrap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = net.a, net.b
+
+        def forward(self, x, y):
+            return self.a(x), self.b(y)
+
+    macs = count_macs(Wrap(), {"x": torch.randn(2, 4), "y": torch.randn(1, 2, 6, 6)})
+    assert macs == {"a": 2 * 3 * 4, "b": 5 * 36 * 2 * 9}
+
+
+def test_model_info_tiny_counts_every_parameter():
+    model = build_model("tiny")
+    infos = model_info(model)
+    assert [i.name for i in infos] == ["visual", "pose", "audio", "transformer", "heads", "separator"]
+    assert sum(i.params for i in infos) == sum(p.numel() for p in model.parameters())
+    assert all(i.macs > 0 for i in infos)
+
+
+def test_cli_model_info_prints_a_table():
+    from typer.testing import CliRunner
+
+    from tribert.cli import app
+
+    result = CliRunner().invoke(app, ["model-info", "--size", "tiny"])
+    assert result.exit_code == 0, result.output
+    for word in ("visual", "pose", "audio", "transformer", "heads", "separator", "total"):
+        assert word in result.output
