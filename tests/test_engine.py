@@ -48,7 +48,7 @@ def test_loss_falls_on_a_fixed_batch(data_root):
         opt.step()
         losses.append({k: v.item() for k, v in loss.items()})
     first, last = losses[0], losses[-1]
-    assert set(first) == {"sep", "vision", "pose", "audio", "loss"}
+    assert set(first) == {"sep", "vision", "segmentation", "pose", "audio", "loss"}
     assert last["loss"] < 0.7 * first["loss"], (first, last)
     assert last["sep"] < first["sep"]
 
@@ -127,3 +127,19 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(data_root, tmp_pa
     with pytest.raises(TribertError, match="loss is nan at step 1"):
         train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=3"), resume=run, progress=False)
     assert last.read_bytes() == before
+
+
+def test_padding_sources_are_skipped_without_changing_real_masks(data_root):
+    config = tiny_config(data_root)
+    system = SeparationSystem(config).eval()
+    batch = next(iter(train_loader(config)))
+    from tribert.engine.system import video_inputs
+
+    inputs = video_inputs(batch)
+    assert not bool(inputs["valid"].all())  # solos leave a padding slot
+    with torch.no_grad():
+        full = system.model(**{**inputs, "valid": None}).mask_logits
+        packed = system.model(**inputs).mask_logits
+    valid = inputs["valid"]
+    torch.testing.assert_close(packed[valid], full[valid], rtol=1e-4, atol=1e-5)
+    assert torch.all(packed[~valid] == 0)

@@ -43,6 +43,7 @@ def video_inputs(batch: dict) -> dict:
         "objects": batch["source_object"].view(b * n, s // n),  # [V, S/N]
         "labels": batch["labels"].flatten(0, 1),  # [V, C]
         "source_labels": batch["source_label"].view(b * n, s // n),  # [V, S/N]
+        "valid": batch["source_valid"].view(b * n, s // n),  # [V, S/N]: padding is not separated
     }
 
 
@@ -87,6 +88,13 @@ class SeparationSystem(L.LightningModule):
             if scores is not None and weight > 0:
                 losses[name] = F.binary_cross_entropy(scores.float().clamp(1e-6, 1 - 1e-6), labels)
                 total = total + weight * losses[name]
+        seg_logits = getattr(out, "visual_class_scores", None)  # [V, K, C] per-frame segmentation logits
+        if seg_logits is not None and tc.vision_weight > 0:
+            # Trains the segmentation net's detectors for every class (the WSDDN head above only
+            # reaches the top-2 classes' features).
+            losses["segmentation"] = F.binary_cross_entropy_with_logits(
+                seg_logits.float(), labels[:, None].expand_as(seg_logits))
+            total = total + tc.vision_weight * losses["segmentation"]
         audio_logits = getattr(out, "audio_logits", None)
         if audio_logits is not None and tc.audio_weight > 0:
             # The audio stream hears the whole mixture: its target is the union of the labels.

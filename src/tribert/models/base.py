@@ -5,7 +5,7 @@ items (batch x num_mix) go through the model at once; each asks for S sources (S
 ``objects[v, s]`` says what to separate — ``-1`` the whole video, ``j >= 0`` person/object j —
 and padding slots are simply ignored by the loss.
 
-    out = model(frames, pose, mix_logmag, objects, labels, source_labels)
+    out = model(frames, pose, mix_logmag, objects, labels, source_labels, valid)
     out.mask_logits  # [V, S, 1, F, T]
 
 Inputs:
@@ -15,6 +15,8 @@ Inputs:
     objects       [V, S] long      -1 = whole video, j = object / person j
     labels        [V, C]           multi-hot labels of the video (used only by label-conditioned baselines)
     source_labels [V, S] long      class of each requested source, -1 unknown (idem)
+    valid         [V, S] bool or None  sources that exist; a model may skip the others (their
+                                   masks are ignored by the loss), which saves the padding's cost
 
 A model may return more than ``mask_logits`` (TriBERT returns class scores and embeddings);
 the training system reads what it knows.
@@ -24,9 +26,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
 
 
 @dataclass
 class SeparatorOutput:
     mask_logits: Tensor  # [V, S, 1, F, T]
+
+
+def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+    """One conditioned U-Net run per requested (video, source), the padding skipped.
+
+    mix_logmag [V, 1, F, T], cond [V, S, D], valid [V, S] bool or None -> mask logits
+    [V, S, 1, F, T] (logit 0 where not valid).
+    """
+    v, s, _ = cond.shape
+    if valid is None:
+        x = mix_logmag[:, None].expand(v, s, *mix_logmag.shape[1:]).flatten(0, 1)  # [V*S, 1, F, T]
+        return unet(x, cond.flatten(0, 1)).unflatten(0, (v, s))
+    video = torch.arange(v, device=mix_logmag.device)[:, None].expand(v, s)[valid]  # [M]
+    logits = unet(mix_logmag[video], cond[valid])  # [M, 1, F, T]
+    out = logits.new_zeros(v, s, *logits.shape[1:])
+    out[valid] = logits
+    return out

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.errors import ConfigError, TribertError
-from tribert.models.base import SeparatorOutput
+from tribert.models.base import SeparatorOutput, separate_sources
 from tribert.models.config import ModelConfig
 from tribert.models.pose import STGCN, pose_presence, prepare_pose
 from tribert.models.resnet import ResNet, build_resnet, load_resnet_weights
@@ -52,7 +52,7 @@ def _unet(config: ModelConfig, out_channels: int = 1, cond_dim: int = 0,
         base_channels=config.unet_base_channels, max_channels=config.unet_max_channels,
         convs_per_level=config.unet_convs_per_level,
         attention_gates=config.attention_gates if attention_gates is None else attention_gates,
-        cond_dim=cond_dim, fusion=config.fusion, film=config.film)
+        cond_dim=cond_dim, fusion=config.fusion, film=config.film, upsample=config.unet_upsample)
 
 
 def _trunk(config: ModelConfig, arch: str, dilate_last: bool = False) -> ResNet:
@@ -81,16 +81,6 @@ def _check_objects(objects: Tensor, num_videos: int, num_objects: int) -> None:
         raise TribertError(f"objects must be [V, S] with V = {num_videos}, got {list(objects.shape)}")
     if bool(((objects < -1) | (objects >= num_objects)).any()):
         raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
-
-
-def _separate(unet: AttentionUNet, mix_logmag: Tensor, cond: Tensor) -> Tensor:
-    """One conditioned U-Net run per (video, source).
-
-    mix_logmag [V, 1, F, T], cond [V, S, D] -> mask logits [V, S, 1, F, T].
-    """
-    v, s, _ = cond.shape
-    x = mix_logmag[:, None].expand(v, s, *mix_logmag.shape[1:]).flatten(0, 1)  # [V*S, 1, F, T]
-    return unet(x, cond.flatten(0, 1)).unflatten(0, (v, s))  # [V, S, 1, F, T]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +136,8 @@ class SoundOfPixels(nn.Module):
         return torch.sigmoid(x)
 
     def forward(self, frames: Tensor, pose: Optional[Tensor], mix_logmag: Tensor, objects: Tensor,
-                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None) -> SeparatorOutput:
+                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None,
+                valid: Optional[Tensor] = None) -> SeparatorOutput:
         """See :mod:`tribert.models.base`. ``pose``, ``labels`` and ``source_labels`` are not used."""
         c = self.config
         _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
@@ -233,7 +224,8 @@ class MusicGestureStyle(nn.Module):
         return torch.where((objects < 0)[..., None], mean[:, None].expand_as(one_hot), one_hot)
 
     def forward(self, frames: Tensor, pose: Tensor, mix_logmag: Tensor, objects: Tensor,
-                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None) -> SeparatorOutput:
+                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None,
+                valid: Optional[Tensor] = None) -> SeparatorOutput:
         """See :mod:`tribert.models.base`. ``labels`` and ``source_labels`` are not used."""
         c = self.config
         _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
@@ -246,7 +238,7 @@ class MusicGestureStyle(nn.Module):
         person = torch.einsum("vsp,vpc->vsc", weights, persons)  # [V, S, Cp]
         video = self.video_feature(frames)  # [V, Cv]
         cond = torch.cat([person, video[:, None].expand(-1, person.shape[1], -1)], dim=-1)  # [V, S, Cp+Cv]
-        return SeparatorOutput(mask_logits=_separate(self.separator, mix_logmag, cond))
+        return SeparatorOutput(mask_logits=separate_sources(self.separator, mix_logmag, cond, valid))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +275,8 @@ class AudioOnlyUNet(nn.Module):
         return torch.where((source_labels < 0)[..., None], video[:, None].expand_as(one_hot), one_hot)
 
     def forward(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor, objects: Tensor,
-                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None) -> SeparatorOutput:
+                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None,
+                valid: Optional[Tensor] = None) -> SeparatorOutput:
         """See :mod:`tribert.models.base`. ``frames``, ``pose`` and ``objects`` values are not used."""
         c = self.config
         _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
@@ -295,7 +288,7 @@ class AudioOnlyUNet(nn.Module):
             raise TribertError(f"source_labels must be in -1..{c.num_classes - 1}, "
                                f"got {source_labels.unique().tolist()}")
         cond = self.condition(labels, source_labels).to(mix_logmag.dtype)  # [V, S, C]
-        return SeparatorOutput(mask_logits=_separate(self.separator, mix_logmag, cond))
+        return SeparatorOutput(mask_logits=separate_sources(self.separator, mix_logmag, cond, valid))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from tribert.errors import ConfigError, TribertError
 from tribert.models.audio import VGGishEncoder
-from tribert.models.base import SeparatorOutput
+from tribert.models.base import SeparatorOutput, separate_sources
 from tribert.models.coattention import TriModalEncoder
 from tribert.models.config import ModelConfig
 from tribert.models.heads import AudioClassificationHead, WeakClassificationHead
@@ -226,31 +226,30 @@ class TriBERT(nn.Module):
             visual_attention=vis.attention if vis is not None else None,
         )
 
-    def separate(self, encoding: TriBERTEncoding, objects: Tensor) -> Tensor:
+    def separate(self, encoding: TriBERTEncoding, objects: Tensor, valid: Optional[Tensor] = None) -> Tensor:
         """Mask logits for the requested sources: one U-Net run per (video, object).
 
         Args:
             encoding: from ``encode``.
             objects: [B, S] long; ``o`` in 0..O-1 = object/person o, -1 = the whole video.
+            valid: optional [B, S] bool; the U-Net runs only where True (padding slots of a
+                batch cost nothing) and the other masks are left at logit 0.
         Returns:
             mask logits [B, S, 1, F, T].
         """
         cond = select_condition(encoding.pooled_sos, objects)  # [B, S, Dc]
-        b, s, _ = cond.shape
-        mix = encoding.mix_logmag  # [B, 1, F, T]
-        x = mix[:, None].expand(b, s, *mix.shape[1:]).flatten(0, 1)  # [B*S, 1, F, T]
-        logits = self.separator(x, cond.flatten(0, 1))  # [B*S, 1, F, T]
-        return logits.unflatten(0, (b, s))
+        return separate_sources(self.separator, encoding.mix_logmag, cond, valid)
 
     def forward(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor, objects: Tensor,
-                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None) -> TriBERTOutput:
+                labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None,
+                valid: Optional[Tensor] = None) -> TriBERTOutput:
         """``encode`` then ``separate``; see ``tribert.models.base`` for the shared interface.
 
         ``labels`` and ``source_labels`` are accepted for the common interface and not used:
         TriBERT is conditioned on what it sees and hears, never on the labels.
         """
         encoding = self.encode(frames, pose, mix_logmag)
-        mask_logits = self.separate(encoding, objects)
+        mask_logits = self.separate(encoding, objects, valid)
         return TriBERTOutput(mask_logits=mask_logits, **vars(encoding))
 
 
