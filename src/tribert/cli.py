@@ -129,7 +129,7 @@ def evaluate(
     label: List[str] = typer.Option([], "--label", help="Row name per checkpoint (default: model-size)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fixed mixture list (written once beside the clips)."),
     limit: int = typer.Option(0, "--limit", help="Score only the first N mixtures (0: all)."),
-    soft: bool = typer.Option(False, "--soft", help="Use soft masks (default: the authors' 0.5 threshold for binary-mask models)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Binarise predicted masks at this value (the authors' evaluation used 0.5); default: soft masks. A mask that is all zero gives a silent estimate and an SDR of -inf."),
     backend: str = typer.Option("fast", "--backend", help="fast (fast_bss_eval) or mir_eval."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
 ) -> None:
@@ -151,11 +151,11 @@ def evaluate(
             raise TribertError(f"{name}: audio/mixing settings differ from the first checkpoint; "
                                "models in one table must score the same mixtures")
     loader = eval_loader(first.config, data, limit=limit, seed=seed)
-    results = run_eval(systems, loader, threshold=None if soft else 0.5, backend=backend)
+    results = run_eval(systems, loader, threshold=threshold, backend=backend)
     typer.echo(format_table(results))
     if out is not None:
         write_results(out, results, {"checkpoints": [str(c) for c in checkpoint], "data": str(data),
-                                     "seed": seed, "limit": limit, "soft": soft, "backend": backend})
+                                     "seed": seed, "limit": limit, "threshold": threshold, "backend": backend})
         typer.echo(f"results: {out}")
 
 

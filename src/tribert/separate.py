@@ -222,9 +222,7 @@ class Separator:
             poses = torch.stack([self._pose(x, start, L / sr) for x in inputs]).to(self.device)
             out = self.system.model(frames=frames, pose=poses, mix_logmag=logmag, objects=obj,
                                     labels=None, source_labels=None)
-            masks = torch.sigmoid(out.mask_logits.float())  # [V, S, 1, F, T]
-            if self.config.data.mask == "binary":
-                masks = (masks > 0.5).float()
+            masks = torch.sigmoid(out.mask_logits.float())  # [V, S, 1, F, T], soft as in evaluation
             k = 0
             for vi, o in enumerate(objects):
                 for si in range(len(o)):

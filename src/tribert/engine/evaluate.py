@@ -100,7 +100,7 @@ def batch_sdr(frontend: AudioFrontEnd, batch: dict, mask_logits: Tensor, config)
 
 
 @torch.no_grad()
-def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | None = 0.5,
+def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | None = None,
              backend: str = "fast", progress: bool = True) -> dict:
     """Score every system (name -> SeparationSystem) and the references on a fixed-mixture loader.
 
@@ -123,8 +123,8 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
                             eval_samples, backend)
         for name, system in systems.items():
             _, mask_logits = system(batch)
-            thr = threshold if system.config.data.mask == "binary" else None
-            score_batch(results, name, batch, masks_to_wavs(frontend, mask_logits, mix, thr), eval_samples, backend)
+            score_batch(results, name, batch, masks_to_wavs(frontend, mask_logits, mix, threshold), eval_samples,
+                        backend)
     return {name: {g: sc.mean() for g, sc in groups.items()} for name, groups in results.items()}
 
 
