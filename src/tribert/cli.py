@@ -105,6 +105,7 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices, e.g. 1, 4, auto."),
     num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Nodes for multi-node DDP."),
+    visual_weights: Optional[Path] = typer.Option(None, "--visual-weights", help="A torchvision-style ImageNet ResNet checkpoint (.pth/.safetensors) to start the visual trunk from."),
 ) -> None:
     """Train TriBERT or a baseline; writes a run folder with config, git revision, metrics and checkpoints."""
     from tribert.engine.config import Config
@@ -115,6 +116,8 @@ def train(
         overrides.append(f"train.devices={devices}")
     if num_nodes is not None:
         overrides.append(f"train.num_nodes={num_nodes}")
+    if visual_weights is not None:
+        overrides.append(f"model.visual_weights={visual_weights}")
     if resume is not None and not (resume / "config.yaml").is_file():
         raise TribertError("cannot resume: no config.yaml in the run folder", resume)
     cfg = Config.load(resume / "config.yaml" if resume is not None else config, overrides)

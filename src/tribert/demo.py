@@ -16,7 +16,8 @@ from tribert.errors import TribertError
 
 
 def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float = 9.0, seed: int = 0,
-             workers: int = 0, eval_mixtures: int = 40) -> dict:
+             workers: int = 0, eval_mixtures: int = 40, recipe: str = "synth_small",
+             overrides: tuple[str, ...] = (), progress: bool = True) -> dict:
     from tribert.data.synth import generate
     from tribert.engine.checkpoint import load_system
     from tribert.engine.config import Config
@@ -28,20 +29,20 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
     t0 = time.time()
     synth_dir = out / "synth"
     print(f"[1/4] SynthMUSIC: {clips} clips -> {synth_dir}")
-    generate(synth_dir, clips=clips, seed=seed, workers=workers)
+    generate(synth_dir, clips=clips, seed=seed, workers=workers, progress=progress)
 
-    print(f"[2/4] training TriBERT-small for {minutes:g} minutes")
-    config = Config.load("synth_small", [f"data.train_dir={synth_dir / 'train'}",
+    print(f"[2/4] training TriBERT ({recipe}) for {minutes:g} minutes")
+    config = Config.load(recipe, [*overrides, f"data.train_dir={synth_dir / 'train'}",
                                          f"data.val_dir={synth_dir / 'val'}",
                                          f"data.test_dir={synth_dir / 'test'}",
                                          f"train.max_minutes={minutes}", f"train.seed={seed}"])
-    run_dir = train(config, runs_dir=out / "runs", name="tribert-small")
+    run_dir = train(config, runs_dir=out / "runs", name="tribert", progress=progress)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
 
     print("[3/4] evaluating on the test split")
     system = load_system(ckpt)
     loader = eval_loader(system.config, synth_dir / "test", limit=eval_mixtures)
-    results = evaluate({"TriBERT-small": system}, loader)
+    results = evaluate({"TriBERT": system}, loader, progress=progress)
     table = format_table(results)
     print(table)
     write_results(out / "results.json", results, {"checkpoint": str(ckpt), "data": str(synth_dir / "test")})
@@ -57,11 +58,11 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
     result = sep.separate(pair, pose="none" if pair[0].suffix == ".mp4" else "mediapipe")
     written = result.write(out / "separated")
 
-    gain = results["TriBERT-small"]["single"]["sdr"] - results["mixture"]["single"]["sdr"]
+    gain = results["TriBERT"]["single"]["sdr"] - results["mixture"]["single"]["sdr"]
     summary = {"minutes": (time.time() - t0) / 60, "run": str(run_dir), "checkpoint": str(ckpt),
                "results": str(out / "results.json"), "separated": str(out / "separated"),
                "sdr_gain_over_mixture_db": gain}
-    print(f"\nDone in {summary['minutes']:.1f} min. TriBERT-small is {gain:+.2f} dB SDR over the mixture "
+    print(f"\nDone in {summary['minutes']:.1f} min. TriBERT is {gain:+.2f} dB SDR over the mixture "
           f"(single-source).\n  data:      {synth_dir}\n  run:       {run_dir}\n  results:   {out / 'results.json'}"
           f"\n  separated: {out / 'separated'} ({len(written)} files: WAV and MP4 per source, separation.png)")
     return summary

@@ -35,6 +35,7 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
         config = Config.from_dict(ckpt["hyper_parameters"]["config"])
     except ConfigError as err:
         raise CheckpointError(f"stored config is not valid for this tribert version ({err.reason})", path) from None
+    config.model.visual_weights = ""  # the trained weights are in the checkpoint: don't re-read the ImageNet file
     tc = config.train
     if expect_model and tc.model != expect_model:
         raise CheckpointError(f"checkpoint holds a {tc.model} model, expected {expect_model}", path)
