@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from tribert.models import build_model
-from tribert.models.heads import logits_bce_loss, weak_bce_loss
+from tribert.models.heads import classification_losses
 from tribert.models.info import example_inputs
 
 
@@ -52,13 +52,7 @@ def training_loss(out, labels: torch.Tensor) -> torch.Tensor:
     """A training-like loss touching every output: mask BCE + the class losses."""
     target = torch.zeros_like(out.mask_logits)
     loss = F.binary_cross_entropy_with_logits(out.mask_logits.float(), target.float())
-    loss = loss + logits_bce_loss(out.audio_logits, labels)
-    if out.vision_scores is not None:
-        loss = loss + weak_bce_loss(out.vision_scores, labels)
-        loss = loss + logits_bce_loss(out.visual_class_scores.mean(1), labels)
-    if out.pose_scores is not None:
-        loss = loss + weak_bce_loss(out.pose_scores, labels)
-    return loss
+    return loss + sum(classification_losses(out, labels).values())
 
 
 def make_step(model, inputs: dict, labels: torch.Tensor, mode: str, autocast_dtype=None):

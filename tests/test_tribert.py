@@ -11,7 +11,8 @@ from tribert.config import from_dict, to_dict
 from tribert.errors import ConfigError, TribertError
 from tribert.models import ModelConfig, TriBERT, build_model, model_config, tiny_config
 from tribert.models.coattention import TriModalCoAttention, TriModalEncoder
-from tribert.models.heads import AudioClassificationHead, WeakClassificationHead, logits_bce_loss, weak_bce_loss
+from tribert.models.heads import (AudioClassificationHead, WeakClassificationHead, classification_losses,
+                                  logits_bce_loss, weak_bce_loss)
 from tribert.models.info import count_macs, example_inputs, model_info
 from tribert.models.tribert import TriBERTOutput, TriBERTTransformer, select_condition
 
@@ -183,14 +184,8 @@ def test_audio_head_uses_the_mean_hidden_state():
 
 def _all_losses(out: TriBERTOutput, labels: torch.Tensor) -> torch.Tensor:
     target = (torch.rand_like(out.mask_logits) > 0.5).float()
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(out.mask_logits, target)
-    loss = loss + logits_bce_loss(out.audio_logits, labels)
-    if out.vision_scores is not None:
-        loss = loss + weak_bce_loss(out.vision_scores, labels)
-        loss = loss + logits_bce_loss(out.visual_class_scores.mean(1), labels)
-    if out.pose_scores is not None:
-        loss = loss + weak_bce_loss(out.pose_scores, labels)
-    return loss
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(out.mask_logits.float(), target.float())
+    return loss + sum(classification_losses(out, labels).values())
 
 
 def test_tiny_forward_backward_reaches_every_parameter():

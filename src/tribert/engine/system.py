@@ -19,6 +19,7 @@ from torch import Tensor
 from tribert.audio import AudioFrontEnd
 from tribert.engine.config import Config
 from tribert.errors import TribertError
+from tribert.models.heads import classification_losses
 
 
 def build_separator(config: Config) -> torch.nn.Module:
@@ -83,25 +84,14 @@ class SeparationSystem(L.LightningModule):
         losses = {"sep": sep}
         total = tc.sep_weight * sep
         labels = batch["labels"].flatten(0, 1)  # [V, C]
-        for name, weight in (("vision", tc.vision_weight), ("pose", tc.pose_weight)):
-            scores = getattr(out, f"{name}_scores", None)  # WSDDN scores in [0, 1]
-            if scores is not None and weight > 0:
-                losses[name] = F.binary_cross_entropy(scores.float().clamp(1e-6, 1 - 1e-6), labels)
-                total = total + weight * losses[name]
-        seg_logits = getattr(out, "visual_class_scores", None)  # [V, K, C] per-frame segmentation logits
-        if seg_logits is not None and tc.vision_weight > 0:
-            # Trains the segmentation net's detectors for every class (the WSDDN head above only
-            # reaches the top-2 classes' features).
-            losses["segmentation"] = F.binary_cross_entropy_with_logits(
-                seg_logits.float(), labels[:, None].expand_as(seg_logits))
-            total = total + tc.vision_weight * losses["segmentation"]
-        audio_logits = getattr(out, "audio_logits", None)
-        if audio_logits is not None and tc.audio_weight > 0:
-            # The audio stream hears the whole mixture: its target is the union of the labels.
-            n = batch["frames"].shape[1]
-            mix_labels = batch["labels"].amax(1).repeat_interleave(n, 0)
-            losses["audio"] = F.binary_cross_entropy_with_logits(audio_logits.float(), mix_labels)
-            total = total + tc.audio_weight * losses["audio"]
+        n = batch["frames"].shape[1]
+        mix_labels = batch["labels"].amax(1).repeat_interleave(n, 0)  # the audio stream hears the mixture
+        weights = {"vision": tc.vision_weight, "segmentation": tc.vision_weight, "pose": tc.pose_weight,
+                   "audio": tc.audio_weight}
+        for name, loss in classification_losses(out, labels, mix_labels).items():
+            if weights[name] > 0:
+                losses[name] = loss
+                total = total + weights[name] * loss
         losses["loss"] = total
         return losses
 

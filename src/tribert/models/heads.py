@@ -60,4 +60,31 @@ def logits_bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
-__all__ = ["WeakClassificationHead", "AudioClassificationHead", "weak_bce_loss", "logits_bce_loss"]
+def classification_losses(out, labels: Tensor, mix_labels: Tensor | None = None) -> dict[str, Tensor]:
+    """TriBERT's classification losses from a ``TriBERTOutput`` (streams an ablation removed are skipped).
+
+    Args:
+        out: has ``vision_scores`` / ``pose_scores`` [V, C] (WSDDN, in [0, 1]),
+            ``visual_class_scores`` [V, K, C] (segmentation-net logits per frame), ``audio_logits`` [V, C].
+        labels: [V, C] multi-hot labels of each video.
+        mix_labels: [V, C] labels of the whole mixture each video was heard in (the audio stream
+            hears the mixture); default ``labels``.
+    Returns:
+        {"vision", "segmentation", "pose", "audio"}: scalar losses, for the streams present.
+    """
+    losses = {}
+    if getattr(out, "vision_scores", None) is not None:
+        losses["vision"] = weak_bce_loss(out.vision_scores, labels)
+    seg = getattr(out, "visual_class_scores", None)
+    if seg is not None:
+        # Trains the detectors of every class (the WSDDN head only reaches the top-2 classes' features).
+        losses["segmentation"] = logits_bce_loss(seg.flatten(0, 1), labels.repeat_interleave(seg.shape[1], 0))
+    if getattr(out, "pose_scores", None) is not None:
+        losses["pose"] = weak_bce_loss(out.pose_scores, labels)
+    if getattr(out, "audio_logits", None) is not None:
+        losses["audio"] = logits_bce_loss(out.audio_logits, labels if mix_labels is None else mix_labels)
+    return losses
+
+
+__all__ = ["WeakClassificationHead", "AudioClassificationHead", "weak_bce_loss", "logits_bce_loss",
+           "classification_losses"]
