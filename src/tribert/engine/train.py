@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -73,10 +74,19 @@ def init_weights_from(system: SeparationSystem, path: str | Path) -> None:
     print(f"initialised {len(keep)} tensors from {path} ({skipped} left new: e.g. class heads)")
 
 
+# Lightning notices that say nothing useful about a tribert run (the run folder already holds
+# config.yaml / run.json; validation is optional by design).
+QUIET = ("Experiment logs directory .* exists and is not empty",
+         "You defined a `validation_step` but have no `val_dataloader`",
+         ".*LeafSpec.* is deprecated", "Checkpoint directory .* exists and is not empty")
+
+
 def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None,
           resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train one model; returns the run folder."""
     tc = config.train
+    for pattern in QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     if resume is not None:
