@@ -75,6 +75,15 @@ def _trunk(config: ModelConfig, arch: str, dilate_last: bool = False) -> ResNet:
     return trunk
 
 
+def _check_video_inputs(config: ModelConfig, frames: Tensor, mix_logmag: Tensor, objects: Tensor) -> int:
+    """Shape checks shared by the visual baselines; returns the number of video items V."""
+    _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
+    nv = mix_logmag.shape[0]
+    _check_shape("frames", frames, (nv, config.num_frames, 3, None, None))
+    _check_objects(objects, nv, config.num_objects)
+    return nv
+
+
 def _check_objects(objects: Tensor, num_videos: int, num_objects: int) -> None:
     """objects must be [V, S] with entries in -1..num_objects-1 (one-line TribertError otherwise)."""
     if objects.dim() != 2 or objects.shape[0] != num_videos:
@@ -140,10 +149,7 @@ class SoundOfPixels(nn.Module):
                 valid: Optional[Tensor] = None) -> SeparatorOutput:
         """See :mod:`tribert.models.base`. ``pose``, ``labels`` and ``source_labels`` are not used."""
         c = self.config
-        _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
-        nv = mix_logmag.shape[0]
-        _check_shape("frames", frames, (nv, c.num_frames, 3, None, None))
-        _check_objects(objects, nv, c.num_objects)
+        nv = _check_video_inputs(c, frames, mix_logmag, objects)
         vis = self.visual_vector(frames) * self.scale  # [V, K]
         comps = self.sound(mix_logmag)  # [V, K, F, T]
         logits = torch.einsum("vk,vkft->vft", vis, comps)[:, None] + self.bias  # [V, 1, F, T]
@@ -228,11 +234,8 @@ class MusicGestureStyle(nn.Module):
                 valid: Optional[Tensor] = None) -> SeparatorOutput:
         """See :mod:`tribert.models.base`. ``labels`` and ``source_labels`` are not used."""
         c = self.config
-        _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
-        nv = mix_logmag.shape[0]
-        _check_shape("frames", frames, (nv, c.num_frames, 3, None, None))
+        nv = _check_video_inputs(c, frames, mix_logmag, objects)
         _check_shape("pose", pose, (nv, c.num_objects, None, 68, 3))
-        _check_objects(objects, nv, c.num_objects)
         persons = self.person_features(pose)  # [V, P, Cp]
         weights = self.person_weights(objects, pose_presence(pose)).to(persons.dtype)  # [V, S, P]
         person = torch.einsum("vsp,vpc->vsc", weights, persons)  # [V, S, Cp]
