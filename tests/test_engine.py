@@ -143,3 +143,18 @@ def test_padding_sources_are_skipped_without_changing_real_masks(data_root):
     valid = inputs["valid"]
     torch.testing.assert_close(packed[valid], full[valid], rtol=1e-4, atol=1e-5)
     assert torch.all(packed[~valid] == 0)
+
+
+def test_two_process_cpu_ddp_writes_one_run_folder(data_root, tmp_path):
+    import subprocess
+    import sys
+
+    runs = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "tribert.cli", "train", "--config", "synth_tiny", "--runs-dir", str(runs),
+           "--devices", "2", "--set", "train.strategy=ddp", "--set", "train.accelerator=cpu",
+           "--set", f"data.train_dir={data_root}", "--set", "train.batch_size=2", "--set", "train.max_steps=2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folders = list(runs.iterdir())
+    assert len(folders) == 1  # rank 0 makes the run folder, the spawned rank joins it
+    assert (folders[0] / "checkpoints" / "last.ckpt").is_file() and (folders[0] / "run.json").is_file()

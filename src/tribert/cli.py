@@ -103,6 +103,7 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are created."),
     name: Optional[str] = typer.Option(None, "--name", help="Run folder name suffix (default: model-size)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Use this run folder (give the same one on every node of a multi-node launch)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices, e.g. 1, 4, auto."),
     num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Nodes for multi-node DDP."),
     visual_weights: Optional[Path] = typer.Option(None, "--visual-weights", help="A torchvision-style ImageNet ResNet checkpoint (.pth/.safetensors) to start the visual trunk from."),
@@ -121,8 +122,8 @@ def train(
     if resume is not None and not (resume / "config.yaml").is_file():
         raise TribertError("cannot resume: no config.yaml in the run folder", resume)
     cfg = Config.load(resume / "config.yaml" if resume is not None else config, overrides)
-    run_dir = run_training(cfg, runs_dir=runs_dir, name=name, resume=resume)
-    typer.echo(f"run folder: {run_dir}")
+    folder = run_training(cfg, runs_dir=runs_dir, name=name, resume=resume, run_dir=run_dir)
+    typer.echo(f"run folder: {folder}")
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import os
 import warnings
 from pathlib import Path
 
@@ -82,13 +83,14 @@ QUIET = ("Experiment logs directory .* exists and is not empty",
 
 
 def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None,
-          resume: str | Path | None = None, progress: bool = True) -> Path:
-    """Train one model; returns the run folder."""
+          resume: str | Path | None = None, progress: bool = True, run_dir: str | Path | None = None) -> Path:
+    """Train one model; returns the run folder (a new one under ``runs_dir``, or ``run_dir``)."""
     tc = config.train
     for pattern in QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    inherited = os.environ.get("TRIBERT_RUN_DIR")  # set by rank 0 for the processes DDP spawns
     if resume is not None:
         run_dir = Path(resume)
         last = run_dir / "checkpoints" / "last.ckpt"
@@ -96,9 +98,17 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
             raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
         ckpt_path = str(last)
     else:
-        run_dir = new_run_dir(runs_dir, name or f"{tc.model}-{tc.size}")
+        if run_dir is not None:  # an explicit folder: what every node of a multi-node launch passes
+            run_dir = Path(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+        elif inherited:
+            run_dir = Path(inherited)
+        else:
+            run_dir = new_run_dir(runs_dir, name or f"{tc.model}-{tc.size}")
         ckpt_path = None
-    write_run_info(run_dir, config) if resume is None else None
+        if not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+            write_run_info(run_dir, config)
+    os.environ["TRIBERT_RUN_DIR"] = str(run_dir)
     L.seed_everything(tc.seed, workers=True, verbose=False)
 
     system = SeparationSystem(config)
@@ -127,6 +137,7 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
     try:
         trainer.fit(system, ckpt_path=ckpt_path, **loaders)
     finally:
+        os.environ.pop("TRIBERT_RUN_DIR", None)
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
     return run_dir
