@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from tribert.data.clip import Clip, is_clip, write_wav
-from tribert.data.mixing import IMAGENET_MEAN, IMAGENET_STD
+from tribert.data.mixing import normalise_frames, pose_window
 from tribert.errors import TribertError
 
 
@@ -157,21 +157,13 @@ class Separator:
         k, size = self.config.video.num_frames, self.config.video.frame_size
         first = int(round(centre_s * video.fps)) - k // 2
         idx = np.clip(np.arange(first, first + k), 0, len(video.frames) - 1)
-        frames = torch.from_numpy(video.frames[idx]).permute(0, 3, 1, 2).float() / 255.0  # [K, 3, H, W]
-        frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
-        mean, std = torch.from_numpy(IMAGENET_MEAN)[:, None, None], torch.from_numpy(IMAGENET_STD)[:, None, None]
-        return (frames - mean) / std
+        frames = torch.from_numpy(normalise_frames(video.frames[idx]))  # [K, 3, H, W]
+        return torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
 
     def _pose(self, video: VideoInput, start_s: float, dur_s: float) -> torch.Tensor:
-        tp = self.config.video.pose_frames
-        times = start_s + (np.arange(tp) + 0.5) * dur_s / tp
-        idx = np.clip(np.floor(times * video.pose_fps).astype(int), 0, len(video.pose) - 1)
-        pose = video.pose[idx].copy()  # [Tp, P, 68, 3]
         h, w = video.frames.shape[1:3]
-        pose[..., 0] /= w
-        pose[..., 1] /= h
-        pose[..., :2] *= pose[..., 2:3] > 0
-        return torch.from_numpy(pose).permute(1, 0, 2, 3)  # [P, Tp, 68, 3]
+        return torch.from_numpy(pose_window(video.pose, video.pose_fps, start_s, dur_s,
+                                            self.config.video.pose_frames, w, h))  # [P, Tp, 68, 3]
 
     # --- separation -----------------------------------------------------------------------------
     @torch.no_grad()

@@ -44,6 +44,25 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
+def normalise_frames(frames: np.ndarray) -> np.ndarray:
+    """uint8 RGB [K, H, W, 3] -> float32 [K, 3, H, W], ImageNet-normalised (the visual nets' input)."""
+    x = (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return x.transpose(0, 3, 1, 2)
+
+
+def pose_window(pose: np.ndarray, pose_fps: float, start_s: float, dur_s: float, frames: int,
+                width: int, height: int) -> np.ndarray:
+    """Pose [T, P, 68, 3] (pixels) over [start, start + dur] resampled (nearest) to ``frames``
+    steps -> [P, frames, 68, 3] with x, y in [0, 1]; undetected points carry no position."""
+    times = start_s + (np.arange(frames) + 0.5) * dur_s / frames
+    idx = np.clip(np.floor(times * pose_fps).astype(int), 0, len(pose) - 1)
+    out = pose[idx].astype(np.float32, copy=True)
+    out[..., 0] /= width
+    out[..., 1] /= height
+    out[..., :2] *= out[..., 2:3] > 0
+    return out.transpose(1, 0, 2, 3)
+
+
 @dataclass(frozen=True)
 class MixSpec:
     """One fixed evaluation mixture: which clips, where to crop (samples), which gains."""
@@ -167,22 +186,13 @@ class MixDataset(Dataset):
         """K consecutive frames around ``centre_s`` -> float32 [K, 3, H, W], ImageNet-normalised."""
         k = self.video.num_frames
         first = int(round(centre_s * clip.meta.fps)) - k // 2
-        frames = clip.frames(list(range(first, first + k)), size=self.video.frame_size)
-        x = (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-        return x.transpose(0, 3, 1, 2)
+        return normalise_frames(clip.frames(list(range(first, first + k)), size=self.video.frame_size))
 
     def _pose(self, clip: Clip, start_s: float, dur_s: float) -> np.ndarray:
-        """Pose over [start, start + dur] resampled (nearest) to Tp frames -> [P, Tp, 68, 3], xy in [0,1]."""
-        pose = clip.pose(self.video.max_persons)  # [T, P, 68, 3] in pixels
-        tp = self.video.pose_frames
-        times = start_s + (np.arange(tp) + 0.5) * dur_s / tp
-        idx = np.clip(np.floor(times * clip.meta.pose_fps).astype(int), 0, len(pose) - 1)
-        pose = pose[idx].copy()
+        """Pose over [start, start + dur] resampled to Tp frames -> [P, Tp, 68, 3], xy in [0,1]."""
         w, h = clip.frame_size()
-        pose[..., 0] /= w
-        pose[..., 1] /= h
-        pose[..., :2] *= pose[..., 2:3] > 0  # undetected points carry no position
-        return pose.transpose(1, 0, 2, 3)
+        return pose_window(clip.pose(self.video.max_persons), clip.meta.pose_fps, start_s, dur_s,
+                           self.video.pose_frames, w, h)
 
     def _labels(self, names: list[str]) -> np.ndarray:
         y = np.zeros(len(self.data.classes), np.float32)

@@ -9,8 +9,6 @@ audio class loss (DESIGN section 4).
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -139,8 +137,4 @@ class SeparationSystem(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-__all__ = ["SeparationSystem", "build_separator", "video_inputs", "count_parameters", "math"]
+__all__ = ["SeparationSystem", "build_separator", "video_inputs"]
