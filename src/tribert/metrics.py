@@ -47,27 +47,31 @@ def is_silent(ref: np.ndarray | torch.Tensor) -> bool:
 
 def bss_eval(ref: np.ndarray | torch.Tensor, est: np.ndarray | torch.Tensor,
              backend: str = "fast") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SDR, SIR, SAR (dB) of estimates ``est`` [S, L] against references ``ref`` [S, L].
+    """SDR, SIR, SAR (dB) of estimates ``est`` [..., S, L] against references ``ref`` [..., S, L].
 
     Sources are scored in the given order (no permutation search), jointly, so SIR measures the
-    leakage of the other references into each estimate. Returns three float64 arrays [S].
+    leakage of the other references into each estimate. Leading dimensions are a batch of
+    mixtures scored in one call (``fast`` backend: one batched solve, on the tensors' device,
+    in float64). Returns three float64 arrays [..., S].
     """
-    ref64 = torch.as_tensor(ref).double().cpu()
-    est64 = torch.as_tensor(est).double().cpu()
-    if ref64.shape != est64.shape or ref64.ndim != 2:
+    ref64 = torch.as_tensor(ref).double()
+    est64 = torch.as_tensor(est).double()
+    if ref64.shape != est64.shape or ref64.ndim < 2:
         raise ValueError(f"ref and est must both be [S, L], got {tuple(ref64.shape)} and {tuple(est64.shape)}")
     if backend == "fast":
         import fast_bss_eval
 
-        sdr, sir, sar = fast_bss_eval.bss_eval_sources(ref64, est64, filter_length=512,
+        sdr, sir, sar = fast_bss_eval.bss_eval_sources(ref64, est64.to(ref64.device), filter_length=512,
                                                       compute_permutation=False)
-        return sdr.numpy(), sir.numpy(), sar.numpy()
+        return sdr.cpu().numpy(), sir.cpu().numpy(), sar.cpu().numpy()
     if backend == "mir_eval":
         import mir_eval
 
-        sdr, sir, sar, _ = mir_eval.separation.bss_eval_sources(ref64.numpy(), est64.numpy(),
-                                                                compute_permutation=False)
-        return sdr, sir, sar
+        refs = ref64.cpu().numpy().reshape(-1, *ref64.shape[-2:])
+        ests = est64.cpu().numpy().reshape(-1, *est64.shape[-2:])
+        scores = [mir_eval.separation.bss_eval_sources(r, e, compute_permutation=False)[:3]
+                  for r, e in zip(refs, ests)]
+        return tuple(np.stack([sc[i] for sc in scores]).reshape(ref64.shape[:-1]) for i in range(3))
     raise ValueError(f"unknown metrics backend {backend!r} (use 'fast' or 'mir_eval')")
 
 

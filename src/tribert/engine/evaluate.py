@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from tribert.audio import AudioFrontEnd
-from tribert.metrics import SeparationScores, bss_eval, score_mixture
+from tribert.metrics import SeparationScores, bss_eval, is_silent
 
 GROUPS = ("single", "multi", "same_class")
 
@@ -77,14 +77,28 @@ def mixture_group(batch: dict, i: int) -> list[str]:
 
 def score_batch(results: dict[str, dict[str, SeparationScores]], name: str, batch: dict,
                 estimates: Tensor, eval_samples: int, backend: str) -> None:
-    """Add the scores of ``estimates`` [B, S, L] for every mixture of the batch under ``name``."""
+    """Add the scores of ``estimates`` [B, S, L] for every mixture of the batch under ``name``.
+
+    Mixtures with the same number of real sources are scored in one batched call; a mixture with
+    a silent reference is counted as skipped in each of its groups.
+    """
     groups = results.setdefault(name, {g: SeparationScores() for g in GROUPS})
     n = min(eval_samples, estimates.shape[-1])
+    valid = batch["source_valid"]
+    scorable: dict[int, list[int]] = {}  # number of sources -> mixtures
     for i in range(estimates.shape[0]):
-        valid = batch["source_valid"][i]
-        ref, est = batch["source_wavs"][i][valid][:, :n], estimates[i][valid][:, :n]
-        for g in mixture_group(batch, i):
-            score_mixture(groups[g], ref, est, backend)
+        if is_silent(batch["source_wavs"][i][valid[i]][:, :n]):
+            for g in mixture_group(batch, i):
+                groups[g].skipped += 1
+        else:
+            scorable.setdefault(int(valid[i].sum()), []).append(i)
+    for idx in scorable.values():
+        ref = torch.stack([batch["source_wavs"][i][valid[i]][:, :n] for i in idx])  # [M, S, n]
+        est = torch.stack([estimates[i][valid[i]][:, :n] for i in idx])
+        sdr, sir, sar = bss_eval(ref.to(estimates.device), est, backend)
+        for row, i in enumerate(idx):
+            for g in mixture_group(batch, i):
+                groups[g].add(sdr[row], sir[row], sar[row])
 
 
 def batch_sdr(frontend: AudioFrontEnd, batch: dict, mask_logits: Tensor, config) -> Tensor:
@@ -101,22 +115,34 @@ def batch_sdr(frontend: AudioFrontEnd, batch: dict, mask_logits: Tensor, config)
 
 @torch.no_grad()
 def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | None = None,
-             backend: str = "fast", progress: bool = True) -> dict:
+             backend: str = "fast", progress: bool = True, mixture: bool = True,
+             device: str | torch.device = "cpu", config=None) -> dict:
     """Score every system (name -> SeparationSystem) and the references on a fixed-mixture loader.
+
+    ``mixture`` / ``oracles`` add the unprocessed mixture and the IBM / IRM rows (leave them out
+    when scoring many checkpoints on one test set: they do not change). ``device`` runs the
+    models and the batched metric there (the systems are moved to it). ``config`` gives the audio
+    settings when no system is scored (references only); default: the first system's.
 
     Returns {method: {group: {sdr, sir, sar, sources, mixtures, skipped}}}.
     """
     from rich.progress import track
 
     results: dict[str, dict[str, SeparationScores]] = {}
-    first = next(iter(systems.values()))
-    frontend = first.frontend
-    eval_samples = first.config.audio.eval_samples
+    if config is None:  # the audio settings of the (first) system scored
+        config = next(iter(systems.values())).config
+    frontend = AudioFrontEnd(config.audio)
+    eval_samples = config.audio.eval_samples
     batches = track(loader, description="evaluating", disable=not progress, total=len(loader))
+    frontend = frontend.to(device)
+    for system in systems.values():
+        system.to(device)
     for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
         mix = batch["mix_wav"]
         s = batch["source_wavs"].shape[1]
-        score_batch(results, "mixture", batch, mix[:, None].expand(-1, s, -1), eval_samples, backend)
+        if mixture:
+            score_batch(results, "mixture", batch, mix[:, None].expand(-1, s, -1), eval_samples, backend)
         if oracles:
             for kind in ("ibm", "irm"):
                 score_batch(results, kind.upper(), batch, oracle_wavs(frontend, batch["source_wavs"], mix, kind),
@@ -126,6 +152,26 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
             score_batch(results, name, batch, masks_to_wavs(frontend, mask_logits, mix, threshold), eval_samples,
                         backend)
     return {name: {g: sc.mean() for g, sc in groups.items()} for name, groups in results.items()}
+
+
+@torch.no_grad()
+def condition_accuracy(system, loader, device: str | torch.device = "cpu") -> float | None:
+    """How often TriBERT's condition names the right class: top-1 of the class head on every real
+    source with a known class. None for a model without a class head on its condition."""
+    right = total = 0
+    system.to(device)
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out, _ = system(batch)
+        logits = getattr(out, "condition_logits", None)
+        if logits is None:
+            return None
+        target = batch["source_label"].reshape(-1)
+        known = (target >= 0) & batch["source_valid"].reshape(-1)
+        pred = logits.reshape(-1, logits.shape[-1]).argmax(-1)
+        right += int((pred[known] == target[known]).sum())
+        total += int(known.sum())
+    return right / max(total, 1)
 
 
 def format_table(results: dict, title: str = "Separation (SDR / SIR / SAR, dB)") -> str:

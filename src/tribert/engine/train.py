@@ -118,6 +118,8 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
     callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}",
                                  auto_insert_metric_name=False, save_top_k=-1, every_n_epochs=1,
                                  save_last=True)]
+    if tc.checkpoint_steps:
+        callbacks.append(StepCheckpoints(run_dir / "checkpoints", tc.checkpoint_steps))
     if tc.val_mixtures and config.data.val_dir:
         loaders["val_dataloaders"] = eval_loader(config, config.data.val_dir, tc.val_mixtures)
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
@@ -141,6 +143,17 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
     return run_dir
+
+
+class StepCheckpoints(L.Callback):
+    """Keep ``step<N>.ckpt`` when the optimiser has taken exactly N steps (learning curves)."""
+
+    def __init__(self, folder: Path, steps: tuple[int, ...]):
+        self.folder, self.steps = Path(folder), set(steps)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step in self.steps:
+            trainer.save_checkpoint(self.folder / f"step{trainer.global_step:06d}.ckpt")
 
 
 def _read_csv(path: Path) -> list[dict]:
