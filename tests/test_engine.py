@@ -48,7 +48,8 @@ def test_loss_falls_on_a_fixed_batch(data_root):
         opt.step()
         losses.append({k: v.item() for k, v in loss.items()})
     first, last = losses[0], losses[-1]
-    assert set(first) == {"sep", "vision", "segmentation", "pose", "audio", "loss"}
+    assert set(first) == {"sep", "vision", "segmentation", "pose", "audio", "condition", "loss"}
+    assert last["condition"] < first["condition"]
     assert last["loss"] < 0.7 * first["loss"], (first, last)
     assert last["sep"] < first["sep"]
 
@@ -158,3 +159,25 @@ def test_two_process_cpu_ddp_writes_one_run_folder(data_root, tmp_path):
     folders = list(runs.iterdir())
     assert len(folders) == 1  # rank 0 makes the run folder, the spawned rank joins it
     assert (folders[0] / "checkpoints" / "last.ckpt").is_file() and (folders[0] / "run.json").is_file()
+
+
+def test_lr_schedule_warm_up_then_linear_decay_to_zero():
+    from tribert.engine.config import TrainConfig
+    from tribert.engine.system import lr_factor
+
+    tc = TrainConfig(max_steps=100, warmup_frac=0.1, schedule="linear")
+    assert lr_factor(0, tc) == pytest.approx(0.1) and lr_factor(9, tc) == pytest.approx(1.0)
+    assert lr_factor(10, tc) == pytest.approx(1.0) and lr_factor(55, tc) == pytest.approx(0.5)
+    assert lr_factor(100, tc) == 0.0
+    assert lr_factor(50, TrainConfig(max_steps=100, warmup_frac=0.0, schedule="constant")) == 1.0
+    with pytest.raises(ConfigError, match="max_steps"):
+        Config.load(overrides=["train.schedule=linear"])
+
+
+def test_biases_and_norm_weights_are_not_decayed(data_root):
+    system = SeparationSystem(tiny_config(data_root, "train.weight_decay=0.1"))
+    groups = system.configure_optimizers()["optimizer"].param_groups
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    norm = system.model.transformer.embed["vision"].norm
+    assert id(norm.weight) not in decayed and id(norm.bias) not in decayed
+    assert id(system.model.transformer.embed["vision"].proj.weight) in decayed

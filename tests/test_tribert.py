@@ -205,21 +205,22 @@ def test_tiny_forward_backward_reaches_every_parameter():
 
 
 @torch.no_grad()
-def test_whole_video_is_the_mean_over_objects_and_objects_differ():
+def test_whole_video_condition_and_objects_differ():
     torch.manual_seed(0)
-    model = build_model("tiny").eval()
+    model = build_model("tiny", whole_video_condition="present").eval()
     inputs = example_inputs(model.config, batch_size=2)
+    inputs["pose"][0, 1] = 0.0  # video 0 is a solo: nobody in person slot 1
     enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
-    masks = model.separate(enc, torch.tensor([[-1, 0, 1], [1, 0, -1]]))
+    masks = model.separate(enc, torch.tensor([[-1, 0, 1], [-1, 0, 1]]))
     assert masks.shape == (2, 3, 1, 32, 32)
-    mean_cond = enc.pooled_sos.mean(dim=1)  # [B, Dc]
-    by_hand = model.separator(inputs["mix_logmag"], mean_cond)
-    assert torch.allclose(masks[0, 0], by_hand[0], atol=1e-5)
-    assert torch.allclose(masks[1, 2], by_hand[1], atol=1e-5)
+    # a solo's whole-video target is conditioned on its one performer, a duet's on both
+    assert torch.allclose(masks[0, 0], masks[0, 1], atol=1e-6)
+    assert not torch.allclose(masks[1, 0], masks[1, 1], atol=1e-4)
+    assert not torch.allclose(masks[1, 0], masks[1, 2], atol=1e-4)
     assert not torch.allclose(masks[:, 1], masks[:, 2], atol=1e-4), "objects 0 and 1 give the same mask"
     # encode + separate is exactly forward
     out = model(**dict(inputs, objects=torch.tensor([[0], [1]])))
-    assert torch.allclose(out.mask_logits[:, 0], torch.stack([masks[0, 1], masks[1, 0]]), atol=1e-5)
+    assert torch.allclose(out.mask_logits[:, 0], torch.stack([masks[0, 1], masks[1, 2]]), atol=1e-5)
 
 
 def test_select_condition_checks_objects():
@@ -281,6 +282,9 @@ _DOC_WORDS = {
     "audio_hidden": "width 128", "num_layers": "2 layers", "num_heads": "4 heads", "ffn_dim": "FFN 256",
     "coattention_dim": "co-attention width 128", "sos_pool_dim": "SOS pooler 64", "unet_depth": "depth 6",
     "unet_base_channels": "8..128", "unet_max_channels": "8..128", "film": "FiLM",
+    "condition_norm": "layer-normalised", "whole_video_condition": "present performer",
+    "condition_classes": "posteriors", "dropout": "no dropout", "attention_dropout": "attention dropout",
+    "visual_dropout": "visual", "token_mask_prob": "token masking", "sos_pool_activation": "tanh SOS pooler",
 }
 
 
@@ -304,7 +308,8 @@ def test_mac_counting_is_exact_on_known_layers():
 def test_model_info_tiny_counts_every_parameter():
     model = build_model("tiny")
     infos = model_info(model)
-    assert [i.name for i in infos] == ["visual", "pose", "audio", "transformer", "heads", "separator"]
+    assert [i.name for i in infos] == ["visual", "pose", "audio", "transformer", "heads", "condition_layers",
+                                       "separator"]
     assert sum(i.params for i in infos) == sum(p.numel() for p in model.parameters())
     assert all(i.macs > 0 for i in infos)
 
@@ -318,3 +323,64 @@ def test_cli_model_info_prints_a_table():
     assert result.exit_code == 0, result.output
     for word in ("visual", "pose", "audio", "transformer", "heads", "separator", "total"):
         assert word in result.output
+
+
+def test_features_coattention_pairs_aligned_tokens_of_the_other_streams():
+    """Authors' layout: query token i attends over key j built from token j of *both* other
+    streams (half width each), so changing another stream's token j changes every query's output,
+    while the streams' own keys stay out of their attention."""
+    torch.manual_seed(0)
+    block = TriModalCoAttention({"a": 8, "b": 8, "c": 8}, width=8, heads=2, ffn_dim=16, dropout=0.0,
+                                attention_dropout=0.0, layout="features").eval()
+    assert block.k["b"].out_features == 4 and block.q["a"].out_features == 8  # half-width keys
+    h = {s: torch.randn(1, 4, 8) for s in "abc"}
+    base = block(h)
+    with pytest.raises(RuntimeError):  # token counts must line up in this layout
+        block(dict(h, c=torch.randn(1, 3, 8)))
+    h2 = dict(h, b=h["b"].clone())
+    h2["b"][:, 2] += 1.0
+    out = block(h2)
+    assert not torch.allclose(out["a"], base["a"], atol=1e-6) and not torch.allclose(out["c"], base["c"], atol=1e-6)
+    assert torch.allclose(out["b"][:, [0, 1, 3]], base["b"][:, [0, 1, 3]], atol=1e-6)
+
+
+def test_encoder_order_follows_the_layout():
+    """'features' runs co-attention before the layer's self-attention, 'tokens' after it: with one
+    layer, a stream's output in the 'features' order ends with its own self-attention block."""
+    torch.manual_seed(0)
+    dims = {"vision": 8, "audio": 8}
+    h = {s: torch.randn(1, 4, 8) for s in dims}
+    for layout in ("features", "tokens"):
+        enc = TriModalEncoder(dims, num_layers=1, heads=2, ffn_dim=8, coattention_dim=8, coattention_layers=(0,),
+                              dropout=0.0, attention_dropout=0.0, layout=layout).eval()
+        co, self_blocks = enc.co_blocks["0"], enc.self_blocks[0]
+        if layout == "features":
+            mid = co(h)
+            expected = {s: self_blocks[s](mid[s]) for s in dims}
+        else:
+            expected = co({s: self_blocks[s](h[s]) for s in dims})
+        out = enc(h)
+        assert all(torch.allclose(out[s], expected[s], atol=1e-6) for s in dims), layout
+
+
+def test_class_teacher_forcing_only_in_training():
+    torch.manual_seed(0)
+    cfg = tiny_config(condition_classes="posteriors", class_teacher_forcing=1.0, condition_norm="layernorm")
+    model = TriBERT(cfg)
+    inputs = example_inputs(cfg, batch_size=2, num_sources=2)
+    labels = torch.tensor([[3, -1], [5, 7]])
+    model.eval()
+    with torch.no_grad():
+        enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
+        plain, _ = model.condition(enc, inputs["objects"])
+        given, _ = model.condition(enc, inputs["objects"], labels)
+        assert torch.equal(plain, given), "evaluation must never use the labels"
+        model.train()
+        forced, logits = model.condition(enc, inputs["objects"], labels)
+    c = cfg.num_classes
+    assert torch.equal(forced[0, 0, -c:], torch.nn.functional.one_hot(torch.tensor(3), c).float())
+    assert torch.allclose(forced[0, 1, -c:], logits[0, 1].softmax(-1))  # unknown class: the prediction
+    assert torch.allclose(forced[..., :-c], plain[..., :-c])  # the embedding part is untouched
+    with pytest.raises(ConfigError, match="class_teacher_forcing"):
+        tiny_config(condition_classes="loss", class_teacher_forcing=0.5)
+

@@ -44,7 +44,11 @@ class TrainConfig:
     size: str = "paper"  # named size of the model factory (paper | small | tiny)
     lr: float = 1e-5
     weight_decay: float = 0.01
-    warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps, then constant
+    warmup_frac: float = 0.1  # linear warm-up over this fraction of max_steps ...
+    # ... then "linear": decay to zero at max_steps (the authors' BertAdam warmup_linear), or
+    # "constant" (the default, since a run without max_steps has no end to decay to). Biases
+    # and normalisation weights are never weight-decayed (authors' code).
+    schedule: str = "constant"
     batch_size: int = 12  # mixtures per step (each of num_mix videos)
     max_steps: int = -1  # -1: no step limit
     max_epochs: int = 1000
@@ -56,6 +60,10 @@ class TrainConfig:
     vision_weight: float = 1.0
     pose_weight: float = 1.0
     audio_weight: float = 1.0
+    condition_weight: float = 1.0  # class loss on each source's condition (model.condition_classes)
+    # What the audio head is trained to name: "video" = the labels of the video whose tokens it
+    # co-attended with (the authors' code), "mixture" = every class heard in the mixture.
+    audio_labels: str = "video"
     grad_clip: float = 1.0
     precision: str = "32-true"  # "bf16-mixed" on a GPU
     accelerator: str = "auto"
@@ -65,6 +73,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    checkpoint_steps: tuple[int, ...] = ()  # also keep checkpoints/step<N>.ckpt at these steps
     init_from: str = ""  # fine-tune: start from this checkpoint's weights (new class heads if needed)
 
 
@@ -112,6 +121,13 @@ class Config:
         cfg.model = checked
         if cfg.train.model not in MODELS:
             raise ConfigError(f"train.model must be one of {', '.join(MODELS)}, got {cfg.train.model!r}")
+        if cfg.train.schedule not in ("linear", "constant"):
+            raise ConfigError(f"train.schedule must be 'linear' or 'constant', got {cfg.train.schedule!r}")
+        if cfg.train.schedule == "linear" and cfg.train.max_steps <= 0:
+            raise ConfigError("train.schedule 'linear' decays to zero at train.max_steps: set max_steps "
+                              "(or use schedule: constant)")
+        if cfg.train.audio_labels not in ("video", "mixture"):
+            raise ConfigError(f"train.audio_labels must be 'video' or 'mixture', got {cfg.train.audio_labels!r}")
         if cfg.train.mask_loss not in ("bce", "l1"):
             raise ConfigError(f"train.mask_loss must be 'bce' or 'l1', got {cfg.train.mask_loss!r}")
         return cfg

@@ -83,10 +83,12 @@ class SeparationSystem(L.LightningModule):
         total = tc.sep_weight * sep
         labels = batch["labels"].flatten(0, 1)  # [V, C]
         n = batch["frames"].shape[1]
-        mix_labels = batch["labels"].amax(1).repeat_interleave(n, 0)  # the audio stream hears the mixture
+        audio_labels = labels
+        if tc.audio_labels == "mixture":  # every class heard in the mixture
+            audio_labels = batch["labels"].amax(1).repeat_interleave(n, 0)
         weights = {"vision": tc.vision_weight, "segmentation": tc.vision_weight, "pose": tc.pose_weight,
-                   "audio": tc.audio_weight}
-        for name, loss in classification_losses(out, labels, mix_labels).items():
+                   "audio": tc.audio_weight, "condition": tc.condition_weight}
+        for name, loss in classification_losses(out, labels, audio_labels, batch["source_label"]).items():
             if weights[name] > 0:
                 losses[name] = loss
                 total = total + weights[name] * loss
@@ -127,14 +129,26 @@ class SeparationSystem(L.LightningModule):
     # --- optimiser ------------------------------------------------------------------------------
     def configure_optimizers(self):
         tc = self.config.train
-        opt = torch.optim.AdamW(self.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        warmup = int(tc.warmup_frac * tc.max_steps) if tc.max_steps > 0 else 0
-
-        def schedule(step: int) -> float:  # linear warm-up, then constant (the authors' code)
-            return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        # Biases and normalisation weights (1-d tensors) are not decayed (the authors' BertAdam groups).
+        decay = [p for p in self.parameters() if p.requires_grad and p.dim() > 1]
+        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() <= 1]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, tc))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-__all__ = ["SeparationSystem", "build_separator", "video_inputs"]
+def lr_factor(step: int, tc) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up over ``warmup_frac * max_steps``, then
+    constant or (``schedule: linear``) a linear decay to zero at ``max_steps``."""
+    total = tc.max_steps if tc.max_steps > 0 else 0
+    warmup = int(tc.warmup_frac * total)
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if tc.schedule == "linear" and total > 0:
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return 1.0
+
+
+
+__all__ = ["SeparationSystem", "build_separator", "video_inputs", "lr_factor"]

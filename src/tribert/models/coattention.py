@@ -1,13 +1,18 @@
 """The TriBERT transformer: three BERT streams joined by tri-modal co-attention (paper 3.2).
 
-Layout of one layer (the ViLBERT encoder loop, which the authors' code follows)::
+Two layouts of a layer (``layout``):
 
-    for each stream s:   H_s <- SelfAttentionBlock_s(H_s)             # standard BERT block
-    if co-attention:     H   <- TriModalCoAttention(H)                # all streams at once
+    "features" (the authors' code; paper size)       "tokens" (the ViLBERT encoder loop)
+    if co-attention: H <- TriModalCoAttention(H)     for each stream s: H_s <- SelfAttention_s(H_s)
+    for each stream s: H_s <- SelfAttention_s(H_s)   if co-attention: H <- TriModalCoAttention(H)
 
 A co-attention block lets every stream make its own queries and attend over the keys/values of
-the *other* streams concatenated along the token axis; the rest (output projection, residual,
-LayerNorm, feed-forward) is a standard post-LN BERT block. Every stream computes its keys and
+the *other* streams. In the "features" layout each other stream's keys/values are projected to
+``width / (streams - 1)`` (half, with three streams) and concatenated along the per-head feature
+axis, so query token i meets the other streams' token j side by side (the streams' tokens are
+position-aligned: the same (1+K)*O layout in every stream). In the "tokens" layout they are
+projected to full width and concatenated along the token axis. The rest (output projection,
+residual, LayerNorm, feed-forward) is a standard post-LN BERT block. Every stream computes its keys and
 values once per block and shares them with both other streams (paper: "each stream computes
 individual Q, K, V matrices"). With ``coattention=False`` there are no co-attention blocks at all,
 so the streams never see each other.
@@ -102,15 +107,19 @@ class TriModalCoAttention(nn.Module):
     """
 
     def __init__(self, dims: dict[str, int], width: int, heads: int, ffn_dim: int,
-                 dropout: float, attention_dropout: float):
+                 dropout: float, attention_dropout: float, layout: str = "tokens"):
         super().__init__()
         if len(dims) < 2:
             raise ValueError("co-attention needs at least two streams")
+        if layout not in ("features", "tokens"):
+            raise ValueError(f"unknown co-attention layout {layout!r}")
         self.streams = tuple(dims)
         self.heads = heads
+        self.layout = layout
+        kv_width = width // (len(dims) - 1) if layout == "features" else width
         self.q = nn.ModuleDict({s: nn.Linear(d, width) for s, d in dims.items()})
-        self.k = nn.ModuleDict({s: nn.Linear(d, width) for s, d in dims.items()})
-        self.v = nn.ModuleDict({s: nn.Linear(d, width) for s, d in dims.items()})
+        self.k = nn.ModuleDict({s: nn.Linear(d, kv_width) for s, d in dims.items()})
+        self.v = nn.ModuleDict({s: nn.Linear(d, kv_width) for s, d in dims.items()})
         self.attend = AttentionCore(attention_dropout)
         self.out = nn.ModuleDict({s: nn.Linear(width, d) for s, d in dims.items()})
         self.norm = nn.ModuleDict({s: nn.LayerNorm(d, eps=1e-12) for s, d in dims.items()})
@@ -119,13 +128,14 @@ class TriModalCoAttention(nn.Module):
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
         """h: ``{stream: [B, L_s, D_s]}`` -> the same shapes, each conditioned on the others."""
-        keys = {s: split_heads(self.k[s](h[s]), self.heads) for s in self.streams}  # [B, H, L_s, d]
+        keys = {s: split_heads(self.k[s](h[s]), self.heads) for s in self.streams}  # [B, H, L_s, d_kv]
         values = {s: split_heads(self.v[s](h[s]), self.heads) for s in self.streams}
+        axis = 3 if self.layout == "features" else 2  # per-head features [B, H, L, d] or tokens [B, H, sum L_o, d]
         out = {}
         for s in self.streams:
             others = [o for o in self.streams if o != s]
-            k = torch.cat([keys[o] for o in others], dim=2)  # [B, H, sum L_o, d]
-            v = torch.cat([values[o] for o in others], dim=2)
+            k = torch.cat([keys[o] for o in others], dim=axis)
+            v = torch.cat([values[o] for o in others], dim=axis)
             q = split_heads(self.q[s](h[s]), self.heads)  # [B, H, L_s, d]
             a = merge_heads(self.attend(q, k, v))  # [B, L_s, width]
             x = self.norm[s](h[s] + self.drop(self.out[s](a)))
@@ -145,24 +155,28 @@ class TriModalEncoder(nn.Module):
 
     def __init__(self, dims: dict[str, int], num_layers: int, heads: int, ffn_dim: int,
                  coattention_dim: int, coattention_layers: tuple[int, ...],
-                 dropout: float = 0.1, attention_dropout: float = 0.1):
+                 dropout: float = 0.1, attention_dropout: float = 0.1, layout: str = "tokens"):
         super().__init__()
         self.streams = tuple(dims)
+        self.coattention_first = layout == "features"
         self.self_blocks = nn.ModuleList(
             nn.ModuleDict({s: SelfAttentionBlock(d, heads, ffn_dim, dropout, attention_dropout)
                            for s, d in dims.items()})
             for _ in range(num_layers))
         self.co_blocks = nn.ModuleDict(
-            {str(i): TriModalCoAttention(dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout)
+            {str(i): TriModalCoAttention(dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout, layout)
              for i in coattention_layers})
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
         """h: ``{stream: [B, L_s, D_s]}`` -> hidden states of the last layer, same shapes."""
         h = dict(h)
         for i, blocks in enumerate(self.self_blocks):
+            co = self.co_blocks[str(i)] if str(i) in self.co_blocks else None
+            if co is not None and self.coattention_first:
+                h = co(h)
             h = {s: blocks[s](h[s]) for s in self.streams}
-            if str(i) in self.co_blocks:
-                h = self.co_blocks[str(i)](h)
+            if co is not None and not self.coattention_first:
+                h = co(h)
         return h
 
 

@@ -15,6 +15,8 @@ from tribert.errors import ConfigError
 from tribert.models.unet import FUSIONS, UPSAMPLES
 
 BACKBONES = ("resnet18", "resnet50")  # what tribert.models.resnet builds
+CONDITION_NORMS = ("sigmoid", "layernorm", "none")
+CONDITION_CLASSES = ("none", "loss", "posteriors")
 
 
 @dataclass
@@ -73,6 +75,37 @@ class ModelConfig:
     # (code: 3 x 512 = 1536). 0 = no pooler: the condition is the raw concatenation
     # (vision_hidden + pose_hidden + audio_hidden).
     sos_pool_dim: int = 512
+    # The pooler's activation: "relu" (ViLBERT's image pooler, the authors' code) or "tanh" (BERT's
+    # text pooler: no unit can die, so the condition cannot collapse to a constant).
+    sos_pool_activation: str = "relu"
+    # The separator's condition for source (video v, object o), from the pooled SOS [O, Dc]:
+    # - condition_norm: "sigmoid" (the authors' code: img_activation sigmoid; default),
+    #   "layernorm" (zero-mean unit-variance, no drifting scale), "none".
+    # - whole_video_condition: what a whole-video target (object -1) is conditioned on. "mean"
+    #   over the object slots (the authors' code; default), or "present": the mean over the slots
+    #   whose pose person is there (a solo's one performer, not the empty second slot; without a
+    #   pose stream, slot 0, the best-scoring visual object).
+    # - condition_classes: "none" (paper), "loss" = a linear class head on each source's condition
+    #   trained with cross-entropy against that source's class (train.condition_weight), or
+    #   "posteriors" = the same head, and its softmax posteriors are appended to the condition the
+    #   U-Net sees (a class "one-hot" that the separator can use while the embedding still moves).
+    condition_norm: str = "sigmoid"
+    whole_video_condition: str = "mean"
+    condition_classes: str = "none"
+    # Training only, with condition_classes "posteriors": the probability that a source with a
+    # known class shows the U-Net the true class one-hot in place of the predicted posteriors, so
+    # the separator learns class-conditioned masks at once while the encoders still learn to see
+    # (scheduled sampling). Evaluation and inference always use the predicted posteriors.
+    class_teacher_forcing: float = 0.0
+    # The WSDDN vision/pose heads see every token including the SOS position (authors' code; the
+    # paper's eq. 3-4 sum over "regions"); False = only the K*O frame tokens.
+    heads_include_sos: bool = True
+    # Co-attention layout. "features" (authors' code): keys/values of each other stream are
+    # projected to coattention_dim / (streams - 1) and concatenated along the per-head feature
+    # axis of position-aligned tokens; co-attention runs *before* each layer's self-attention.
+    # "tokens": full-width keys/values concatenated along the token axis, after self-attention
+    # (the ViLBERT order).
+    coattention_layout: str = "features"
 
     # --- Separator: attention U-Net ---------------------------------------------------------
     unet_depth: int = 7  # stride-2 down/up levels. paper: 7 (default); code: 4 (16x16 bottleneck)
@@ -116,6 +149,10 @@ class ModelConfig:
             return self.sos_pool_dim * len(self.streams())
         return sum(self.hidden(s) for s in self.streams())
 
+    def unet_cond_dim(self) -> int:
+        """Width of what the U-Net is conditioned on: the condition, plus class posteriors."""
+        return self.cond_dim() + (self.num_classes if self.condition_classes == "posteriors" else 0)
+
     def coattention_layer_ids(self) -> tuple[int, ...]:
         """Layers followed by a co-attention block (empty when co-attention is off)."""
         if not self.coattention or len(self.streams()) < 2:
@@ -153,6 +190,22 @@ class ModelConfig:
         need(self.sos_pool_dim >= 0, "sos_pool_dim must be >= 0")
         need(self.unet_upsample in UPSAMPLES,
              f"unet_upsample must be one of {', '.join(UPSAMPLES)}, got {self.unet_upsample!r}")
+        need(self.sos_pool_activation in ("relu", "tanh"),
+             f"sos_pool_activation must be 'relu' or 'tanh', got {self.sos_pool_activation!r}")
+        need(self.condition_norm in CONDITION_NORMS,
+             f"condition_norm must be one of {', '.join(CONDITION_NORMS)}, got {self.condition_norm!r}")
+        need(self.whole_video_condition in ("mean", "present"),
+             f"whole_video_condition must be 'mean' or 'present', got {self.whole_video_condition!r}")
+        need(self.condition_classes in CONDITION_CLASSES,
+             f"condition_classes must be one of {', '.join(CONDITION_CLASSES)}, got {self.condition_classes!r}")
+        need(0.0 <= self.class_teacher_forcing <= 1.0, "class_teacher_forcing must be in [0, 1]")
+        need(self.class_teacher_forcing == 0.0 or self.condition_classes == "posteriors",
+             "class_teacher_forcing needs condition_classes: posteriors")
+        need(self.coattention_layout in ("features", "tokens"),
+             f"coattention_layout must be 'features' or 'tokens', got {self.coattention_layout!r}")
+        need(self.coattention_layout != "features" or self.coattention_dim % (self.num_heads * 2) == 0,
+             f"coattention_dim ({self.coattention_dim}) must be divisible by 2 * num_heads for the "
+             "'features' layout (each other stream gets half of every head)")
         need(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         need(self.fusion != "none" or self.film,
              "fusion 'none' needs film: true, or the separator would ignore the video")
@@ -164,4 +217,4 @@ class ModelConfig:
              "unet_max_channels must be >= unet_base_channels")
 
 
-__all__ = ["ModelConfig", "BACKBONES"]
+__all__ = ["ModelConfig", "BACKBONES", "CONDITION_NORMS", "CONDITION_CLASSES"]

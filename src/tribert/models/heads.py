@@ -60,17 +60,20 @@ def logits_bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
-def classification_losses(out, labels: Tensor, mix_labels: Tensor | None = None) -> dict[str, Tensor]:
+def classification_losses(out, labels: Tensor, audio_labels: Tensor | None = None,
+                          source_labels: Tensor | None = None) -> dict[str, Tensor]:
     """TriBERT's classification losses from a ``TriBERTOutput`` (streams an ablation removed are skipped).
 
     Args:
         out: has ``vision_scores`` / ``pose_scores`` [V, C] (WSDDN, in [0, 1]),
             ``visual_class_scores`` [V, K, C] (segmentation-net logits per frame), ``audio_logits`` [V, C].
         labels: [V, C] multi-hot labels of each video.
-        mix_labels: [V, C] labels of the whole mixture each video was heard in (the audio stream
-            hears the mixture); default ``labels``.
+        audio_labels: [V, C] what the audio head should name; default ``labels``.
+        source_labels: [B, S] class of every requested source (-1: unknown or padding), for the
+            class head on each source's condition (``out.condition_logits`` [V, S/N, C] holds the
+            same slots, V = B*N); sources without a class are left out.
     Returns:
-        {"vision", "segmentation", "pose", "audio"}: scalar losses, for the streams present.
+        {"vision", "segmentation", "pose", "audio", "condition"}: scalar losses, for the heads present.
     """
     losses = {}
     if getattr(out, "vision_scores", None) is not None:
@@ -82,7 +85,13 @@ def classification_losses(out, labels: Tensor, mix_labels: Tensor | None = None)
     if getattr(out, "pose_scores", None) is not None:
         losses["pose"] = weak_bce_loss(out.pose_scores, labels)
     if getattr(out, "audio_logits", None) is not None:
-        losses["audio"] = logits_bce_loss(out.audio_logits, labels if mix_labels is None else mix_labels)
+        losses["audio"] = logits_bce_loss(out.audio_logits, labels if audio_labels is None else audio_labels)
+    cond = getattr(out, "condition_logits", None)
+    if cond is not None and source_labels is not None:
+        target = source_labels.reshape(-1)  # [B*S]: the slot order of [V, S/N] flattened
+        known = target >= 0
+        if bool(known.any()):
+            losses["condition"] = F.cross_entropy(cond.reshape(-1, cond.shape[-1])[known].float(), target[known])
     return losses
 
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from tribert.models.coattention import AttentionCore
 from tribert.models.config import ModelConfig
 
-COMPONENTS = ("visual", "pose", "audio", "transformer", "heads", "separator")
+COMPONENTS = ("visual", "pose", "audio", "transformer", "heads", "condition_layers", "separator")
 
 
 @dataclass
@@ -101,7 +101,8 @@ def model_info(model: nn.Module, batch_size: int = 1, num_sources: int = 1) -> l
     infos = []
     for name, child in model.named_children():
         params = sum(p.numel() for p in child.parameters())
-        infos.append(ComponentInfo(name, params, macs.get(name, 0)))
+        if params or macs.get(name, 0):  # a component a configuration leaves empty is not listed
+            infos.append(ComponentInfo(name, params, macs.get(name, 0)))
     order = {n: i for i, n in enumerate(COMPONENTS)}
     return sorted(infos, key=lambda i: order.get(i.name, len(order)))
 
