@@ -17,4 +17,5 @@ def test_demo_runs_the_whole_story(tmp_path):
     sep = tmp_path / "demo" / "separated"
     assert (sep / "separation.png").is_file() and len(list(sep.glob("*.wav"))) == 3  # 2 stems + mixture
     assert len(list(sep.glob("*.mp4"))) == 2
-    assert summary["sdr_gain_over_mixture_db"] == results["TriBERT"]["single"]["sdr"] - results["mixture"]["single"]["sdr"]
+    assert 0.0 <= summary["condition_accuracy"] <= 1.0  # the tiny recipe's condition has a class head
+    assert len(summary["separated_pair_sdr_db"]) == len(summary["separated_pair_mixture_sdr_db"]) == 2

@@ -16,8 +16,9 @@ from tribert.data.clip import Clip
 from tribert.errors import TribertError
 
 
-def stem_sdr(result, clips) -> list[float]:
-    """SDR of separated stems against the clips' own audio as it sits in the (1/N) mixture.
+def stem_sdr(result, clips) -> tuple[list[float], list[float]]:
+    """SDR of the separated stems, and of the unprocessed mixture, against the clips' own audio as
+    it sits in the (1/N) mixture: (stems, mixture), one value per source.
 
     The references are the generator's WAVs; the stems come from the MP4s' (AAC) audio, so the
     scores include the codec's error, as for a real recording."""
@@ -28,7 +29,8 @@ def stem_sdr(result, clips) -> list[float]:
     n = min(len(result.mixture), *(c.meta.num_samples for c in clips))
     refs = np.stack([c.audio()[:n] / len(clips) for c in clips])
     ests = np.stack([s[:n] for s in result.stems])
-    return list(bss_eval(refs, ests)[0])
+    mixture = np.stack([np.asarray(result.mixture[:n])] * len(clips))
+    return list(bss_eval(refs, ests)[0]), list(bss_eval(refs, mixture)[0])
 
 
 def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float = 9.0, seed: int = 0,
@@ -37,7 +39,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
     from tribert.data.synth import generate
     from tribert.engine.checkpoint import load_system
     from tribert.engine.config import Config
-    from tribert.engine.evaluate import evaluate, format_table, write_results
+    from tribert.engine.evaluate import condition_accuracy, evaluate, format_table, write_results
     from tribert.engine.train import eval_loader, train
     from tribert.separate import Separator
 
@@ -61,6 +63,9 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
     results = evaluate({"TriBERT": system}, loader, progress=progress)
     table = format_table(results)
     print(table)
+    accuracy = condition_accuracy(system, loader)
+    if accuracy is not None:
+        print(f"the condition names the right instrument for {100 * accuracy:.1f}% of the test sources")
     write_results(out / "results.json", results, {"checkpoint": str(ckpt), "data": str(synth_dir / "test")})
 
     print("[4/4] separating a test pair")
@@ -74,14 +79,17 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
     sep = Separator(system)
     result = sep.separate(solos[:2])
     written = result.write(out / "separated")
-    pair_sdr = stem_sdr(result, [Clip(p) for p in solos[:2]])
-    print("separated " + ", ".join(f"{n}: SDR {d:.2f} dB" for n, d in zip(result.names, pair_sdr))
+    pair_sdr, pair_mix_sdr = stem_sdr(result, [Clip(p) for p in solos[:2]])
+    print("separated " + ", ".join(f"{n}: SDR {d:.2f} dB ({d - m:+.2f} dB over the mixture)"
+                                   for n, d, m in zip(result.names, pair_sdr, pair_mix_sdr))
           + " against the generator's own sources")
 
     gain = results["TriBERT"]["single"]["sdr"] - results["mixture"]["single"]["sdr"]
     summary = {"minutes": (time.time() - t0) / 60, "run": str(run_dir), "checkpoint": str(ckpt),
                "results": str(out / "results.json"), "separated": str(out / "separated"),
-               "sdr_gain_over_mixture_db": gain, "separated_pair_sdr_db": [float(x) for x in pair_sdr]}
+               "sdr_gain_over_mixture_db": gain, "separated_pair_sdr_db": [float(x) for x in pair_sdr],
+               "separated_pair_mixture_sdr_db": [float(x) for x in pair_mix_sdr],
+               "condition_accuracy": accuracy}
     print(f"\nDone in {summary['minutes']:.1f} min. TriBERT is {gain:+.2f} dB SDR over the mixture "
           f"(single-source).\n  data:      {synth_dir}\n  run:       {run_dir}\n  results:   {out / 'results.json'}"
           f"\n  separated: {out / 'separated'} ({len(written)} files: WAV and MP4 per source, separation.png)")

@@ -1,0 +1,260 @@
+"""Learning curves: test SDR against optimisation steps for TriBERT-small and its controls.
+
+Every variant trains with configs/synth_small.yaml (same data, seed, batch 12 and step budget);
+checkpoints kept at the given steps are scored on one fixed list of test mixtures from a
+SynthMUSIC set generated with a seed training never saw (single-source, multi-source and
+same-class duet SDR), beside the unprocessed mixture and the oracle masks. For TriBERT it also
+measures how often the condition names the right class (the class head's top-1 on each source
+with a known class).
+
+    tribert synth --out data/synth --clips 600 --seed 0
+    tribert synth --out data/synth-test --clips 200 --seed 1 --splits 0,0,1
+    python benchmarks/learning_curves.py --train data/synth/train --test data/synth-test/test \\
+        --steps 250,500,1000,2000,3000 --out learning_curves.json --plot learning_curves.png
+
+    # the ablation of the recipe's learning fixes (each row adds one change to the row above)
+    python benchmarks/learning_curves.py --set ablation --steps 500 ... --out ablation.json
+
+``--parallel N`` trains N variants at once in separate processes (a GPU machine with many
+cores); ``--device cuda`` trains and scores there. The JSON holds every number of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# The controls of the learning curves: name -> overrides of configs/synth_small.yaml.
+CURVES = {
+    "TriBERT-small": [],
+    "TriBERT w/o pose": ["model.use_pose=false"],
+    "TriBERT w/o co-attention": ["model.coattention=false"],
+    "Sound-of-Pixels": ["train.model=sound_of_pixels"],
+    "Audio-only U-Net (true class)": ["train.model=audio_only"],
+    # two recipe alternatives, followed over the whole budget
+    "TriBERT-small, warm-up 5% + linear decay": ["train.schedule=linear", "train.warmup_frac=0.05"],
+    "TriBERT-small, ratio-mask L1 loss": ["train.mask_loss=l1"],
+}
+
+# The learning fixes of the recipe, in the order the ablation adds them: (row name, the fields
+# that row takes from the recipe). Every field not yet taken keeps its earlier value (BEFORE).
+BEFORE = {"train.audio_labels": "mixture", "model.whole_video_condition": "mean", "model.condition_norm": "none",
+          "model.condition_classes": "none", "model.dropout": "0.1", "model.attention_dropout": "0.1",
+          "model.token_mask_prob": "0.15", "model.visual_dropout": "0.2", "model.coattention_layout": "tokens",
+          "model.heads_include_sos": "false", "model.sos_pool_activation": "relu"}
+FIXES = [
+    ("before (earlier recipe)", []),
+    ("+ audio head on the video's own labels", ["train.audio_labels"]),
+    ("+ solo condition from the present performer", ["model.whole_video_condition"]),
+    ("+ layer-normalised condition", ["model.condition_norm"]),
+    ("+ class loss on the condition", ["model.condition_classes=loss"]),
+    ("+ class posteriors to the U-Net", ["model.condition_classes"]),
+    ("+ no dropout / token masking", ["model.dropout", "model.attention_dropout", "model.token_mask_prob",
+                                      "model.visual_dropout"]),
+    ("+ authors' co-attention layout, SOS in heads", ["model.coattention_layout", "model.heads_include_sos"]),
+    ("+ tanh SOS pooler (= recipe)", ["model.sos_pool_activation"]),
+]
+
+
+def cumulative_fixes() -> dict[str, list[str]]:
+    """Row name -> overrides: BEFORE with the fields of this row and every row above taken from the
+    recipe (a "field=value" entry sets that value instead, for a row that is half a step)."""
+    rows, taken = {}, set()
+    for name, fields in FIXES:
+        taken = {t for t in taken if "=" not in t} | set(fields)
+        plain = {t for t in taken if "=" not in t}
+        set_to = [t for t in taken if "=" in t]
+        rows[name] = [f"{k}={v}" for k, v in BEFORE.items()
+                      if k not in plain and k not in {t.split("=")[0] for t in set_to}] + set_to
+    return rows
+
+
+ABLATION = {
+    **cumulative_fixes(),
+    "recipe, sigmoid condition (authors')": ["model.condition_norm=sigmoid"],
+    "recipe, ratio-mask L1 loss": ["train.mask_loss=l1"],
+    "recipe, warm-up 5% + linear decay": ["train.schedule=linear", "train.warmup_frac=0.05"],
+    "recipe + class teacher forcing 0.5": ["model.class_teacher_forcing=0.5"],
+}
+
+SETS = {"curves": CURVES, "ablation": ABLATION}
+
+
+def slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")[:60]
+
+
+def config_for(name: str, variants: dict, args) -> "Config":  # noqa: F821
+    from tribert.engine.config import Config
+
+    steps = [int(s) for s in args.steps.split(",")]
+    return Config.load("synth_small", [
+        f"data.train_dir={args.train}", f"train.max_steps={max(steps)}", "train.max_minutes=0",
+        f"train.checkpoint_steps=[{','.join(map(str, steps))}]", f"data.num_workers={args.workers}",
+        f"train.threads={args.threads}", f"train.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
+        *variants[name], *args.set_override])
+
+
+def train_one(name: str, variants: dict, args) -> None:
+    from tribert.engine.train import train
+
+    t0 = time.time()
+    run = train(config_for(name, variants, args), runs_dir=args.runs, name=slug(name), progress=False)
+    (run / "minutes.txt").write_text(f"{(time.time() - t0) / 60:.3f}\n")
+    print(f"trained {name} -> {run} in {(time.time() - t0) / 60:.1f} min", flush=True)
+
+
+def latest_run(runs: Path, name: str) -> Path:
+    """The newest run folder of variant ``name`` (``<date>-<time>-<slug>[-i]``, the slug exactly)."""
+    pattern = re.compile(r"\d{8}-\d{6}-" + re.escape(slug(name)) + r"(-\d+)?")
+    found = sorted((p for p in runs.iterdir() if pattern.fullmatch(p.name)), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SystemExit(f"no run folder for {name!r} under {runs}")
+    return found[-1]
+
+
+def score(names: list[str], args) -> dict:
+    import torch
+
+    from tribert.engine.checkpoint import load_system
+    from tribert.engine.evaluate import condition_accuracy, evaluate
+    from tribert.engine.train import eval_loader
+
+    steps = [int(s) for s in args.steps.split(",")]
+    runs = Path(args.runs)
+    first = load_system(latest_run(runs, names[0]) / "checkpoints" / "last.ckpt")
+    batches = list(eval_loader(first.config, args.test, limit=args.mixtures))  # read the test set once
+    t0 = time.time()
+    out = {"references": evaluate({}, batches, progress=False, device=args.device, config=first.config), "models": {}}
+    print(f"references scored in {time.time() - t0:.1f} s", flush=True)
+    for name in names:
+        run = latest_run(runs, name)
+        minutes = float((run / "minutes.txt").read_text()) if (run / "minutes.txt").exists() else None
+        curve = {}
+        for step in steps:
+            ckpt = run / "checkpoints" / f"step{step:06d}.ckpt"
+            if not ckpt.exists():
+                print(f"  {name}: no checkpoint at step {step}", flush=True)
+                continue
+            system = load_system(ckpt)
+            t0 = time.time()
+            res = evaluate({name: system}, batches, oracles=False, mixture=False, progress=False,
+                           device=args.device)[name]
+            acc = condition_accuracy(system, batches, args.device)
+            res["condition_accuracy"] = float("nan") if acc is None else acc
+            curve[str(step)] = res
+            print(f"  {name} @ {step}: single {res['single']['sdr']:.2f}, multi {res['multi']['sdr']:.2f}, "
+                  f"same-class {res['same_class']['sdr']:.2f} dB, condition top-1 "
+                  f"{res['condition_accuracy']:.2f} ({time.time() - t0:.1f} s)", flush=True)
+        out["models"][name] = {"run": str(run), "minutes": minutes, "overrides": SETS[args.set][name],
+                               "curve": curve}
+    return out
+
+
+def table(results: dict) -> str:
+    ref = results["references"]
+    groups = ("single", "multi", "same_class")
+    steps = sorted({int(s) for m in results["models"].values() for s in m["curve"]})
+    lines = ["| method | " + " | ".join(f"{s} steps: single / multi / same-class" for s in steps)
+             + " | condition top-1 (last) |", "|---" * (len(steps) + 2) + "|"]
+    for name in ("mixture", "IBM", "IRM"):
+        if name in ref:
+            cells = " / ".join(f"{ref[name][g]['sdr']:.2f}" for g in groups)
+            lines.append(f"| {name} | " + " | ".join(cells for _ in steps) + " | |")
+    for name, m in results["models"].items():
+        cells = []
+        for s in steps:
+            r = m["curve"].get(str(s))
+            cells.append(" / ".join(f"{r[g]['sdr']:.2f}" for g in groups) if r else "-")
+        last = m["curve"][str(max(int(s) for s in m["curve"]))] if m["curve"] else {}
+        acc = last.get("condition_accuracy", float("nan"))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'-' if acc != acc else f'{acc:.2f}'} |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharex=True)
+    titles = {"single": "single-source SDR", "multi": "multi-source SDR", "same_class": "same-class duets SDR"}
+    for ax, g in zip(axes, titles):
+        for name, m in results["models"].items():
+            xs = sorted(int(s) for s in m["curve"])
+            ax.plot(xs, [m["curve"][str(x)][g]["sdr"] for x in xs], marker="o", label=name)
+        ax.axhline(results["references"]["mixture"][g]["sdr"], color="grey", ls="--", label="mixture")
+        ax.set_title(titles[g])
+        ax.set_xlabel("training steps (batch 12)")
+        ax.set_ylabel("dB")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--set", choices=tuple(SETS), default="curves")
+    p.add_argument("--only", default="", help="comma-separated subset of the variants (by name)")
+    p.add_argument("--steps", default="250,500,1000,2000,3000", help="checkpoints to score; the last is the budget")
+    p.add_argument("--mixtures", type=int, default=0, help="test mixtures to score (0: all)")
+    p.add_argument("--runs", default="runs/curves")
+    p.add_argument("--stage", choices=("all", "train", "score"), default="all")
+    p.add_argument("--parallel", type=int, default=1, help="variants trained at once (processes)")
+    p.add_argument("--workers", type=int, default=0, help="data-loader workers per training process")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per training process")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (training and scoring)")
+    p.add_argument("--set-override", action="append", default=[], help="extra section.key=value for every run")
+    p.add_argument("--train-one", default="", help=argparse.SUPPRESS)
+    p.add_argument("--out", default="learning_curves.json")
+    p.add_argument("--plot", default="")
+    args = p.parse_args()
+
+    variants = SETS[args.set]
+    if args.train_one:
+        train_one(args.train_one, variants, args)
+        return
+    names = [n for n in variants if not args.only or n in args.only.split(",")]
+    if args.stage in ("all", "train"):
+        t0 = time.time()
+        if args.parallel <= 1:
+            for name in names:
+                train_one(name, variants, args)
+        else:
+            pending, running = list(names), []
+            while pending or running:
+                while pending and len(running) < args.parallel:
+                    name = pending.pop(0)
+                    cmd = [sys.executable, __file__, *sys.argv[1:], "--train-one", name]
+                    running.append((name, subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})))
+                time.sleep(2)
+                for name, proc in list(running):
+                    if proc.poll() is not None:
+                        running.remove((name, proc))
+                        if proc.returncode:
+                            print(f"training {name} failed (exit {proc.returncode})", flush=True)
+        print(f"training stage: {(time.time() - t0) / 60:.1f} min", flush=True)
+    if args.stage in ("all", "score"):
+        results = score(names, args)
+        results["meta"] = {"steps": args.steps, "train": args.train, "test": args.test, "set": args.set,
+                           "device": args.device, "command": " ".join(sys.argv)}
+        print(table(results))
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        if args.plot:
+            plot(results, args.plot)
+            print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
