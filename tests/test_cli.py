@@ -86,3 +86,35 @@ def test_errors_are_one_line(tmp_path, trained):
     proc = subprocess.run([sys.executable, "-m", "tribert.cli", "evaluate", "--checkpoint", str(junk),
                            "--data", str(clips)], capture_output=True, text=True)
     assert proc.returncode == 2 and "not a readable checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path):
+    import os
+    import shutil
+
+    root, clips, ckpt = trained
+    run = tmp_path / "run"
+    shutil.copytree(ckpt.parent.parent, run)
+
+    def tribert(*args):
+        return subprocess.run([sys.executable, "-m", "tribert.cli", *args], capture_output=True, text=True)
+
+    res = runner.invoke(app, ["train", "--resume", str(run)])  # its own config.yaml: already at max_steps
+    assert res.exit_code == 0, res.output
+    assert "run folder" in res.output
+    proc = tribert("train", "--resume", str(run), "--set", "train.lr=1")
+    assert proc.returncode == 2 and "drop --config, --set" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = tribert("train")
+    assert proc.returncode == 2 and "--config RECIPE" in proc.stderr
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    proc = tribert("train", "--resume", str(run))
+    assert proc.returncode == 2 and "last.ckpt" in proc.stderr and "not a readable checkpoint" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    from tribert.engine.train import train
+    from tribert.engine.config import Config
+    from tribert.errors import TribertError
+
+    with pytest.raises(TribertError):
+        train(Config.load(run / "config.yaml"), resume=run, progress=False)
+    assert "TRIBERT_RUN_DIR" not in os.environ  # a failed start leaves nothing behind for the next run

@@ -98,7 +98,7 @@ def prepare(
 
 @app.command()
 def train(
-    config: Path = typer.Option(..., "--config", help="YAML recipe (see configs/)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML recipe (see configs/); not with --resume."),
     set_: List[str] = typer.Option([], "--set", help="Override a field: --set train.lr=1e-4 (repeatable)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are created."),
     name: Optional[str] = typer.Option(None, "--name", help="Run folder name suffix (default: model-size)."),
@@ -112,6 +112,11 @@ def train(
     from tribert.engine.config import Config
     from tribert.engine.train import train as run_training
 
+    if resume is not None and (config is not None or set_ or visual_weights is not None):
+        raise TribertError("--resume continues a run with its own config.yaml: drop --config, --set and "
+                           "--visual-weights (start a new run to change the recipe)", resume)
+    if resume is None and config is None:
+        raise TribertError("give --config RECIPE for a new run, or --resume RUN_FOLDER to continue one")
     overrides = list(set_)
     if devices is not None:
         overrides.append(f"train.devices={devices}")

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list,
                                  read_mixture_list, write_mixture_list)
+from tribert.engine.checkpoint import read_checkpoint
 from tribert.engine.config import Config
 from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
@@ -85,6 +86,13 @@ QUIET = ("Experiment logs directory .* exists and is not empty",
 def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None,
           resume: str | Path | None = None, progress: bool = True, run_dir: str | Path | None = None) -> Path:
     """Train one model; returns the run folder (a new one under ``runs_dir``, or ``run_dir``)."""
+    try:
+        return _train(config, runs_dir, name, resume, progress, run_dir)
+    finally:  # also when a run fails before it starts: the next call in this process starts afresh
+        os.environ.pop("TRIBERT_RUN_DIR", None)
+
+
+def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     tc = config.train
     for pattern in QUIET:
         warnings.filterwarnings("ignore", message=pattern)
@@ -96,6 +104,7 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
         last = run_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
+        read_checkpoint(last)  # a damaged file: one line naming it, before any work starts
         ckpt_path = str(last)
     else:
         if run_dir is not None:  # an explicit folder: what every node of a multi-node launch passes
@@ -139,7 +148,6 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
     try:
         trainer.fit(system, ckpt_path=ckpt_path, **loaders)
     finally:
-        os.environ.pop("TRIBERT_RUN_DIR", None)
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
     return run_dir
