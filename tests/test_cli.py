@@ -47,7 +47,7 @@ def test_evaluate_prints_a_table_and_writes_json(trained):
     multi = data["mixture"]["multi"]  # a duet brings its two performers, its partner one source
     assert multi["mixtures"] >= 1 and multi["sources"] == 3 * multi["mixtures"]
     # The fixed mixture list was written beside the clips and is reused.
-    assert (clips / "mixtures-n2-seed0.csv").is_file()
+    assert len(list(clips.glob("mixtures-n2-crop8191-seed0-*.csv"))) == 1
 
 
 def test_separate_two_clips_writes_stems_mp4s_and_figure(trained):
@@ -118,3 +118,19 @@ def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path)
     with pytest.raises(TribertError):
         train(Config.load(run / "config.yaml"), resume=run, progress=False)
     assert "TRIBERT_RUN_DIR" not in os.environ  # a failed start leaves nothing behind for the next run
+
+
+def test_evaluate_refuses_a_bad_backend_and_checkpoints_with_other_video_settings(trained, tmp_path):
+    import torch
+
+    root, clips, ckpt = trained
+    proc = subprocess.run([sys.executable, "-m", "tribert.cli", "evaluate", "--checkpoint", str(ckpt),
+                           "--data", str(clips), "--backend", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--backend must be" in proc.stderr and "Traceback" not in proc.stderr
+    other = torch.load(ckpt, map_location="cpu", weights_only=True)
+    other["hyper_parameters"]["config"]["video"]["fps"] = 4.0  # same model shapes, other frames
+    torch.save(other, tmp_path / "other.ckpt")
+    proc = subprocess.run([sys.executable, "-m", "tribert.cli", "evaluate", "--checkpoint", str(ckpt),
+                           "--checkpoint", str(tmp_path / "other.ckpt"), "--label", "a", "--label", "b",
+                           "--data", str(clips)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "b: video settings differ" in proc.stderr, proc.stderr

@@ -181,3 +181,28 @@ def test_biases_and_norm_weights_are_not_decayed(data_root):
     norm = system.model.transformer.embed["vision"].norm
     assert id(norm.weight) not in decayed and id(norm.bias) not in decayed
     assert id(system.model.transformer.embed["vision"].proj.weight) in decayed
+
+
+def test_fixed_mixture_list_is_keyed_by_crop_and_clips_and_survives_a_read_only_folder(data_root, tmp_path,
+                                                                                      monkeypatch):
+    from pathlib import Path
+
+    from tribert.engine.train import mixture_list_for
+
+    monkeypatch.setenv("TRIBERT_CACHE", str(tmp_path / "cache"))
+    short = mixture_list_for(data_root, tiny_config(data_root), seed=0)
+    long = mixture_list_for(data_root, tiny_config(data_root, "audio.crop_samples=16383"), seed=0)
+    assert len(list(data_root.glob("mixtures-*.csv"))) == 2  # one list per crop length
+    # offsets are centred crops: a longer crop starts earlier in the same 2-s clips
+    assert all(a > b for s, l in zip(short, long) for a, b in zip(s.offsets, l.offsets))
+    # another set of clips gets its own list
+    make_clip(data_root, "extra", ["flute"], [880.0])
+    assert len(mixture_list_for(data_root, tiny_config(data_root), seed=0)) == 5
+    # a read-only data folder (simulated: root may write anywhere): the list goes to the cache
+    import tribert.engine.train as engine_train
+
+    before = sorted(p.name for p in data_root.iterdir())
+    monkeypatch.setattr(engine_train.os, "access", lambda path, mode: Path(path) != data_root)
+    specs = mixture_list_for(data_root, tiny_config(data_root, "audio.crop_samples=4095"), seed=0)
+    assert len(specs) == 5 and sorted(p.name for p in data_root.iterdir()) == before
+    assert len(list((tmp_path / "cache" / "mixtures").glob("*.csv"))) == 1

@@ -149,6 +149,8 @@ def evaluate(
 
     if label and len(label) != len(checkpoint):
         raise TribertError("give one --label per --checkpoint")
+    if backend not in ("fast", "mir_eval"):  # checked before any model runs
+        raise TribertError(f"--backend must be 'fast' or 'mir_eval', got {backend!r}")
     systems = {}
     for i, path in enumerate(checkpoint):
         system = load_system(path)
@@ -156,9 +158,14 @@ def evaluate(
         systems[name] = system
     first = next(iter(systems.values()))
     for name, system in systems.items():
-        if system.config.audio != first.config.audio or system.config.data.num_mix != first.config.data.num_mix:
-            raise TribertError(f"{name}: audio/mixing settings differ from the first checkpoint; "
-                               "models in one table must score the same mixtures")
+        differ = [what for what, a, b in (("audio", system.config.audio, first.config.audio),
+                                          ("video", system.config.video, first.config.video),
+                                          ("data.num_mix", system.config.data.num_mix, first.config.data.num_mix),
+                                          ("data.use_stems", system.config.data.use_stems,
+                                           first.config.data.use_stems)) if a != b]
+        if differ:
+            raise TribertError(f"{name}: {', '.join(differ)} settings differ from the first checkpoint; "
+                               "models in one table must score the same mixtures with the same inputs")
     loader = eval_loader(first.config, data, limit=limit, seed=seed)
     results = run_eval(systems, loader, threshold=threshold, backend=backend)
     typer.echo(format_table(results))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -30,13 +31,26 @@ from tribert.io import atomic_path
 
 
 def mixture_list_for(data_dir: str | Path, config: Config, seed: int) -> list:
-    """The fixed evaluation mixtures of a split: written once beside the clips, then always reused."""
-    path = Path(data_dir) / f"mixtures-n{config.data.num_mix}-seed{seed}.csv"
-    if path.exists():
-        return read_mixture_list(path)
+    """The fixed evaluation mixtures of a split: written once, then always reused.
+
+    The file is keyed by everything the list depends on (N, crop length, seed and the set of clip
+    ids), so another crop or a changed folder gets its own list. It lives beside the clips, or in
+    ``$TRIBERT_CACHE`` (default ``~/.cache/tribert``) when the data folder is read-only.
+    """
+    data_dir = Path(data_dir)
     clips = load_clips(data_dir, config.data.classes)
+    ids = hashlib.sha1("\n".join(sorted(c.meta.id for c in clips)).encode()).hexdigest()[:8]
+    name = f"mixtures-n{config.data.num_mix}-crop{config.audio.crop_samples}-seed{seed}-{ids}.csv"
+    cache = Path(os.environ.get("TRIBERT_CACHE", Path.home() / ".cache" / "tribert")) / "mixtures"
+    folder_key = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    candidates = [data_dir / name, cache / f"{folder_key}-{name}"]
+    for path in candidates:
+        if path.exists():
+            return read_mixture_list(path)
     specs = make_mixture_list(clips, config.data.num_mix, config.audio.crop_samples, seed)
-    write_mixture_list(path, specs)
+    target = candidates[0] if os.access(data_dir, os.W_OK) else candidates[1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_mixture_list(target, specs)
     return specs
 
 
