@@ -49,3 +49,21 @@ def test_shape_mismatch_is_an_error(rng):
     refs, est = _signals(rng)
     with pytest.raises(ValueError):
         bss_eval(refs, est[:1])
+
+
+def test_batched_metric_with_two_threads(rng):
+    """With 2 torch threads this torch build's batched float64 solve failed inside fast_bss_eval
+    (issue 10.8); the metric runs its solve on one thread and restores the count."""
+    import torch
+
+    refs = rng.standard_normal((3, 2, 8000))
+    est = refs + 0.3 * rng.standard_normal((3, 2, 8000))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sdr, sir, sar = bss_eval(refs, est)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    one = bss_eval(refs[1], est[1], "mir_eval")[0]  # the batch agrees with the reference, mixture by mixture
+    assert sdr.shape == (3, 2) and np.allclose(sdr[1], one, atol=0.01)

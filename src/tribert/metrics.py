@@ -9,6 +9,7 @@ counted, never silently scored.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,24 @@ def is_silent(ref: np.ndarray | torch.Tensor) -> bool:
     return bool(ref.double().pow(2).mean(-1).sqrt().min() < SILENCE_RMS)
 
 
+@contextmanager
+def one_cpu_thread(device: torch.device):
+    """Run a CPU block on one torch thread, then restore the count.
+
+    The CPU build of torch 2.13 used here fails batched float64 ``torch.linalg.solve`` with two or
+    more threads (MKL: "Parameter 6 was incorrect on entry to DLASWP", then "Pivots given to
+    lu_solve must all be greater or equal to 1"); fast_bss_eval solves a batch of systems."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bss_eval(ref: np.ndarray | torch.Tensor, est: np.ndarray | torch.Tensor,
              backend: str = "fast") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """SDR, SIR, SAR (dB) of estimates ``est`` [..., S, L] against references ``ref`` [..., S, L].
@@ -61,8 +80,9 @@ def bss_eval(ref: np.ndarray | torch.Tensor, est: np.ndarray | torch.Tensor,
     if backend == "fast":
         import fast_bss_eval
 
-        sdr, sir, sar = fast_bss_eval.bss_eval_sources(ref64, est64.to(ref64.device), filter_length=512,
-                                                      compute_permutation=False)
+        with one_cpu_thread(ref64.device):
+            sdr, sir, sar = fast_bss_eval.bss_eval_sources(ref64, est64.to(ref64.device), filter_length=512,
+                                                          compute_permutation=False)
         return sdr.cpu().numpy(), sir.cpu().numpy(), sar.cpu().numpy()
     if backend == "mir_eval":
         import mir_eval
