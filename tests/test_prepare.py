@@ -199,3 +199,21 @@ def test_cli_exit_codes(videos, tmp_path):
     bad_index.write_text("{not json")
     usage = runner.invoke(app, ["prepare", str(bad_index), "--out", str(out), "--no-pose"])
     assert usage.exit_code == 2 and "not a valid JSON index" in usage.output
+
+
+def test_min_duration_lets_real_short_clips_in(tmp_path):
+    """MUSIC clips of 5.92 s (65280 samples) are refused at the default minimum (one 6-s crop);
+    --min-duration lets them in (issue 10.9)."""
+    from typer.testing import CliRunner
+
+    from tribert.cli import app
+
+    src = tmp_path / "flute"
+    src.mkdir()
+    short = make_video(src / "short.mp4", 65280 / SR)
+    res = CliRunner().invoke(app, ["prepare", str(short), "--out", str(tmp_path / "a"), "--no-pose", "--workers", "1"])
+    assert res.exit_code == 1 and "too short" in res.output
+    res = CliRunner().invoke(app, ["prepare", str(short), "--out", str(tmp_path / "b"), "--no-pose", "--workers", "1",
+                                   "--min-duration", "3"])
+    assert res.exit_code == 0, res.output
+    assert Clip(tmp_path / "b" / "short").meta.num_samples >= 65000

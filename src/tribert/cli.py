@@ -70,6 +70,7 @@ def prepare(
     no_pose: bool = typer.Option(False, "--no-pose", help="Skip pose detection (no MediaPipe needed)."),
     fps: float = typer.Option(8.0, "--fps", help="Stored frame rate (and pose rate)."),
     frame_size: int = typer.Option(224, "--frame-size", help="Shorter side of the stored frames in pixels (aspect kept); 0 keeps the video's size."),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Shortest usable video in seconds (default: one 6-s training crop, 5.94 s). Shorter crops are zero-padded in training; a 3-s recipe can use 3."),
 ) -> None:
     """Turn videos into prepared clip folders (frames, audio, pose). Finished clips are skipped.
 
@@ -82,7 +83,7 @@ def prepare(
 
     try:
         report = run_prepare(inputs, out, video_root=video_root, fps=fps, frame_size=frame_size or None,
-                             pose="none" if no_pose else "mediapipe", workers=workers)
+                             pose="none" if no_pose else "mediapipe", workers=workers, min_duration=min_duration)
     except TribertError as err:
         fail(err)
     table = Table(title=f"tribert prepare -> {out}")
