@@ -297,3 +297,20 @@ def test_plan_rejects_bad_settings():
     assert {p.labels for p in one} == {("violin",), ("violin", "violin")}
     assert sum(p.kind == "same_class_duet" for p in one) == 16
     assert isinstance(plan_clips(1, 0)[0], ClipPlan)
+
+
+def test_missing_tinysoundfont_is_one_line_naming_the_install_command(monkeypatch):
+    import builtins
+
+    from tribert.data.synth_audio import Renderer
+
+    real_import = builtins.__import__
+
+    def no_tinysoundfont(name, *args, **kwargs):
+        if name.startswith("tinysoundfont"):
+            raise ImportError("No module named 'tinysoundfont'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tinysoundfont)
+    with pytest.raises(TribertError, match=r"pip install --no-deps tinysoundfont==0\.3\.7"):
+        Renderer()

@@ -85,6 +85,11 @@ _SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10),
            "pentatonic": (0, 2, 4, 7, 9)}
 
 
+# tinysoundfont declares pyaudio (a C build against PortAudio) for live playback, which offline
+# rendering never uses: it is installed without its declared dependencies (install.sh does this).
+SOUNDFONT_INSTALL = "pip install --no-deps tinysoundfont==0.3.7"
+
+
 def default_soundfont() -> Path:
     """The TimGM6mb General-MIDI bank shipped inside the ``pretty_midi`` package."""
     import pretty_midi
@@ -397,7 +402,12 @@ class Renderer:
     """
 
     def __init__(self, soundfont: str | Path | None = None, render_rate: int = 22050):
-        from tinysoundfont import _tinysoundfont as tsf
+        try:
+            # The compiled core: the package's Python layer renders through an audio device.
+            from tinysoundfont import _tinysoundfont as tsf
+        except ImportError:
+            raise TribertError(f"SynthMUSIC renders audio with tinysoundfont, which is not installed: "
+                               f"{SOUNDFONT_INSTALL}") from None
 
         self.path = Path(soundfont) if soundfont is not None else default_soundfont()
         if not self.path.is_file():
