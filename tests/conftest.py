@@ -15,3 +15,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own tribert cache (mixture lists, reference scores), never the user's."""
+    monkeypatch.setenv("TRIBERT_CACHE", str(tmp_path_factory.mktemp("cache")))

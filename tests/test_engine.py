@@ -206,3 +206,24 @@ def test_fixed_mixture_list_is_keyed_by_crop_and_clips_and_survives_a_read_only_
     specs = mixture_list_for(data_root, tiny_config(data_root, "audio.crop_samples=4095"), seed=0)
     assert len(specs) == 5 and sorted(p.name for p in data_root.iterdir()) == before
     assert len(list((tmp_path / "cache" / "mixtures").glob("*.csv"))) == 1
+
+
+def test_reference_rows_are_cached_per_batch_and_miss_when_the_mixtures_change(data_root, tmp_path, monkeypatch):
+    from tribert.engine import evaluate as ev
+    from tribert.engine.train import eval_loader
+
+    config = tiny_config(data_root)
+    system = SeparationSystem(config).eval()
+    batches = list(eval_loader(config, data_root))
+    cache = tmp_path / "refs.json"
+    first = ev.evaluate({"m": system}, batches, progress=False, cache=cache)
+    assert cache.is_file()
+    calls = []
+    real = ev.oracle_wavs
+    monkeypatch.setattr(ev, "oracle_wavs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = ev.evaluate({"m": system}, batches, progress=False, cache=cache)
+    assert again == first and not calls  # the oracle rows came from the cache
+    louder = [dict(b, mix_wav=b["mix_wav"] * 2, source_wavs=b["source_wavs"] * 2) for b in batches]
+    ev.evaluate({"m": system}, louder, progress=False, cache=cache)
+    assert calls  # other mixtures: recomputed
+    assert list(ev.evaluate({}, batches, progress=False, cache=cache, config=config)) == ["mixture", "IBM", "IRM"]

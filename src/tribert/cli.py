@@ -142,10 +142,11 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Binarise predicted masks at this value (the authors' evaluation used 0.5); default: soft masks. A mask that is all zero gives a silent estimate and an SDR of -inf."),
     backend: str = typer.Option("fast", "--backend", help="fast (fast_bss_eval) or mir_eval."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the mixture and oracle rows instead of reading them from the cache ($TRIBERT_CACHE, default ~/.cache/tribert)."),
 ) -> None:
     """Score separation (SDR/SIR/SAR) beside the mixture and the oracle masks; a Table-1-shaped report."""
     from tribert.engine.checkpoint import load_system
-    from tribert.engine.evaluate import evaluate as run_eval, format_table, write_results
+    from tribert.engine.evaluate import evaluate as run_eval, format_table, reference_cache_path, write_results
     from tribert.engine.train import eval_loader
 
     if label and len(label) != len(checkpoint):
@@ -168,7 +169,8 @@ def evaluate(
             raise TribertError(f"{name}: {', '.join(differ)} settings differ from the first checkpoint; "
                                "models in one table must score the same mixtures with the same inputs")
     loader = eval_loader(first.config, data, limit=limit, seed=seed)
-    results = run_eval(systems, loader, threshold=threshold, backend=backend)
+    cache = None if no_cache else reference_cache_path()
+    results = run_eval(systems, loader, threshold=threshold, backend=backend, cache=cache)
     typer.echo(format_table(results))
     if out is not None:
         write_results(out, results, {"checkpoints": [str(c) for c in checkpoint], "data": str(data),

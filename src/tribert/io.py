@@ -78,3 +78,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    """Where tribert keeps what it can recompute: ``$TRIBERT_CACHE``, default ``~/.cache/tribert``."""
+    return Path(os.environ.get("TRIBERT_CACHE", Path.home() / ".cache" / "tribert"))

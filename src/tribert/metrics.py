@@ -34,6 +34,14 @@ class SeparationScores:
         self.sar += [float(x) for x in np.ravel(sar)]
         self.mixtures += 1
 
+    def extend(self, other: "SeparationScores") -> None:
+        """Add another set of scores (e.g. of another batch) to these."""
+        self.sdr += other.sdr
+        self.sir += other.sir
+        self.sar += other.sar
+        self.skipped += other.skipped
+        self.mixtures += other.mixtures
+
     def mean(self) -> dict[str, float]:
         def m(xs):
             return float(np.mean(xs)) if xs else float("nan")

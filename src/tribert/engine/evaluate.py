@@ -9,6 +9,8 @@ Mixtures are grouped as *single-source* (every video is a solo: one source per v
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import torch
 from torch import Tensor
 
 from tribert.audio import AudioFrontEnd
+from tribert.io import cache_dir
 from tribert.metrics import SeparationScores, bss_eval, is_silent
 
 GROUPS = ("single", "multi", "same_class")
@@ -116,13 +119,15 @@ def batch_sdr(frontend: AudioFrontEnd, batch: dict, mask_logits: Tensor, config)
 @torch.no_grad()
 def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | None = None,
              backend: str = "fast", progress: bool = True, mixture: bool = True,
-             device: str | torch.device = "cpu", config=None) -> dict:
+             device: str | torch.device = "cpu", config=None, cache: str | Path | None = None) -> dict:
     """Score every system (name -> SeparationSystem) and the references on a fixed-mixture loader.
 
     ``mixture`` / ``oracles`` add the unprocessed mixture and the IBM / IRM rows (leave them out
     when scoring many checkpoints on one test set: they do not change). ``device`` runs the
     models and the batched metric there (the systems are moved to it). ``config`` gives the audio
-    settings when no system is scored (references only); default: the first system's.
+    settings when no system is scored (references only); default: the first system's. ``cache``: a
+    JSON file of the reference rows (mixture, IBM, IRM) per batch, keyed by the batch's waveforms
+    and the scoring settings, so scoring another checkpoint on the same mixtures skips them.
 
     Returns {method: {group: {sdr, sir, sar, sources, mixtures, skipped}}}.
     """
@@ -137,21 +142,75 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
     frontend = frontend.to(device)
     for system in systems.values():
         system.to(device)
+    stored = ReferenceCache(cache, config, backend) if cache is not None else None
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
         mix = batch["mix_wav"]
         s = batch["source_wavs"].shape[1]
-        if mixture:
-            score_batch(results, "mixture", batch, mix[:, None].expand(-1, s, -1), eval_samples, backend)
-        if oracles:
-            for kind in ("ibm", "irm"):
-                score_batch(results, kind.upper(), batch, oracle_wavs(frontend, batch["source_wavs"], mix, kind),
-                            eval_samples, backend)
+        refs = stored.get(batch) if stored is not None else None
+        wanted = ({"mixture"} if mixture else set()) | ({"IBM", "IRM"} if oracles else set())
+        if refs is None or not wanted <= set(refs):
+            refs = {}
+            if mixture:
+                score_batch(refs, "mixture", batch, mix[:, None].expand(-1, s, -1), eval_samples, backend)
+            if oracles:
+                for kind in ("ibm", "irm"):
+                    score_batch(refs, kind.upper(), batch, oracle_wavs(frontend, batch["source_wavs"], mix, kind),
+                                eval_samples, backend)
+            if stored is not None:
+                stored.put(batch, refs)
+        for name, groups in refs.items():
+            if (name == "mixture" and mixture) or (name != "mixture" and oracles):
+                merged = results.setdefault(name, {g: SeparationScores() for g in GROUPS})
+                for g, sc in groups.items():
+                    merged[g].extend(sc)
         for name, system in systems.items():
             _, mask_logits = system(batch)
             score_batch(results, name, batch, masks_to_wavs(frontend, mask_logits, mix, threshold), eval_samples,
                         backend)
-    return {name: {g: sc.mean() for g, sc in groups.items()} for name, groups in results.items()}
+    if stored is not None:
+        stored.save()
+    order = ["mixture", "IBM", "IRM", *systems]  # references first, as in the paper's tables
+    return {name: {g: sc.mean() for g, sc in results[name].items()} for name in order if name in results}
+
+
+def reference_cache_path() -> Path:
+    return cache_dir() / "eval" / "references.json"
+
+
+class ReferenceCache:
+    """Scores of the reference rows per batch in one JSON file, keyed by the batch's waveforms, the
+    audio settings and the metric backend: any change of mixtures or settings misses the cache."""
+
+    def __init__(self, path: str | Path, config, backend: str):
+        self.path = Path(path)
+        self.salt = json.dumps([repr(config.audio), backend])
+        self.entries = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.changed = False
+
+    def key(self, batch: dict) -> str:
+        h = hashlib.sha1(self.salt.encode())
+        for name in ("mix_wav", "source_wavs", "source_valid", "source_object", "source_label", "source_video"):
+            h.update(batch[name].detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def get(self, batch: dict) -> dict | None:
+        entry = self.entries.get(self.key(batch))
+        if entry is None:
+            return None
+        return {name: {g: SeparationScores(**sc) for g, sc in groups.items()} for name, groups in entry.items()}
+
+    def put(self, batch: dict, refs: dict) -> None:
+        self.entries[self.key(batch)] = {name: {g: dataclasses.asdict(sc) for g, sc in groups.items()}
+                                         for name, groups in refs.items()}
+        self.changed = True
+
+    def save(self) -> None:
+        if self.changed:
+            from tribert.io import atomic_write_text
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.entries))
 
 
 @torch.no_grad()

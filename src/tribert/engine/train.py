@@ -27,7 +27,7 @@ from tribert.engine.config import Config
 from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TribertError
-from tribert.io import atomic_path
+from tribert.io import atomic_path, cache_dir
 
 
 def mixture_list_for(data_dir: str | Path, config: Config, seed: int) -> list:
@@ -41,7 +41,7 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int) -> list:
     clips = load_clips(data_dir, config.data.classes)
     ids = hashlib.sha1("\n".join(sorted(c.meta.id for c in clips)).encode()).hexdigest()[:8]
     name = f"mixtures-n{config.data.num_mix}-crop{config.audio.crop_samples}-seed{seed}-{ids}.csv"
-    cache = Path(os.environ.get("TRIBERT_CACHE", Path.home() / ".cache" / "tribert")) / "mixtures"
+    cache = cache_dir() / "mixtures"
     folder_key = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:8]
     candidates = [data_dir / name, cache / f"{folder_key}-{name}"]
     for path in candidates:
