@@ -205,7 +205,7 @@ def main() -> None:
     p.add_argument("--train", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--set", choices=tuple(SETS), default="curves")
-    p.add_argument("--only", default="", help="comma-separated subset of the variants (by name)")
+    p.add_argument("--only", default="", help="subset of the variants by name, separated by ',' (or ';')")
     p.add_argument("--steps", default="250,500,1000,2000,3000", help="checkpoints to score; the last is the budget")
     p.add_argument("--mixtures", type=int, default=0, help="test mixtures to score (0: all)")
     p.add_argument("--runs", default="runs/curves")
@@ -224,7 +224,8 @@ def main() -> None:
     if args.train_one:
         train_one(args.train_one, variants, args)
         return
-    names = [n for n in variants if not args.only or n in args.only.split(",")]
+    only = args.only.split(";") if ";" in args.only else args.only.split(",")  # ';' when names hold commas
+    names = [n for n in variants if not args.only or n in only]
     if args.stage in ("all", "train"):
         t0 = time.time()
         if args.parallel <= 1:

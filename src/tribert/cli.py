@@ -6,6 +6,7 @@ code 2; a command that partly failed (some clips did not prepare) exits with cod
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -229,7 +230,15 @@ def model_info_command(
     Console().print(info_table(model_info(model, batch_size=batch), title=title))
 
 
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's advertising tip (the CLI decides what the user reads)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
 def main() -> None:  # pragma: no cover - console entry point
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
     try:
         app()
     except TribertError as err:
