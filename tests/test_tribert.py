@@ -284,7 +284,8 @@ _DOC_WORDS = {
     "unet_base_channels": "8..128", "unet_max_channels": "8..128", "film": "FiLM",
     "condition_norm": "layer-normalised", "whole_video_condition": "present performer",
     "condition_classes": "posteriors", "dropout": "no dropout", "attention_dropout": "attention dropout",
-    "visual_dropout": "visual", "token_mask_prob": "token masking", "sos_pool_activation": "tanh SOS pooler",
+    "visual_dropout": "visual", "token_mask_prob": "token masking", "coattention_layout": "ViLBERT layout",
+    "heads_include_sos": "frame\n      tokens only",
 }
 
 

@@ -200,7 +200,7 @@ def separate(
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for everything the demo makes."),
     clips: int = typer.Option(400, "--clips", help="SynthMUSIC clips to generate."),
-    minutes: float = typer.Option(9.0, "--minutes", help="Training budget in minutes."),
+    minutes: float = typer.Option(10.0, "--minutes", help="Training budget in minutes."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Generate SynthMUSIC, train TriBERT-small, evaluate it and separate a test pair (~15 min on 2 cores)."""

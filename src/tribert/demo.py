@@ -33,7 +33,7 @@ def stem_sdr(result, clips) -> tuple[list[float], list[float]]:
     return list(bss_eval(refs, ests)[0]), list(bss_eval(refs, mixture)[0])
 
 
-def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float = 9.0, seed: int = 0,
+def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float = 10.0, seed: int = 0,
              workers: int = 0, eval_mixtures: int = 40, recipe: str = "synth_small",
              overrides: tuple[str, ...] = (), progress: bool = True) -> dict:
     from tribert.data.synth import generate
