@@ -227,3 +227,20 @@ def test_reference_rows_are_cached_per_batch_and_miss_when_the_mixtures_change(d
     ev.evaluate({"m": system}, louder, progress=False, cache=cache)
     assert calls  # other mixtures: recomputed
     assert list(ev.evaluate({}, batches, progress=False, cache=cache, config=config)) == ["mixture", "IBM", "IRM"]
+
+
+def test_checkpoints_last_and_kept_steps_only(data_root, tmp_path):
+    run = train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=4", "train.save_every_steps=1",
+                            "train.keep_every_steps=2"), runs_dir=tmp_path / "runs", progress=False)
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["last.ckpt", "step000002.ckpt", "step000004.ckpt"], names  # no per-epoch copies
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_validation_keeps_best_ckpt_beside_last(data_root, tmp_path):
+    run = train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=2", f"data.val_dir={data_root}",
+                            "train.val_mixtures=2"), runs_dir=tmp_path / "runs", progress=False)
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["best.ckpt", "last.ckpt"], names
+    with open(run / "metrics.csv") as f:
+        assert any(r.get("val/sdr") for r in csv.DictReader(f))

@@ -51,7 +51,7 @@ class TrainConfig:
     schedule: str = "constant"
     batch_size: int = 12  # mixtures per step (each of num_mix videos)
     max_steps: int = -1  # -1: no step limit
-    max_epochs: int = 1000
+    max_epochs: int = -1  # -1: no epoch limit (max_steps / max_minutes end the run)
     max_minutes: float = 0.0  # wall-clock training budget; 0 = none
     epoch_size: int = 0  # random mixtures per epoch; 0 = one per training clip
     val_mixtures: int = 0  # evaluate this many fixed val mixtures each epoch; 0 = no validation
@@ -74,6 +74,8 @@ class TrainConfig:
     log_every: int = 10
     threads: int = 0  # torch CPU threads; 0 = torch's default
     checkpoint_steps: tuple[int, ...] = ()  # also keep checkpoints/step<N>.ckpt at these steps
+    save_every_steps: int = 500  # refresh checkpoints/last.ckpt this often (and at every epoch end)
+    keep_every_steps: int = 0  # also keep checkpoints/step<N>.ckpt every this many steps; 0 = none
     init_from: str = ""  # fine-tune: start from this checkpoint's weights (new class heads if needed)
 
 

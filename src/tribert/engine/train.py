@@ -138,11 +138,14 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     if tc.init_from and resume is None:
         init_weights_from(system, tc.init_from)
     loaders = {"train_dataloaders": train_loader(config)}
-    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}",
-                                 auto_insert_metric_name=False, save_top_k=-1, every_n_epochs=1,
-                                 save_last=True)]
-    if tc.checkpoint_steps:
-        callbacks.append(StepCheckpoints(run_dir / "checkpoints", tc.checkpoint_steps))
+    # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
+    # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.
+    callbacks = [LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", tc.save_every_steps)]
+    steps = set(tc.checkpoint_steps)
+    if tc.keep_every_steps > 0 and tc.max_steps > 0:
+        steps |= set(range(tc.keep_every_steps, tc.max_steps + 1, tc.keep_every_steps))
+    if steps:
+        callbacks.append(StepCheckpoints(run_dir / "checkpoints", tuple(sorted(steps))))
     if tc.val_mixtures and config.data.val_dir:
         loaders["val_dataloaders"] = eval_loader(config, config.data.val_dir, tc.val_mixtures)
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
@@ -156,6 +159,8 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         logger=CSVLogger(run_dir, name="", version=""), callbacks=callbacks,
         log_every_n_steps=tc.log_every, enable_progress_bar=progress, enable_model_summary=False,
         default_root_dir=run_dir, num_sanity_val_steps=0,
+        # Lightning's own per-epoch checkpoint only where best.ckpt is tracked (validation)
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
     # Lightning's CSV logger starts metrics.csv afresh; keep the history of a resumed run.
     history = _read_csv(run_dir / "metrics.csv") if resume is not None else []
@@ -165,6 +170,31 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
     return run_dir
+
+
+class LastCheckpoint(L.Callback):
+    """``last.ckpt`` every ``every`` steps, at each epoch end and when training stops (also on the
+    time budget), written to a temporary name and moved into place (a crash never leaves half a file)."""
+
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = Path(path), every
+
+    def save(self, trainer) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every > 0 and trainer.global_step % self.every == 0:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.save(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.save(trainer)
 
 
 class StepCheckpoints(L.Callback):
