@@ -244,3 +244,9 @@ def test_validation_keeps_best_ckpt_beside_last(data_root, tmp_path):
     assert names == ["best.ckpt", "last.ckpt"], names
     with open(run / "metrics.csv") as f:
         assert any(r.get("val/sdr") for r in csv.DictReader(f))
+
+
+def test_a_run_without_an_end_is_refused(data_root, tmp_path):
+    with pytest.raises(ConfigError, match="no end"):
+        train(tiny_config(data_root, "train.max_steps=-1"), runs_dir=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()  # refused before a run folder is made

@@ -108,6 +108,8 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
 
 def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     tc = config.train
+    if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
+        raise ConfigError("the run has no end: set train.max_steps, train.max_minutes or train.max_epochs")
     for pattern in QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     if tc.threads:
