@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The learning curves on a GPU machine that has PyTorch but not this package's other
-# dependencies: wheels carried in .whl/ (see docs/training.md), SynthMUSIC generated there.
+# dependencies: wheels carried in .whl/ (docs/training.md, "A GPU machine without internet access"),
+# SynthMUSIC generated there.
 #   bash benchmarks/gpu/learning_curves.sh OUT_DIR
 set -euo pipefail
 out=${1:-gpu-out}
