@@ -1,4 +1,4 @@
-"""Audio front-end (DESIGN section 3): resample, crop, STFT, log-frequency warp, masks, iSTFT.
+"""Audio front-end: resample, crop, STFT, log-frequency warp, masks, iSTFT.
 
 Shapes for the paper's defaults (AudioConfig): a crop of L = 65535 samples at 11025 Hz gives an STFT
 of F = 512 bins x T = 256 frames; the networks see the magnitude warped to a log-frequency scale of

@@ -15,7 +15,7 @@ from typing import Any
 
 from tribert.errors import ConfigError
 
-# The 21 MUSIC21 classes in the order used for label indices (DESIGN section 2).
+# The 21 MUSIC21 classes in the order used for label indices.
 MUSIC21_CLASSES = (
     "accordion", "acoustic_guitar", "bagpipe", "banjo", "bassoon", "cello", "clarinet", "congas",
     "drum", "electric_bass", "erhu", "flute", "guzheng", "piano", "pipa", "saxophone", "trumpet",
@@ -30,7 +30,7 @@ MUSIC11_CLASSES = (
 
 @dataclass
 class AudioConfig:
-    """Audio front-end (DESIGN section 3). Defaults are the paper's."""
+    """Audio front-end. Defaults are the paper's."""
 
     sample_rate: int = 11025  # Hz, everything is resampled to this
     crop_samples: int = 65535  # ~5.94 s; 65535 samples -> 256 STFT frames with hop 256
@@ -41,7 +41,7 @@ class AudioConfig:
     log_eps: float = 1e-10  # network input is log(mag + log_eps)
     warp_base: float = 21.0  # the authors' grid: row y in [-1,1] reads (base**((y+1)/2) - 11)/10
     mask_threshold: float = 0.5  # binary target: source > threshold * mixture magnitude
-    eval_samples: int = 65280  # samples scored by bss_eval (DESIGN section 5)
+    eval_samples: int = 65280  # samples scored by bss_eval
 
     @property
     def freq_bins(self) -> int:
@@ -66,7 +66,7 @@ class VideoConfig:
 
 @dataclass
 class DataConfig:
-    """The mix-and-separate data set (DESIGN section 3)."""
+    """The mix-and-separate data set."""
 
     train_dir: str = ""  # prepared clip folders (or a SynthMUSIC root with a split)
     val_dir: str = ""

@@ -1,4 +1,4 @@
-"""Separation metrics: SDR / SIR / SAR of BSS Eval v3 (DESIGN section 5).
+"""Separation metrics: SDR / SIR / SAR of BSS Eval v3.
 
 ``fast_bss_eval`` (torch backend, float64) is the default: it gives the numbers of
 ``mir_eval.separation.bss_eval_sources`` (512-tap distortion filter, no permutation) several times

@@ -1,6 +1,6 @@
 """The 68-keypoint whole-body skeleton used for pose everywhere in tribert.
 
-Layout (DESIGN section 4): 26 body points in the Halpe-26 order, then 21 left-hand points, then 21
+Layout: 26 body points in the Halpe-26 order, then 21 left-hand points, then 21
 right-hand points (each hand in the usual wrist, thumb 1-4, index 1-4, middle 1-4, ring 1-4,
 pinky 1-4 order shared by Halpe-136, OpenPose and MediaPipe). A pose array is
 ``[T, persons, 68, 3]`` holding (x, y, confidence) with x, y in pixels of the stored frames;

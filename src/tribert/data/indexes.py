@@ -1,6 +1,6 @@
 """Readers for the data set index files, and resolution of their entries to local video files.
 
-Three kinds of input name the videos to prepare (DESIGN section 2):
+Three kinds of input name the videos to prepare:
 
 - MUSIC / MUSIC21 JSON index: ``{"videos": {instrument: [youtube_id, ...]}}``; duet files key a
   pair as ``"instrA instrB"`` (the entry's labels are then both names, in that order).

@@ -1,4 +1,4 @@
-"""Mix-and-separate data set (DESIGN section 3) over prepared clip folders or SynthMUSIC.
+"""Mix-and-separate data set over prepared clip folders or SynthMUSIC.
 
 Each item mixes N clips ("videos"). A clip contributes one source (its whole audio, conditioned on
 the whole video, object index -1) or, when it has ground-truth stems and ``use_stems`` is set, one

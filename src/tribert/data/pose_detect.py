@@ -2,7 +2,7 @@
 
 MediaPipe Holistic (model complexity 1, the only model bundled in the wheel) returns, for *one*
 person per image, 33 body landmarks and up to two 21-point hands. They map onto the 68 points of
-:mod:`tribert.skeleton` as follows (DESIGN sections 4 and 9):
+:mod:`tribert.skeleton` as follows:
 
 - Halpe-26 body points that MediaPipe has are copied (nose, eyes, ears, shoulders, elbows, wrists,
   hips, knees, ankles, heels; big toes <- ``*_FOOT_INDEX``). Confidence = landmark visibility.

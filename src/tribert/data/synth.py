@@ -1,4 +1,4 @@
-"""SynthMUSIC: the embedded default data set (DESIGN section 8), generated from a seed.
+"""SynthMUSIC: the embedded default data set, generated from a seed.
 
 Each clip is a drawn music video: one or two performers (solo, duet of two classes, or a
 same-class duet where only the motion tells the two apart) playing soundfont-rendered parts,

@@ -1,6 +1,6 @@
 """SynthMUSIC audio: per-class note sequences rendered with a General-MIDI soundfont.
 
-Every MUSIC21 class gets one GM program (DESIGN section 8), a real pitch range and a playing style
+Every MUSIC21 class gets one GM program, a real pitch range and a playing style
 (sustained bowed or blown lines, plucked arpeggios and strums, struck patterns, keyboard melody
 over chords, drum-kit and conga grooves). :func:`compose` writes the notes, :class:`Renderer`
 plays them with `tinysoundfont` and :func:`mix_stems` sets the loudness of the per-performer
@@ -50,7 +50,7 @@ class Instrument:
     scale: str = "diatonic"  # "diatonic" or "pentatonic" (the Chinese instruments)
 
 
-# DESIGN section 8: class -> GM program (0-based), real pitch range and playing style.
+# Class -> GM program (0-based), real pitch range and playing style.
 INSTRUMENTS: dict[str, Instrument] = {
     "accordion": Instrument(21, 41, 81, "accordion"),
     "acoustic_guitar": Instrument(25, 40, 76, "guitar"),

@@ -38,7 +38,7 @@ def recipes() -> list[str]:
 
 @dataclass
 class TrainConfig:
-    """Optimisation and trainer settings (DESIGN section 4: Adam(W) 1e-5, warm-up 10%, wd 0.01, batch 12)."""
+    """Optimisation and trainer settings (paper: Adam(W) 1e-5, batch 12; authors' code: warm-up 10%, wd 0.01)."""
 
     model: str = "tribert"  # which separator: tribert | sound_of_pixels | music_gesture | audio_only
     size: str = "paper"  # named size of the model factory (paper | small | tiny)

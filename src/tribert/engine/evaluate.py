@@ -1,4 +1,4 @@
-"""Separation evaluation on a fixed mixture list (DESIGN section 5), shaped like the paper's Table 1.
+"""Separation evaluation on a fixed mixture list, shaped like the paper's Table 1.
 
 Beside every model the table shows the unprocessed mixture and the oracle ideal binary / ratio
 masks (on the linear STFT: the ceiling for any magnitude mask) on the very same mixtures.

@@ -4,7 +4,7 @@ Every separator (TriBERT and the baselines) goes through the same ``video_inputs
 ``losses`` path (the interface is in :mod:`tribert.models.base`). The separation loss is the
 authors' per-pixel BCE on the mask, weighted by ``clamp(log1p(mix_mag), 1e-3, 10)``, averaged over
 real (non-padding) sources; TriBERT adds the weakly supervised vision/pose class losses and the
-audio class loss (DESIGN section 4).
+audio class loss.
 """
 
 from __future__ import annotations

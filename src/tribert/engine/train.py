@@ -30,7 +30,7 @@ from tribert.errors import CheckpointError, ConfigError, TribertError
 from tribert.io import atomic_path, cache_dir
 
 
-def mixture_list_for(data_dir: str | Path, config: Config, seed: int) -> list:
+def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: list | None = None) -> list:
     """The fixed evaluation mixtures of a split: written once, then always reused.
 
     The file is keyed by everything the list depends on (N, crop length, seed and the set of clip
@@ -38,7 +38,8 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int) -> list:
     ``$TRIBERT_CACHE`` (default ``~/.cache/tribert``) when the data folder is read-only.
     """
     data_dir = Path(data_dir)
-    clips = load_clips(data_dir, config.data.classes)
+    if clips is None:  # the caller's, when it has read them already
+        clips = load_clips(data_dir, config.data.classes)
     ids = hashlib.sha1("\n".join(sorted(c.meta.id for c in clips)).encode()).hexdigest()[:8]
     name = f"mixtures-n{config.data.num_mix}-crop{config.audio.crop_samples}-seed{seed}-{ids}.csv"
     cache = cache_dir() / "mixtures"
@@ -67,7 +68,7 @@ def train_loader(config: Config) -> DataLoader:
 
 def eval_loader(config: Config, data_dir: str | Path, limit: int = 0, seed: int = 0) -> DataLoader:
     clips = load_clips(data_dir, config.data.classes)
-    specs = mixture_list_for(data_dir, config, seed)
+    specs = mixture_list_for(data_dir, config, seed, clips)
     if limit:
         specs = specs[:limit]
     ds = MixDataset(clips, config.audio, config.video, config.data, mixtures=specs)

@@ -1,4 +1,4 @@
-"""Comparison baselines (DESIGN section 7), trained on the same data and loop as TriBERT.
+"""Comparison baselines, trained on the same data and loop as TriBERT.
 
 Every baseline implements the one separator interface of :mod:`tribert.models.base`::
 

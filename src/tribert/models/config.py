@@ -21,7 +21,7 @@ CONDITION_CLASSES = ("none", "loss", "posteriors")
 
 @dataclass
 class ModelConfig:
-    """Sizes of the whole TriBERT model (DESIGN section 4). Defaults = paper size."""
+    """Sizes of the whole TriBERT model. Defaults = paper size."""
 
     num_classes: int = len(MUSIC21_CLASSES)  # 21 for MUSIC21, 11 after the MUSIC fine-tune
 
@@ -33,7 +33,7 @@ class ModelConfig:
     spec_bins: int = 256  # rows of the log-frequency spectrogram (paper 256)
     spec_frames: int = 256  # STFT frames of a crop (paper 256 = 65535 samples / hop 256)
 
-    # --- Visual segmentation net (DESIGN section 4) -------------------------------------------
+    # --- Visual segmentation net -------------------------------------------
     visual_backbone: str = "resnet50"  # paper: ResNet50; "resnet18" for the CPU sizes
     visual_width: int = 64  # channels of the ResNet stem (torchvision: 64); narrow for CPU sizes
     visual_layers: tuple[int, ...] = ()  # blocks per ResNet stage; () = the backbone's standard
@@ -122,7 +122,7 @@ class ModelConfig:
     # (h = softmax(a*f)*f + a; z = MLP(h) + h), "concat" = tile and concatenate then 1x1 conv,
     # "none" = not at the bottleneck (use with film=True).
     fusion: str = "attention"
-    film: bool = False  # FiLM scale/shift from the condition at every decoder level (DESIGN 10)
+    film: bool = False  # FiLM scale/shift from the condition at every decoder level
 
     def __post_init__(self) -> None:
         self.visual_layers = tuple(self.visual_layers)

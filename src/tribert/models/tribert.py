@@ -1,6 +1,6 @@
 """The assembled TriBERT model: encoders -> tri-modal transformer -> heads and conditioned U-Net.
 
-Data flow for V video items (a video seen with its mixture; DESIGN section 4)::
+Data flow for V video items (a video seen with its mixture)::
 
     frames [V,K,3,H,W] --VisualSegmentationNet--> [V,K,O,Dv] object tokens  \\
     pose [V,P,T,68,3]  --PoseEncoder (ST-GCN)---> [V,K,O,Dp] person tokens   > TriBERTTransformer
@@ -328,13 +328,13 @@ LEARNS_FAST = dict(
 def small_config(**overrides) -> ModelConfig:
     """CPU-scale size: meant to train to useful separation on SynthMUSIC in minutes on 2 cores.
 
-    Deviations from the paper (DESIGN section 10 calibration: shorter crops, a smaller spectrogram
+    Deviations from the paper (measured on 2 CPU cores, see docs/deviations.md: shorter crops, a smaller spectrogram
     and conditioning at several decoder levels are what lets a U-Net learn in minutes; every width
     below was cut until a training step at batch 12 x 2 videos fitted a CPU budget):
 
     - spectrogram 128 x 128 (3 s crop -> 128 STFT frames, 128-row log-frequency warp) instead of
       256 x 256 (6 s); U-Net depth 6 (2 x 2 bottleneck) with 8..128 channels instead of 7 levels
-      of 64..512 (16..128, the DESIGN calibration's width, costs 2.2x the separator time); FiLM
+      of 64..512 (16..128, the width of that measurement, costs 2.2x the separator time); FiLM
       from the condition at every decoder level (paper: bottleneck fusion only; the authors'
       bottleneck fusion is kept as well).
     - visual net: narrow ResNet-18 trunk (stem width 8) on 64 x 64 frames (2 x 2 attention maps),

@@ -22,7 +22,7 @@ default, or ``upsample="bilinear"``: bilinear x2 + 3x3 conv (Sound-of-Pixels), s
 
 The condition vector (TriBERT: pooled SOS features; baselines: a class one-hot or nothing)
 enters at the bottleneck by the authors' early fusion and/or by FiLM at every decoder level
-(DESIGN section 10: the CPU-scale recipe needs conditioning at several levels to learn in minutes).
+(docs/deviations.md: the CPU-scale recipe needs conditioning at several levels to learn in minutes).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ pool V_e into one token each: token = mean_ij A_m^c(i, j) V_e(:, i, j) (the auth
 
 Where the authors' code differs (``attention="code"``): the expansive branch is dropout -> 1x1
 conv -> dropout -> ReLU -> 1x1 conv (C->C) -> ReLU -> softmax over *classes* (no spatial
-normalisation; DESIGN section 4's "S_E (softmax over classes)"), and the class scores feed only the
+normalisation; the reading "S_E = softmax over classes"), and the class scores feed only the
 top-2 selection (no loss on them). The default is the paper's equations (``attention="paper"``).
 """
 
