@@ -217,3 +217,6 @@ def test_min_duration_lets_real_short_clips_in(tmp_path):
                                    "--min-duration", "3"])
     assert res.exit_code == 0, res.output
     assert Clip(tmp_path / "b" / "short").meta.num_samples >= 65000
+    with pytest.raises(TribertError, match="min_duration must be > 0"):
+        prep.prepare([short], tmp_path / "c", pose="none", workers=1, min_duration=-1, progress=False)
+    assert not (tmp_path / "c").exists()

@@ -267,6 +267,8 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
         raise TribertError(f"pose must be one of {', '.join(POSE_CHOICES)}, got {pose!r}")
     if fps <= 0 or (pose_fps is not None and pose_fps <= 0):
         raise TribertError("fps and pose_fps must be > 0")
+    if min_duration is not None and min_duration <= 0:
+        raise TribertError(f"min_duration must be > 0 seconds, got {min_duration}")
     try:
         from tribert.media import output_size
 
