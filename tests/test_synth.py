@@ -11,9 +11,13 @@ import pytest
 
 from tribert.config import MUSIC21_CLASSES
 from tribert.data.clip import Clip, list_clips
-from tribert.data.synth import MANIFEST, ClipPlan, generate, make_clip, plan_clips, video_path
-from tribert.data.synth_audio import INSTRUMENTS, Note, Renderer, compose, random_song
-from tribert.data.synth_video import Look, build_performer, render_scene
+from tribert.data.synth import generate
+from tribert.data.synth.audio import Renderer
+from tribert.data.synth.body import Look
+from tribert.data.synth.generator import MANIFEST, ClipPlan, SynthConfig, make_clip, plan_clips, video_path
+from tribert.data.synth.performer import build_performer
+from tribert.data.synth.scene import render_scene
+from tribert.data.synth.score import INSTRUMENTS, Note, compose, random_song
 from tribert.errors import TribertError
 from tribert.skeleton import INDEX, LEFT_HAND_START
 
@@ -112,8 +116,6 @@ def test_same_seed_same_clips_parallel_or_not(synth_root, tmp_path):
 
 
 def _cfg(seed: int):
-    from tribert.data.synth import SynthConfig
-
     return SynthConfig(seed=seed, duration=DURATION)
 
 
@@ -301,8 +303,6 @@ def test_plan_rejects_bad_settings():
 
 def test_missing_tinysoundfont_is_one_line_naming_the_install_command(monkeypatch):
     import builtins
-
-    from tribert.data.synth_audio import Renderer
 
     real_import = builtins.__import__
 

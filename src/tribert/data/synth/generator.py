@@ -1,8 +1,7 @@
-"""SynthMUSIC: the embedded default data set, generated from a seed.
+"""SynthMUSIC generation: the plan of a data set, one clip at a time, written to disk.
 
-Each clip is a drawn music video: one or two performers (solo, duet of two classes, or a
-same-class duet where only the motion tells the two apart) playing soundfont-rendered parts,
-with motion driven by the notes. :func:`generate` writes, under ``out_dir``::
+:func:`generate` plans the clips (kind, classes, split), makes each one (score, audio, scene)
+and writes, under ``out_dir``::
 
     synth.json                    manifest: generation settings, class -> GM program, counts
     videos/<clip_id>.mp4          the clip as a real H.264 + AAC video (for `tribert prepare` /
@@ -16,11 +15,6 @@ Everything is deterministic from ``seed``: the plan (kind, classes, split of cli
 only on (seed, i), never on the number of clips, and each clip's content is drawn from its own
 generator seeded with (seed, i), so parallel workers, serial runs and resumed runs give the
 same clips. Generation is resumable (finished clips are skipped) and atomic per clip.
-
-Python API::
-
-    from tribert.data.synth import generate
-    summary = generate("data/synth", clips=1000, seed=0, workers=2)
 """
 
 from __future__ import annotations
@@ -37,8 +31,9 @@ import numpy as np
 from tribert.config import MUSIC21_CLASSES
 from tribert.data.clip import (AUDIO, FRAMES, POSE, STEMS, ClipMeta, frame_name, is_clip, write_meta,
                                write_wav)
-from tribert.data.synth_audio import (INSTRUMENTS, Note, Renderer, compose, default_soundfont, mix_stems,
-                                      random_song, soundfont_digest)
+from tribert.data.synth.audio import Renderer, default_soundfont, mix_stems, soundfont_digest
+from tribert.data.synth.scene import render_scene
+from tribert.data.synth.score import INSTRUMENTS, Note, compose, random_song
 from tribert.errors import TribertError
 from tribert.io import atomic_dir, atomic_write_json
 
@@ -197,7 +192,6 @@ def clip_rng(seed: int, index: int) -> np.random.Generator:
 
 def make_clip(plan: ClipPlan, cfg: SynthConfig, renderer: Renderer) -> ClipData:
     """Compose, render and draw one clip (nothing is written)."""
-    from tribert.data.synth_video import render_scene
 
     tic = time.perf_counter()
     rng = clip_rng(cfg.seed, plan.index)
