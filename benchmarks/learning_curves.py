@@ -85,6 +85,11 @@ ABLATION = {
     "recipe + authors' layout + tanh, warm-up 5% + linear decay": TANH + ["train.schedule=linear",
                                                                           "train.warmup_frac=0.05"],
     "recipe + authors' layout + tanh, class teacher forcing 0.5": TANH + ["model.class_teacher_forcing=0.5"],
+    # faster class learning: a heavier class loss, and the U-Net seeing only the class posteriors
+    "recipe, class loss weight 4": ["train.condition_weight=4"],
+    "recipe, posteriors only": ["model.condition_classes=posteriors_only"],
+    "recipe, posteriors only + teacher forcing 0.5": ["model.condition_classes=posteriors_only",
+                                                      "model.class_teacher_forcing=0.5"],
 }
 
 SETS = {"curves": CURVES, "ablation": ABLATION}

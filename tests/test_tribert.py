@@ -385,3 +385,20 @@ def test_class_teacher_forcing_only_in_training():
     with pytest.raises(ConfigError, match="class_teacher_forcing"):
         tiny_config(condition_classes="loss", class_teacher_forcing=0.5)
 
+
+
+def test_posteriors_only_condition_is_the_class_distribution():
+    torch.manual_seed(0)
+    cfg = tiny_config(condition_classes="posteriors_only", condition_norm="layernorm")
+    model = TriBERT(cfg).eval()
+    inputs = example_inputs(cfg, batch_size=2, num_sources=2)
+    out = model(**inputs)
+    assert cfg.unet_cond_dim() == cfg.num_classes
+    with torch.no_grad():
+        enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
+        cond, logits = model.condition(enc, inputs["objects"])
+    assert cond.shape == (2, 2, cfg.num_classes)
+    assert torch.allclose(cond.sum(-1), torch.ones(2, 2), atol=1e-5)  # a distribution over classes
+    assert torch.allclose(cond, logits.softmax(-1))
+    out.mask_logits.sum().backward()  # the separation gradient reaches the class head through the posteriors
+    assert model.condition_layers["head"].weight.grad.abs().sum() > 0

@@ -16,7 +16,7 @@ from tribert.models.unet import FUSIONS, UPSAMPLES
 
 BACKBONES = ("resnet18", "resnet50")  # what tribert.models.resnet builds
 CONDITION_NORMS = ("sigmoid", "layernorm", "none")
-CONDITION_CLASSES = ("none", "loss", "posteriors")
+CONDITION_CLASSES = ("none", "loss", "posteriors", "posteriors_only")
 
 
 @dataclass
@@ -88,7 +88,9 @@ class ModelConfig:
     # - condition_classes: "none" (paper), "loss" = a linear class head on each source's condition
     #   trained with cross-entropy against that source's class (train.condition_weight), or
     #   "posteriors" = the same head, and its softmax posteriors are appended to the condition the
-    #   U-Net sees (a class "one-hot" that the separator can use while the embedding still moves).
+    #   U-Net sees (a class "one-hot" that the separator can use while the embedding still moves),
+    #   or "posteriors_only" = the U-Net sees the posteriors alone (the audio-only control's one-hot
+    #   interface, predicted; the embedding reaches the separator only through the class head).
     condition_norm: str = "sigmoid"
     whole_video_condition: str = "mean"
     condition_classes: str = "none"
@@ -151,6 +153,8 @@ class ModelConfig:
 
     def unet_cond_dim(self) -> int:
         """Width of what the U-Net is conditioned on: the condition, plus class posteriors."""
+        if self.condition_classes == "posteriors_only":
+            return self.num_classes
         return self.cond_dim() + (self.num_classes if self.condition_classes == "posteriors" else 0)
 
     def coattention_layer_ids(self) -> tuple[int, ...]:
@@ -199,8 +203,8 @@ class ModelConfig:
         need(self.condition_classes in CONDITION_CLASSES,
              f"condition_classes must be one of {', '.join(CONDITION_CLASSES)}, got {self.condition_classes!r}")
         need(0.0 <= self.class_teacher_forcing <= 1.0, "class_teacher_forcing must be in [0, 1]")
-        need(self.class_teacher_forcing == 0.0 or self.condition_classes == "posteriors",
-             "class_teacher_forcing needs condition_classes: posteriors")
+        need(self.class_teacher_forcing == 0.0 or self.condition_classes.startswith("posteriors"),
+             "class_teacher_forcing needs condition_classes: posteriors or posteriors_only")
         need(self.coattention_layout in ("features", "tokens"),
              f"coattention_layout must be 'features' or 'tokens', got {self.coattention_layout!r}")
         need(self.coattention_layout != "features" or self.coattention_dim % (self.num_heads * 2) == 0,

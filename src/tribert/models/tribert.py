@@ -279,7 +279,7 @@ class TriBERT(nn.Module):
         if "head" not in self.condition_layers:
             return cond, None
         logits = self.condition_layers["head"](cond)  # [B, S, C]
-        if self.config.condition_classes == "posteriors":
+        if self.config.condition_classes.startswith("posteriors"):
             classes = logits.softmax(-1)  # [B, S, C]
             p = self.config.class_teacher_forcing
             if self.training and p > 0 and source_labels is not None:
@@ -287,6 +287,8 @@ class TriBERT(nn.Module):
                 force = known & (torch.rand(known.shape, device=known.device) < p)  # [B, S]
                 truth = F.one_hot(source_labels.clamp_min(0).long(), classes.shape[-1]).to(classes.dtype)
                 classes = torch.where(force[..., None], truth, classes)
+            if self.config.condition_classes == "posteriors_only":
+                return classes.to(cond.dtype), logits  # [B, S, C]
             cond = torch.cat([cond, classes.to(cond.dtype)], dim=-1)  # [B, S, Dc + C]
         return cond, logits
 
