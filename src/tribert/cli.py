@@ -230,6 +230,84 @@ def model_info_command(
     Console().print(info_table(model_info(model, batch_size=batch), title=title))
 
 
+retrieve_app = typer.Typer(no_args_is_help=True, help="Cross-modal retrieval on a trained TriBERT (paper Table 3).")
+app.add_typer(retrieve_app, name="retrieve")
+
+
+def _variants(variant: List[str]) -> tuple[str, ...]:
+    from tribert.models.retrieval import VARIANTS, get_variant
+
+    return tuple(get_variant(v).name for v in variant) if variant else tuple(VARIANTS)
+
+
+@retrieve_app.command("train")
+def retrieve_train(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A trained TriBERT checkpoint."),
+    data: Path = typer.Option(..., "--data", help="Clip folder to train on (e.g. data/synth/train)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the trained heads and retrieval.json."),
+    recipe: str = typer.Option("fast", "--recipe", help="fast (CPU minutes) or paper (Adam 2e-5, 750 epochs, batch 64)."),
+    variant: List[str] = typer.Option([], "--variant", help="audio2vision, vision2audio, audio2pose, pose2audio, vision+audio2pose (repeatable; default: all five)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Override the recipe's learning rate."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device", help="Where the embeddings are computed (cpu, cuda)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the embeddings instead of reading them from the cache."),
+) -> None:
+    """Train retrieval heads (each variant on transformer and pre-transformer embeddings)."""
+    import dataclasses
+
+    from tribert.engine.retrieval import RECIPES, load_embeddings, train_retrieval
+
+    if recipe not in RECIPES:
+        raise TribertError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    changes = {"variants": _variants(variant), "seed": seed}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if lr is not None:
+        changes["lr"] = lr
+    cfg = dataclasses.replace(RECIPES[recipe], **changes).check()
+    emb = load_embeddings(checkpoint, data, device=device, cache=not no_cache, progress=True)
+    train_retrieval(emb, out, cfg, progress=True, log=typer.echo)
+    typer.echo(f"heads: {out}")
+
+
+@retrieve_app.command("evaluate")
+def retrieve_evaluate(
+    heads: Path = typer.Option(..., "--heads", help="Folder written by `tribert retrieve train`."),
+    data: Path = typer.Option(..., "--data", help="Test clip folder (clips training never saw)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The TriBERT checkpoint (default: the one the heads were trained on)."),
+    pool: int = typer.Option(210, "--pool", help="Candidates each query ranks (the paper's pool: about 210, random top-1 = 0.48%)."),
+    variant: List[str] = typer.Option([], "--variant", help="Evaluate only these variants (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the pools drawn from the test clips."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Write a Figure-4-style PNG (queries and their top-5) here."),
+    device: str = typer.Option("cpu", "--device"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the embeddings instead of reading them from the cache."),
+) -> None:
+    """Rank pools of test candidates: top-1/5/10 in a Table-3-shaped table, beside random choice."""
+    import json
+
+    from tribert.engine.retrieval import evaluate_retrieval, format_table, load_embeddings, write_results
+
+    info = heads / "retrieval.json"
+    if not info.is_file():
+        raise TribertError("no retrieval.json: not a folder written by `tribert retrieve train`", heads)
+    checkpoint = checkpoint or Path(json.loads(info.read_text())["checkpoint"])
+    emb = load_embeddings(checkpoint, data, device=device, cache=not no_cache, progress=True)
+    variants = _variants(variant) if variant else None
+    results = evaluate_retrieval(heads, emb, pool=pool, seed=seed, variants=variants)
+    typer.echo(format_table(results))
+    if out is not None:
+        write_results(out, results, {"heads": str(heads), "data": str(data), "checkpoint": str(checkpoint),
+                                     "pool": pool, "seed": seed})
+        typer.echo(f"results: {out}")
+    if figure is not None:
+        from tribert.engine.retrieval_figure import retrieval_figure
+
+        retrieval_figure(heads, emb, figure, seed=seed, pool=pool)
+        typer.echo(f"figure: {figure}")
+
+
 class _NoAdverts(logging.Filter):
     """Drops Lightning's advertising tip (the CLI decides what the user reads)."""
 

@@ -1,0 +1,211 @@
+"""Cross-modal retrieval: ranking against brute force, heads that learn alignment (and only
+alignment), the embedding cache, the CLI and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from helpers import make_clip
+from tribert.cli import app
+from tribert.engine.config import Config
+from tribert.engine.retrieval import (ClipEmbeddings, RetrievalConfig, evaluate_retrieval, fit_head, load_embeddings,
+                                      pools_of, train_retrieval)
+from tribert.engine.system import SeparationSystem
+from tribert.errors import CheckpointError, ConfigError, TribertError
+from tribert.models.retrieval import VARIANTS, RetrievalHead, chance_topk, get_variant, topk_accuracy, true_ranks
+
+runner = CliRunner()
+TINY = ["audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32", "video.pose_frames=8"]
+
+
+# --- ranking ----------------------------------------------------------------------------------
+
+def test_ranks_and_topk_match_brute_force_sorting():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(50, 40, generator=g)
+    truth = torch.randint(0, 40, (50,), generator=g)
+    ranks = true_ranks(scores, truth)
+    for q in range(50):  # brute force: position of the true column in a descending sort
+        order = sorted(range(40), key=lambda j: -scores[q, j].item())
+        assert ranks[q].item() == order.index(truth[q].item())
+    acc = topk_accuracy(ranks, (1, 5, 10))
+    for k in (1, 5, 10):
+        brute = sum(sorted(range(40), key=lambda j: -scores[q, j].item()).index(truth[q].item()) < k
+                    for q in range(50)) / 50 * 100
+        assert acc[k] == pytest.approx(brute)
+
+
+def test_ties_are_never_a_hit_and_chance_is_k_over_pool():
+    ranks = true_ranks(torch.zeros(6, 6), torch.arange(6))  # a scorer that says nothing
+    assert ranks.tolist() == [5] * 6 and topk_accuracy(ranks, (1, 5))[1] == 0.0
+    assert chance_topk(210)[1] == pytest.approx(0.476, abs=1e-3)  # the paper's random row, 0.48 %
+    assert chance_topk(210)[10] == pytest.approx(4.76, abs=1e-2)
+
+
+def test_pools_are_disjoint_and_refuse_a_pool_larger_than_the_data():
+    pools = pools_of(25, 10, seed=0)
+    members = torch.cat(pools).tolist()
+    assert len(pools) == 2 and len(set(members)) == 20
+    with pytest.raises(TribertError, match="fewer than the pool of 30"):
+        pools_of(25, 30, seed=0)
+
+
+# --- the head learns alignment, and nothing else --------------------------------------------------
+
+def toy_embeddings(n: int, aligned: bool, seed: int = 0) -> ClipEmbeddings:
+    """Audio and vision rows that are two fixed random linear views of one latent per clip (aligned),
+    or of unrelated latents (shuffled)."""
+    g = torch.Generator().manual_seed(seed)
+    latent = torch.randn(n, 8, generator=g)
+    other = latent if aligned else torch.randn(n, 8, generator=g)
+    audio = latent @ torch.randn(8, 24, generator=g) + 0.02 * torch.randn(n, 24, generator=g)
+    vision = other @ torch.randn(8, 32, generator=g) + 0.02 * torch.randn(n, 32, generator=g)
+    vectors = {"audio": audio, "vision": vision, "pose": vision.clone()}
+    return ClipEmbeddings(clip_ids=[f"c{i}" for i in range(n)], clip_dirs=[""] * n, labels=["x"] * n,
+                          vectors={"transformer": vectors})
+
+
+def rows(emb: ClipEmbeddings, a: int, b: int) -> ClipEmbeddings:
+    return ClipEmbeddings(emb.clip_ids[a:b], emb.clip_dirs[a:b], emb.labels[a:b],
+                          {k: {m: v[a:b] for m, v in per.items()} for k, per in emb.vectors.items()})
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_head_on_aligned_toy_embeddings_retrieves_and_on_shuffled_ones_stays_at_chance(tmp_path, aligned):
+    torch.manual_seed(0)
+    clips = toy_embeddings(250, aligned)  # 200 to train on, 50 unseen clips (same views) to rank
+    cfg = RetrievalConfig(variants=("audio2vision",), kinds=("transformer",), width=64, hidden=64,
+                          lr=1e-3, epochs=80, batch_size=32)
+    train_retrieval(rows(clips, 0, 200), tmp_path, cfg, log=lambda *_: None)
+    top1 = evaluate_retrieval(tmp_path, rows(clips, 200, 250), pool=50)["variants"]["audio2vision"]["transformer"]["top1"]
+    if aligned:
+        assert top1 > 85.0  # chance is 2 %; measured 92 % at 60 epochs
+    else:
+        assert top1 < 10.0  # 5 lucky hits of 50
+
+
+def test_fit_head_loss_falls_and_multiple_choice_accuracy_rises():
+    emb = toy_embeddings(128, aligned=True)
+    head = RetrievalHead(get_variant("audio2vision"), emb.dims("transformer"), width=32, hidden=32)
+    query = {"audio": emb.vectors["transformer"]["audio"]}
+    hist = fit_head(head, query, emb.vectors["transformer"]["vision"],
+                    RetrievalConfig(lr=3e-3, epochs=30, batch_size=32))
+    assert hist["loss"][-1] < 0.5 * hist["loss"][0]
+    assert hist["accuracy"][-1] > 0.9 and hist["accuracy"][0] < 0.7
+
+
+def test_two_modality_query_is_fused_and_scored_four_ways():
+    variant = VARIANTS["vision+audio2pose"]
+    assert variant.choices == 4
+    head = RetrievalHead(variant, {"vision": 12, "audio": 8, "pose": 10}, width=16, hidden=16)
+    logits = head({"vision": torch.randn(5, 12), "audio": torch.randn(5, 8)}, torch.randn(5, 4, 10))
+    assert logits.shape == (5, 4)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in head.fuse.parameters())
+
+
+# --- embeddings from a TriBERT checkpoint, and their cache ------------------------------------------
+
+def write_checkpoint(path, overrides=(), seed=0):
+    torch.manual_seed(seed)
+    config = Config.load("synth_tiny", list(TINY) + list(overrides))
+    system = SeparationSystem(config)
+    torch.save({"state_dict": system.state_dict(), "hyper_parameters": {"config": config.to_dict()}}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("retrieval") / "clips"
+    for i, (label, freq) in enumerate([("violin", 440.0), ("flute", 1320.0), ("cello", 110.0),
+                                       ("violin", 550.0), ("flute", 990.0), ("cello", 165.0)]):
+        make_clip(root, f"{label}{i}", [label], [freq])
+    return root
+
+
+def test_embeddings_have_both_kinds_and_the_cache_follows_the_checkpoint(tmp_path, clips, monkeypatch):
+    import tribert.engine.retrieval as retrieval
+
+    ckpt = write_checkpoint(tmp_path / "a.ckpt")
+    emb = load_embeddings(ckpt, clips)
+    assert len(emb) == 6 and set(emb.vectors) == {"transformer", "pre_transformer"}
+    assert set(emb.modalities()) == {"vision", "pose", "audio"}
+    # the transformer changes the tokens (co-attention): its outputs are not its inputs
+    assert not torch.allclose(emb.vectors["transformer"]["audio"], emb.vectors["pre_transformer"]["audio"])
+    calls = []
+    real = retrieval.embed_clips
+    monkeypatch.setattr(retrieval, "embed_clips", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = load_embeddings(ckpt, clips)
+    assert calls == [] and torch.equal(again.vectors["transformer"]["vision"], emb.vectors["transformer"]["vision"])
+    write_checkpoint(ckpt, seed=1)  # the same path, other weights
+    changed = load_embeddings(ckpt, clips)
+    assert calls == [1]
+    assert not torch.allclose(changed.vectors["transformer"]["vision"], emb.vectors["transformer"]["vision"])
+
+
+def test_a_no_pose_checkpoint_refuses_pose_variants_and_baselines_are_refused(tmp_path, clips):
+    no_pose = load_embeddings(write_checkpoint(tmp_path / "np.ckpt", ["model.use_pose=false"]), clips)
+    with pytest.raises(CheckpointError, match="audio2pose needs a pose stream"):
+        train_retrieval(no_pose, tmp_path / "h", RetrievalConfig(variants=("audio2vision", "audio2pose"), epochs=1))
+    assert not (tmp_path / "h" / "audio2vision.transformer.pt").exists()  # refused before any training
+    sop = write_checkpoint(tmp_path / "sop.ckpt", ["train.model=sound_of_pixels"])
+    with pytest.raises(CheckpointError, match="needs a TriBERT checkpoint"):
+        load_embeddings(sop, clips)
+    with pytest.raises(ConfigError, match="unknown retrieval variant 'audio2smell'"):
+        RetrievalConfig(variants=("audio2smell",)).check()
+
+
+def test_heads_refuse_embeddings_of_another_checkpoint(tmp_path, clips):
+    emb = load_embeddings(write_checkpoint(tmp_path / "a.ckpt"), clips)
+    train_retrieval(emb, tmp_path / "h", RetrievalConfig(variants=("audio2vision",), epochs=1, width=16, hidden=16),
+                    log=lambda *_: None)
+    other = load_embeddings(write_checkpoint(tmp_path / "b.ckpt", seed=3), clips)
+    with pytest.raises(TribertError, match="trained on embeddings of another checkpoint"):
+        evaluate_retrieval(tmp_path / "h", other, pool=6)
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+def test_cli_train_evaluate_table_json_and_figure(tmp_path, clips):
+    ckpt = write_checkpoint(tmp_path / "a.ckpt")
+    heads = tmp_path / "heads"
+    res = runner.invoke(app, ["retrieve", "train", "--checkpoint", str(ckpt), "--data", str(clips),
+                              "--out", str(heads), "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    assert len(list(heads.glob("*.pt"))) == 10  # 5 variants x 2 embedding kinds
+    info = json.loads((heads / "retrieval.json").read_text())
+    assert info["recipe"]["epochs"] == 2 and info["git"] and info["train_clips"] == 6
+    out, fig = tmp_path / "r.json", tmp_path / "fig.png"
+    res = runner.invoke(app, ["retrieve", "evaluate", "--heads", str(heads), "--data", str(clips),
+                              "--pool", "6", "--out", str(out), "--figure", str(fig)])
+    assert res.exit_code == 0, res.output
+    assert "Audio -> Vision" in res.output and "Vision + Audio -> Pose" in res.output and "random" in res.output
+    results = json.loads(out.read_text())["results"]
+    assert set(results["variants"]) == set(VARIANTS) and results["chance"]["1"] == pytest.approx(100 / 6)
+    row = results["variants"]["audio2pose"]["pre_transformer"]
+    assert 0.0 <= row["top1"] <= row["top5"] <= row["top10"] == 100.0  # a pool of 6: top-10 holds all
+    assert fig.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variant", "audio2smell"], "unknown retrieval variant 'audio2smell'"),
+    (["--pool", "50"], "fewer than the pool of 50"),
+])
+def test_cli_errors_are_one_line(tmp_path, clips, args, message):
+    ckpt = write_checkpoint(tmp_path / "a.ckpt")
+    heads = tmp_path / "heads"
+    assert runner.invoke(app, ["retrieve", "train", "--checkpoint", str(ckpt), "--data", str(clips), "--out",
+                               str(heads), "--epochs", "1", "--variant", "audio2vision"]).exit_code == 0
+    cmd = ["retrieve", "train", "--checkpoint", str(ckpt), "--data", str(clips), "--out", str(heads), "--epochs", "1"] \
+        if "--variant" in args else ["retrieve", "evaluate", "--heads", str(heads), "--data", str(clips)]
+    proc = subprocess.run([sys.executable, "-c", "from tribert.cli import main; main()", *cmd, *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
