@@ -1,0 +1,96 @@
+"""Does the data loader keep the training step fed? Loader batches/s against step batches/s.
+
+In one run, for one recipe (default ``synth_small``, batch 12):
+
+1. the loader alone: batches per second that ``train_loader`` delivers with 0, 1, 2 ... workers
+   (first batch excluded: worker start-up);
+2. the training step alone: forward + backward + optimiser step per second on one batch held in
+   memory (what the step can consume);
+3. the two together: the real loop (loader with W workers feeding the step), against (2).
+
+The ratio loader / step is the margin (the target is >= 2x: the loader must never starve the
+step). On a 2-core machine the loader's workers and the step share the same cores, so (3) is
+the number that counts there; on a GPU machine the step runs on the device.
+
+    python benchmarks/input_pipeline.py --train data/synth/train --batches 30 --out input_pipeline.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def main() -> None:
+    import torch
+
+    from tribert.engine.config import Config
+    from tribert.engine.system import SeparationSystem
+    from tribert.engine.train import train_loader
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", required=True)
+    p.add_argument("--config", default="synth_small")
+    p.add_argument("--batches", type=int, default=30)
+    p.add_argument("--workers", default="0,1,2")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="input_pipeline.json")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    def loader(workers: int):
+        config = Config.load(args.config, [f"data.train_dir={args.train}", f"data.num_workers={workers}",
+                                           f"train.epoch_size={(args.batches + 1) * 12}"])
+        return config, train_loader(config)
+
+    def rate_of(batches, step=None) -> float:
+        it = iter(batches)
+        first = next(it)
+        if step:
+            step(first)
+        t0, n = time.perf_counter(), 0
+        for b in it:
+            if step:
+                step(b)
+            n += 1
+            if n == args.batches:
+                break
+        return n / (time.perf_counter() - t0)
+
+    rows = []
+    config, _ = loader(0)
+    system = SeparationSystem(config).train()
+    opt = torch.optim.AdamW(system.parameters(), lr=1e-3)
+
+    def step(batch) -> None:
+        out, mask_logits = system(batch)
+        loss = system.losses(batch, out, mask_logits)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    held = next(iter(loader(0)[1]))
+    step_rate = rate_of([held] * (args.batches + 1), step)
+    rows.append({"what": "training step alone (batch in memory)", "workers": None, "batches_per_s": step_rate})
+    for w in (int(x) for x in args.workers.split(",")):
+        rows.append({"what": "loader alone", "workers": w, "batches_per_s": rate_of(loader(w)[1])})
+    for w in (int(x) for x in args.workers.split(",")):
+        rows.append({"what": "loader feeding the step", "workers": w, "batches_per_s": rate_of(loader(w)[1], step)})
+    for r in rows:
+        r["vs_step"] = r["batches_per_s"] / step_rate
+    print(f"{args.config}, batch 12, {args.threads} torch threads, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'what':42s} {'workers':>7s} {'batches/s':>10s} {'vs step':>8s}")
+    for r in rows:
+        print(f"{r['what']:42s} {str(r['workers'] if r['workers'] is not None else '-'):>7s} "
+              f"{r['batches_per_s']:10.2f} {r['vs_step']:7.2f}x")
+    with open(args.out, "w") as f:
+        json.dump({"rows": rows, "config": args.config, "threads": args.threads, "cpus": os.cpu_count(),
+                   "load_average": os.getloadavg()[0], "torch": torch.__version__}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
