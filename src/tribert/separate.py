@@ -8,17 +8,21 @@
     result.write("out/")                                      # WAVs, MP4s and a figure
 
 Inputs are video files (any container FFmpeg reads) or prepared clip folders (frames, audio and
-pose as ``tribert prepare`` / ``tribert synth`` write them). Long recordings are processed in
-consecutive windows of the model's crop length; each window sees the frames at its centre and
-the pose over its span.
+pose as ``tribert prepare`` / ``tribert synth`` write them). A video file is prepared exactly as
+training videos are (see :func:`load_video`), so the model sees what it saw in training. Long
+recordings are processed in consecutive windows of the model's crop length; each window sees the
+frames at its centre and the pose over its span. With a ``mixture`` recording the videos are only
+visual and pose cues and need no audio track. Every input is checked before any heavy work.
 
-Pose of a video file comes from mediapipe when it is installed (``pose="mediapipe"``); with
+Pose of a video file comes from mediapipe (``pose="mediapipe"``): the whole frame of each video
+when there are several (solos), left and right halves of a single video (a duet). With
 ``pose="none"``, or when nobody is found, the pose stream gets confidence-0 input (no person
 visible): the model still runs, on vision and audio.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +30,11 @@ import numpy as np
 import torch
 
 from tribert.data.clip import Clip, is_clip, write_wav
-from tribert.data.mixing import normalise_frames, pose_window
-from tribert.errors import TribertError
+from tribert.data.mixing import frame_window, model_frames, pose_window
+from tribert.data.prepare import FRAME_SIZE
+from tribert.errors import MediaError, TribertError
+
+POSE_CHOICES = ("mediapipe", "none")
 
 
 @dataclass
@@ -111,31 +118,57 @@ class SeparationResult:
         return Path(path)
 
 
-def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "mediapipe",
-               persons: int = 2) -> VideoInput:
-    """A video file or a prepared clip folder -> VideoInput (pose detected if asked and possible)."""
+def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "mediapipe", persons: int = 1,
+               max_persons: int = 2, audio_required: bool = True,
+               frame_size: int | None = FRAME_SIZE) -> VideoInput:
+    """A video file or a prepared clip folder -> VideoInput, as training data sees it.
+
+    A video file goes through ``prepare`` (into a temporary folder) exactly as training videos do:
+    frames streamed at ``fps`` and stored with the shorter side ``frame_size`` (JPEG), pose detected
+    on those frames (``persons`` 1: the whole frame, a solo; 2: left and right halves, a duet),
+    16-bit audio. Only the stored frames stay in memory, never the video at its own resolution.
+    ``audio_required=False`` accepts a video without audio (a silent track: visual cues only).
+    """
+    from tribert.data.indexes import IndexEntry, safe_id
+    from tribert.data.prepare import PrepareOptions, prepare_clip
+
     path = Path(path)
     if path.is_dir() and is_clip(path):
-        clip = Clip(path)
-        if clip.meta.sample_rate != sample_rate:
-            raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, the model wants {sample_rate} Hz", path)
-        return VideoInput(clip.meta.id, clip.frames(), clip.audio(), clip.pose(persons), clip.meta.fps,
-                          clip.meta.pose_fps, str(path))
+        return _from_clip(Clip(path), sample_rate, max_persons)
+    with tempfile.TemporaryDirectory(prefix="tribert-separate-") as tmp:
+        entry = IndexEntry(id=safe_id(path.stem), path=path, source=str(path))
+        opts = PrepareOptions(fps=fps, frame_size=frame_size, pose=pose, pose_fps=fps, sample_rate=sample_rate,
+                              min_duration=1.0 / fps, persons=persons, audio_required=audio_required)
+        result = prepare_clip(entry, tmp, opts)
+        if result.status != "prepared":
+            raise MediaError(result.reason, path)
+        video = _from_clip(Clip(Path(tmp) / entry.id), sample_rate, max_persons)
+    video.name, video.path = path.stem, str(path)
+    return video
+
+
+def _from_clip(clip: Clip, sample_rate: int, max_persons: int) -> VideoInput:
+    if clip.meta.sample_rate != sample_rate:
+        raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, the model wants {sample_rate} Hz", clip.dir)
+    return VideoInput(clip.meta.id, clip.frames(), clip.audio(), clip.pose(max_persons), clip.meta.fps,
+                      clip.meta.pose_fps, str(clip.dir))
+
+
+def check_video(path: str | Path, audio_required: bool = True) -> None:
+    """Cheap checks of one input (no decoding): a readable video file with the tracks it needs,
+    or a prepared clip folder. Raises a one-line MediaError / TribertError naming the file."""
     from tribert import media
 
-    frames = media.read_video(path, fps=fps)
-    audio = media.read_audio(path, sample_rate=sample_rate)
-    if pose == "mediapipe":
-        from tribert.data.pose_detect import get_detector, mediapipe_available
-
-        if not mediapipe_available():
-            raise TribertError("mediapipe is not installed: install it (see README) or pass --no-pose", path)
-        detector = get_detector()
-        detector.reset()
-        keypoints = detector.video(frames, persons=persons)  # [T, P, 68, 3]
-    else:
-        keypoints = np.zeros((len(frames), persons, 68, 3), np.float32)
-    return VideoInput(path.stem, frames, audio, keypoints.astype(np.float32), fps, fps, str(path))
+    path = Path(path)
+    if path.is_dir() and is_clip(path):
+        Clip(path)  # reads meta.json
+        return
+    info = media.probe(path)
+    if not info.has_video:
+        raise MediaError("no video track", path)
+    if audio_required and not info.has_audio:
+        raise MediaError("no audio track (give a mixture recording, --mixture, to use this video "
+                         "only as visual and pose cues)", path)
 
 
 class Separator:
@@ -154,16 +187,23 @@ class Separator:
 
     # --- model inputs for one window ------------------------------------------------------------
     def _frames(self, video: VideoInput, centre_s: float) -> torch.Tensor:
-        k, size = self.config.video.num_frames, self.config.video.frame_size
-        first = int(round(centre_s * video.fps)) - k // 2
-        idx = np.clip(np.arange(first, first + k), 0, len(video.frames) - 1)
-        frames = torch.from_numpy(normalise_frames(video.frames[idx]))  # [K, 3, H, W]
-        return torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+        """K frames around ``centre_s`` -> [K, 3, S, S], resized as the training data set does."""
+        v = self.config.video
+        idx = frame_window(centre_s, video.fps, v.num_frames, len(video.frames))
+        return torch.from_numpy(model_frames(video.frames[idx], v.frame_size))
 
     def _pose(self, video: VideoInput, start_s: float, dur_s: float) -> torch.Tensor:
         h, w = video.frames.shape[1:3]
         return torch.from_numpy(pose_window(video.pose, video.pose_fps, start_s, dur_s,
                                             self.config.video.pose_frames, w, h))  # [P, Tp, 68, 3]
+
+    def window_inputs(self, inputs: list[VideoInput], start_s: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The visual inputs of the window starting at ``start_s``: frames [V, K, 3, S, S] around its
+        centre and pose [V, P, Tp, 68, 3] over its span (what a training item holds per video)."""
+        dur = self.config.audio.crop_samples / self.config.audio.sample_rate
+        frames = torch.stack([self._frames(x, start_s + dur / 2) for x in inputs])
+        poses = torch.stack([self._pose(x, start_s, dur) for x in inputs])
+        return frames, poses
 
     # --- separation -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -175,18 +215,30 @@ class Separator:
         a, v = self.config.audio, self.config.video
         if not videos:
             raise TribertError("give at least one video")
-        inputs = [x if isinstance(x, VideoInput) else load_video(x, a.sample_rate, v.fps, pose, v.max_persons)
-                  for x in videos]
-        if mixture is None:
-            length = min(len(x.audio) for x in inputs)
-            mix = sum(x.audio[:length] for x in inputs) / len(inputs)
-        elif isinstance(mixture, np.ndarray):
-            mix = mixture.astype(np.float32)
-        else:
+        if pose not in POSE_CHOICES:
+            raise TribertError(f"pose must be one of {', '.join(POSE_CHOICES)}, got {pose!r}")
+        # Every input is checked before the heavy work (decoding frames, pose detection).
+        files = [x for x in videos if not isinstance(x, VideoInput)]
+        for x in files:
+            check_video(x, audio_required=mixture is None)
+        mix = None
+        if isinstance(mixture, np.ndarray):
+            mix = mixture.astype(np.float32).reshape(-1)
+        elif mixture is not None:
             from tribert import media
 
             mix = media.read_audio(mixture, sample_rate=a.sample_rate)
-        duet = len(inputs) == 1
+        if pose == "mediapipe" and any(not (Path(x).is_dir() and is_clip(x)) for x in files):
+            from tribert.data.pose_detect import require_mediapipe
+
+            require_mediapipe()
+        duet = len(videos) == 1  # one video: its two performers (half frames); else one solo each
+        inputs = [x if isinstance(x, VideoInput) else
+                  load_video(x, a.sample_rate, v.fps, pose, persons=2 if duet else 1, max_persons=v.max_persons,
+                             audio_required=mixture is None) for x in videos]
+        if mix is None:
+            length = min(len(x.audio) for x in inputs)
+            mix = sum(x.audio[:length] for x in inputs) / len(inputs)
         objects = [[0, 1]] if duet else [[-1] for _ in inputs]
         names = ([f"{inputs[0].name}_person{j}" for j in (0, 1)] if duet
                  else [f"{x.name}" for x in inputs])
@@ -209,9 +261,8 @@ class Separator:
             seg = torch.from_numpy(padded[w * L:(w + 1) * L]).to(self.device)[None]  # [1, L]
             mag, spec = fe.magnitude(seg)
             logmag = fe.log(mag).expand(len(inputs), -1, -1, -1)  # [V, 1, F, T]
-            start = w * L / sr
-            frames = torch.stack([self._frames(x, start + L / sr / 2) for x in inputs]).to(self.device)
-            poses = torch.stack([self._pose(x, start, L / sr) for x in inputs]).to(self.device)
+            frames, poses = self.window_inputs(inputs, w * L / sr)
+            frames, poses = frames.to(self.device), poses.to(self.device)
             out = self.system.model(frames=frames, pose=poses, mix_logmag=logmag, objects=obj,
                                     labels=None, source_labels=None)
             masks = torch.sigmoid(out.mask_logits.float())  # [V, S, 1, F, T], soft as in evaluation

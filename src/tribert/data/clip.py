@@ -158,7 +158,7 @@ class Clip:
     def frame_paths(self) -> list[Path]:
         return [self.dir / FRAMES / frame_name(i) for i in range(self.meta.num_frames)]
 
-    def frames(self, indices: list[int] | None = None, size: int | None = None) -> np.ndarray:
+    def frames(self, indices: list[int] | None = None) -> np.ndarray:
         """uint8 [K, H, W, 3] RGB frames (all, or the given indices, clamped to the clip)."""
         from PIL import Image
 
@@ -169,10 +169,7 @@ class Clip:
             path = self.dir / FRAMES / frame_name(i)
             try:
                 with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    if size is not None and im.size != (size, size):
-                        im = im.resize((size, size), Image.BILINEAR)
-                    out.append(np.asarray(im))
+                    out.append(np.asarray(im.convert("RGB")))
             except (OSError, FileNotFoundError) as err:
                 raise TribertError(f"cannot read frame ({err})", path) from None
         return np.stack(out)

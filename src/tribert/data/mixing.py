@@ -50,6 +50,25 @@ def normalise_frames(frames: np.ndarray) -> np.ndarray:
     return x.transpose(0, 3, 1, 2)
 
 
+def frame_window(centre_s: float, fps: float, count: int, total: int) -> list[int]:
+    """Indices of ``count`` consecutive frames around ``centre_s``, clamped to the ``total`` frames."""
+    first = int(round(centre_s * fps)) - count // 2
+    return [min(max(i, 0), total - 1) for i in range(first, first + count)]
+
+
+def model_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """Stored frames -> the visual nets' input; training and separation both go through it.
+
+    uint8 RGB [K, H, W, 3] -> float32 [K, 3, size, size]: PIL bilinear resize to ``size`` x ``size``
+    (the aspect ratio is not kept), then ImageNet normalisation.
+    """
+    from PIL import Image
+
+    out = [f if f.shape[:2] == (size, size) else
+           np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames]
+    return normalise_frames(np.stack(out))
+
+
 def pose_window(pose: np.ndarray, pose_fps: float, start_s: float, dur_s: float, frames: int,
                 width: int, height: int) -> np.ndarray:
     """Pose [T, P, 68, 3] (pixels) over [start, start + dur] resampled (nearest) to ``frames``
@@ -184,9 +203,8 @@ class MixDataset(Dataset):
     # --- reading one video ----------------------------------------------------------------------
     def _frames(self, clip: Clip, centre_s: float) -> np.ndarray:
         """K consecutive frames around ``centre_s`` -> float32 [K, 3, H, W], ImageNet-normalised."""
-        k = self.video.num_frames
-        first = int(round(centre_s * clip.meta.fps)) - k // 2
-        return normalise_frames(clip.frames(list(range(first, first + k)), size=self.video.frame_size))
+        idx = frame_window(centre_s, clip.meta.fps, self.video.num_frames, clip.meta.num_frames)
+        return model_frames(clip.frames(idx), self.video.frame_size)
 
     def _pose(self, clip: Clip, start_s: float, dur_s: float) -> np.ndarray:
         """Pose over [start, start + dur] resampled to Tp frames -> [P, Tp, 68, 3], xy in [0,1]."""

@@ -44,6 +44,7 @@ POSE_CHOICES = ("mediapipe", "none")
 MAX_PERSONS = 2  # pose.npy always holds 2 persons (a solo's second person has confidence 0)
 SOP_FRAMES_FPS = 8.0  # Sound-of-Pixels preprocessing extracts frames at 8 fps
 JPEG_QUALITY = 90
+FRAME_SIZE = 224  # default shorter side of the stored frames (separation prepares videos the same way)
 
 
 @dataclass
@@ -51,11 +52,13 @@ class PrepareOptions:
     """Settings of one preparation run (picklable: sent to the worker processes)."""
 
     fps: float = 8.0
-    frame_size: int | tuple[int, int] | None = 224
+    frame_size: int | tuple[int, int] | None = FRAME_SIZE
     pose: str = "mediapipe"
     pose_fps: float = 8.0
     sample_rate: int = 11025
     min_duration: float = 65535 / 11025
+    persons: int | None = None  # performer regions for pose (None: from the entry's labels)
+    audio_required: bool = True  # False: a video without audio gets a silent track (visual cues only)
 
 
 @dataclass
@@ -170,22 +173,22 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -
                 return result("failed", f"no video file found for id {entry.id}{where}")
             audio_file = entry.audio_path
         else:
-            audio_file = entry.path
             info = probe(entry.path)  # cheap checks before decoding anything
             if not info.has_video:
                 return result("failed", "no video track")
-            if not info.has_audio:
+            if not info.has_audio and opts.audio_required:
                 return result("failed", "no audio track")
             if 0 < info.duration < opts.min_duration:
                 return result("failed", f"too short: {info.duration:.2f} s, the minimum is {opts.min_duration:.2f} s")
+            audio_file = entry.path if info.has_audio else None
 
-        audio = read_audio(audio_file, opts.sample_rate)  # [N]
+        audio = None if audio_file is None else read_audio(audio_file, opts.sample_rate)  # [N]
         min_samples = int(round(opts.min_duration * opts.sample_rate))
-        if len(audio) < min_samples:
+        if audio is not None and len(audio) < min_samples:
             return result("failed", f"too short: {len(audio) / opts.sample_rate:.2f} s of audio, "
                                     f"the minimum is {opts.min_duration:.2f} s")
 
-        persons = _persons(entry.labels)
+        persons = opts.persons or _persons(entry.labels)
         detector = None
         if opts.pose == "mediapipe":
             from tribert.data.pose_detect import get_detector
@@ -212,6 +215,8 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -
             if detector is not None and not pose_with_frames:  # pose at its own rate
                 detector.reset()
                 poses = [detector(f, persons) for f in _frames(entry, opts.pose_fps, opts.frame_size)]
+            if audio is None:  # a cue-only video: silence as long as its frames
+                audio = np.zeros(int(round(n / opts.fps * opts.sample_rate)), np.float32)
             if detector is not None:
                 pose = np.zeros((len(poses), MAX_PERSONS, NUM_KEYPOINTS, 3), np.float32)
                 pose[:, :persons] = np.stack(poses)  # [T, persons, 68, 3]
@@ -236,7 +241,7 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -
 
 
 def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | Path | None = None,
-            fps: float = 8.0, frame_size: int | tuple[int, int] | None = 224, pose: str = "mediapipe",
+            fps: float = 8.0, frame_size: int | tuple[int, int] | None = FRAME_SIZE, pose: str = "mediapipe",
             pose_fps: float | None = None, workers: int = 0, min_duration: float | None = None,
             audio: AudioConfig | None = None, progress: bool = True) -> PrepareReport:
     """Prepare videos (files, folders, MUSIC JSON or Sound-of-Pixels CSV indexes) into clip folders.
