@@ -135,3 +135,40 @@ def test_evaluate_refuses_a_bad_backend_and_checkpoints_with_other_video_setting
                            "--checkpoint", str(tmp_path / "other.ckpt"), "--label", "a", "--label", "b",
                            "--data", str(clips)], capture_output=True, text=True)
     assert proc.returncode == 2 and "b: video settings differ" in proc.stderr, proc.stderr
+
+
+def test_export_round_trip_gives_identical_outputs_and_a_damaged_export_is_one_line(trained, tmp_path):
+    import torch
+
+    from tribert.engine.checkpoint import load_system
+
+    root, clips, ckpt = trained
+    exported = tmp_path / "tiny.pt"
+    res = runner.invoke(app, ["export", str(ckpt), str(exported)])
+    assert res.exit_code == 0, res.output
+    data = torch.load(exported, map_location="cpu", weights_only=True)  # weights-only loadable
+    assert set(data) == {"format", "version", "config", "state_dict"}  # no optimiser state
+    assert exported.stat().st_size < ckpt.stat().st_size
+    a, b = load_system(ckpt).state_dict(), load_system(exported).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    outs = {}
+    for name, path in (("ckpt", ckpt), ("export", exported)):
+        outs[name] = tmp_path / name
+        res = runner.invoke(app, ["separate", str(clips / "violin"), str(clips / "flute"),
+                                  "--checkpoint", str(path), "--out", str(outs[name])])
+        assert res.exit_code == 0, res.output
+    for wav in ("violin.wav", "flute.wav"):
+        assert (outs["ckpt"] / wav).read_bytes() == (outs["export"] / wav).read_bytes()
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(exported), "--data", str(clips), "--limit", "2"])
+    assert res.exit_code == 0 and "tribert-tiny" in res.output, res.output
+
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
+    data["version"] = 99
+    torch.save(data, tmp_path / "future.pt")
+    for path, reason in ((damaged, "not a readable checkpoint"), (tmp_path / "future.pt", "export (version 99")):
+        proc = subprocess.run([sys.executable, "-m", "tribert.cli", "separate", str(clips / "violin"),
+                               "--checkpoint", str(path), "--out", str(tmp_path / "x")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and reason in proc.stderr and str(path) in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -196,6 +196,20 @@ def separate(
         typer.echo(f"wrote {path}")
 
 
+@app.command("export")
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="A training checkpoint (e.g. runs/<run>/checkpoints/last.ckpt)."),
+    out: Path = typer.Argument(..., help="The file to write (e.g. tribert-small.pt)."),
+) -> None:
+    """Write the weights and config only (no optimiser state): a file that separate, evaluate and
+    Separator.from_checkpoint accept in place of the checkpoint."""
+    from tribert.engine.checkpoint import export_weights
+
+    export_weights(checkpoint, out)
+    mb_out, mb_ckpt = (Path(p).stat().st_size / 2**20 for p in (out, checkpoint))
+    typer.echo(f"exported {out} ({mb_out:.1f} MB; the checkpoint is {mb_ckpt:.1f} MB)")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for everything the demo makes."),

@@ -1,4 +1,9 @@
-"""Loading checkpoints safely (``weights_only=True``) with one-line errors for every failure."""
+"""Loading checkpoints safely (``weights_only=True``) with one-line errors for every failure.
+
+Two kinds of file are accepted wherever a checkpoint is: a training checkpoint (Lightning's, with
+optimiser state) and an export (:func:`export_weights`: the weights and the resolved config only,
+a ``torch.save`` dict that loads with ``weights_only=True``; about a third of the size).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,13 @@ import torch
 
 from tribert.errors import CheckpointError, ConfigError
 
+EXPORT_FORMAT = "tribert-weights"
+EXPORT_VERSION = 1
+
 
 def read_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint or an export -> a dict with ``state_dict`` and
+    ``hyper_parameters["config"]`` (an export is presented in the training checkpoint's shape)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path)
@@ -18,6 +28,12 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as err:  # torch raises many types for a damaged file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"not a readable checkpoint ({reason[:160]})", path) from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == EXPORT_FORMAT:
+        if ckpt.get("version") != EXPORT_VERSION or not isinstance(ckpt.get("state_dict"), dict) \
+                or not isinstance(ckpt.get("config"), dict):
+            raise CheckpointError(f"not a {EXPORT_FORMAT} v{EXPORT_VERSION} export (version "
+                                  f"{ckpt.get('version')!r}, or no weights / config)", path)
+        return {"state_dict": ckpt["state_dict"], "hyper_parameters": {"config": ckpt["config"]}}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError("not a tribert training checkpoint (no state_dict)", path)
     if "config" not in (ckpt.get("hyper_parameters") or {}):
@@ -52,3 +68,17 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
         raise CheckpointError(f"weights do not fit the stored {tc.model}/{tc.size} model "
                               f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. {first})", path)
     return system.eval()
+
+
+def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the weights and the resolved config of ``checkpoint`` (training checkpoint or export)
+    to ``out`` (atomically): what ``separate`` / ``evaluate`` / ``Separator`` need, no optimiser state."""
+    from tribert.io import atomic_path
+
+    system = load_system(checkpoint)  # refuses anything that would not load back
+    state = {k: v.detach().clone().contiguous() for k, v in system.state_dict().items()}
+    data = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "config": system.config.to_dict(),
+            "state_dict": state}
+    with atomic_path(out) as tmp:
+        torch.save(data, tmp)
+    return Path(out)
