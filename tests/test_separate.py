@@ -75,3 +75,92 @@ def test_separator_inputs_equal_the_training_item_of_the_prepared_clip(synth, tm
     if POSE == "mediapipe":  # solos: one performer searched in the whole frame, as prepare does
         conf = seen["pose"][..., 2]  # [V, P, Tp, 68]
         assert conf[:, 0].max() > 0 and conf[:, 1].max() == 0
+
+
+# --- separate --mixture with cue-only videos; inputs checked first; quiet pose library ------------
+
+@pytest.fixture(scope="module")
+def cue_inputs(synth, tmp_path_factory):
+    """The two MP4s without their audio tracks, the mixture of their audio as a WAV, a checkpoint."""
+    from tribert import media
+    from tribert.data.clip import write_wav
+
+    root, videos = synth
+    folder = tmp_path_factory.mktemp("cues")
+    silent = []
+    for v in videos:
+        silent.append(folder / f"{v.stem}_video_only.mp4")
+        media.write_mp4(silent[-1], media.read_video(v, fps=8.0), 8.0)  # no audio track
+    clips = [Clip(root / "train" / v.stem) for v in videos]
+    write_wav(folder / "mixture.wav", sum(c.audio() for c in clips) / 2, 11025)
+    system = tiny_system()
+    torch.save({"state_dict": system.state_dict(), "hyper_parameters": {"config": system.config.to_dict()}},
+               folder / "tiny.ckpt")
+    return silent, folder / "mixture.wav", folder / "tiny.ckpt"
+
+
+def test_cue_only_videos_separate_a_given_mixture(cue_inputs, tmp_path):
+    from typer.testing import CliRunner
+
+    from tribert.cli import app
+    from tribert.data.clip import read_wav
+    from tribert.errors import MediaError
+
+    silent, mixture, ckpt = cue_inputs
+    args = ["separate", *map(str, silent), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--no-pose"]
+    res = CliRunner().invoke(app, args + ["--mixture", str(mixture)])
+    assert res.exit_code == 0, res.output
+    mix, _ = read_wav(mixture)
+    for v in silent:
+        stem, _ = read_wav(tmp_path / "out" / f"{v.stem}.wav")
+        assert len(stem) == len(mix) and np.abs(stem).max() > 1e-3
+    res = CliRunner().invoke(app, args)  # without a mixture the videos' own audio is needed
+    assert isinstance(res.exception, MediaError), res.output
+    assert str(silent[0]) in str(res.exception) and "no audio track" in str(res.exception)
+
+
+def test_every_input_is_checked_before_pose_detection(cue_inputs, synth, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import tribert.data.pose_detect as pose_detect
+    from tribert.cli import app
+    from tribert.errors import CheckpointError, MediaError
+
+    def no_detection(*args, **kwargs):
+        raise AssertionError("pose detection started before the inputs were checked")
+
+    monkeypatch.setattr(pose_detect, "get_detector", no_detection)
+    silent, mixture, ckpt = cue_inputs
+    _, videos = synth
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(ckpt.read_bytes()[:500])
+    cases = [  # (videos, extra arguments, error type, text in the message)
+        (videos, ["--checkpoint", str(ckpt), "--mixture", str(broken)], MediaError, str(broken)),
+        (videos, ["--checkpoint", str(ckpt), "--mixture", str(tmp_path / "gone.wav")], MediaError, "file not found"),
+        ([videos[0], tmp_path / "gone.mp4"], ["--checkpoint", str(ckpt)], MediaError, "gone.mp4: file not found"),
+        (videos, ["--checkpoint", str(damaged)], CheckpointError, "not a readable checkpoint"),
+    ]
+    for inputs, extra, kind, text in cases:
+        res = CliRunner().invoke(app, ["separate", *map(str, inputs), "--out", str(tmp_path / "out"), *extra])
+        assert isinstance(res.exception, kind), (extra, res.output, res.exception)
+        assert text in str(res.exception) and "\n" not in str(res.exception)
+    with pytest.raises(MediaError, match="broken.wav"):  # the Python API checks the same way
+        Separator(tiny_system()).separate(videos, mixture=broken)
+
+
+@pytest.mark.skipif(POSE != "mediapipe", reason="mediapipe is not installed")
+def test_pose_library_log_lines_are_silenced_and_ours_kept(cue_inputs, synth, tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    _, _, ckpt = cue_inputs
+    _, videos = synth
+    proc = subprocess.run([sys.executable, "-m", "tribert.cli", "separate", *map(str, videos),
+                           "--checkpoint", str(ckpt), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    native = [ln for ln in proc.stderr.splitlines() if re.match(r"[IWEF]\d{4} ", ln)]
+    assert not native, native[:3]  # e.g. "W0000 ... inference_feedback_manager.cc:114] ..."
+    assert proc.stdout.count("wrote ") == 6  # mixture, 2 x (WAV + MP4), figure

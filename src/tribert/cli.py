@@ -187,9 +187,15 @@ def separate(
     mixture: Optional[Path] = typer.Option(None, "--mixture", help="Separate this recording, using the videos only as visual/pose cues."),
     no_pose: bool = typer.Option(False, "--no-pose", help="Do not run mediapipe; the pose stream sees no person."),
 ) -> None:
-    """Separate the sounds of the videos' performers; writes one WAV and one MP4 per source and a figure."""
-    from tribert.separate import Separator
+    """Separate the sounds of the videos' performers; writes one WAV and one MP4 per source and a figure.
 
+    With --mixture the videos are only visual and pose cues (they need no audio track). Every input
+    is checked (files, the mixture, the checkpoint) before frames are decoded or pose detected.
+    """
+    from tribert.separate import Separator, check_video
+
+    for video in videos:  # cheap checks first: a missing file is not reported after loading a model
+        check_video(video, audio_required=mixture is None)
     sep = Separator.from_checkpoint(checkpoint)
     result = sep.separate(list(videos), mixture=mixture, pose="none" if no_pose else "mediapipe")
     for path in result.write(out):

@@ -72,7 +72,9 @@ def require_mediapipe() -> None:
 
 @contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Silence MediaPipe's C++ log lines (written straight to file descriptor 2)."""
+    """Silence MediaPipe's C++ log lines (written straight to file descriptor 2; its absl logging
+    ignores GLOG_minloglevel / TF_CPP_MIN_LOG_LEVEL). Python's own messages written meanwhile are
+    lost too, so the window holds only detector work."""
     try:
         saved = os.dup(2)
     except OSError:  # no usable stderr: nothing to silence
@@ -163,6 +165,15 @@ class PoseDetector:
                 self._holistic[region] = holistic.Holistic(**self.kwargs)
         return self._holistic[region]
 
+    @contextmanager
+    def session(self) -> Iterator["PoseDetector"]:
+        """Detect in one video: tracking starts afresh, and the library's log lines stay silenced
+        while it works. Its graph threads log when a graph (re)starts, after ``reset`` has
+        returned, so the restart and the frames that wait for it share one silenced window."""
+        with _quiet_stderr():
+            self.reset()
+            yield self
+
     def reset(self) -> None:
         """Forget tracking state (call between videos)."""
         with _quiet_stderr():
@@ -201,9 +212,8 @@ class PoseDetector:
 
     def video(self, frames: Iterable[np.ndarray], persons: int = 1) -> np.ndarray:
         """Pose of every frame of one video, in order: float32 [T, persons, 68, 3]."""
-        self.reset()
-        poses = [self(f, persons) for f in frames]
-        self.reset()
+        with self.session():
+            poses = [self(f, persons) for f in frames]
         if not poses:
             return np.zeros((0, persons, NUM_KEYPOINTS, 3), np.float32)
         return np.stack(poses)

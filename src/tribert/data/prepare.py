@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,10 +195,10 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -
             from tribert.data.pose_detect import get_detector
 
             detector = get_detector()
-            detector.reset()  # new video: no tracking state from the previous one
         pose_with_frames = detector is not None and opts.pose_fps == opts.fps
 
-        with atomic_dir(clip_dir) as tmp:
+        # session: new tracking state, and the pose library's log lines silenced for the video
+        with detector.session() if detector is not None else nullcontext(), atomic_dir(clip_dir) as tmp:
             (tmp / FRAMES).mkdir()
             poses: list[np.ndarray] = []
             n = 0
