@@ -9,7 +9,7 @@ import torch
 from tribert.config import AudioConfig, DataConfig, VideoConfig
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, read_mixture_list,
                                  write_mixture_list)
-from tribert.errors import TribertError
+from tribert.errors import ConfigError, TribertError
 
 from helpers import AUDIO, VIDEO, make_clip
 
@@ -43,8 +43,8 @@ def test_training_items(clip_root):
     assert p[..., :2].max() <= 1.0 and torch.all(p[..., 5, :] == 0)
     # Same seed and index -> same item; the sampler gives the next epoch new indices.
     torch.testing.assert_close(ds[0]["mix_wav"], item["mix_wav"])
-    sampler = StepSampler(len(ds))
-    sampler.position = lambda: len(ds)
+    sampler = StepSampler(len(ds), batch_size=1)
+    sampler.steps_done = lambda: len(ds)  # one epoch of steps done
     first = next(iter(sampler))
     assert first == len(ds) and not torch.allclose(ds[first]["mix_wav"], item["mix_wav"])
 
@@ -112,3 +112,37 @@ def test_bad_data_gives_clear_errors(clip_root, tmp_path):
     bad.write_text("nonsense\n1,2\n")
     with pytest.raises(TribertError, match="malformed mixture list"):
         read_mixture_list(bad)
+
+
+def test_ddp_ranks_draw_the_planned_mixtures_without_repeats():
+    """Two processes (simulated: one sampler each, as every DDP process builds its own), batch 3,
+    20 mixtures per epoch -> 3 steps per epoch; over 2 epochs step g must use exactly the indices
+    [6g, 6g + 6), rank 0 the first half. The old sampler started an epoch at global_step x batch
+    (per-process), so epoch 2 repeated half of epoch 1 under DDP."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    from tribert.engine.train import StepSamplerSync
+
+    batch, world = 3, 2
+    trainers = [SimpleNamespace(global_step=0, world_size=world, global_rank=rank) for rank in range(world)]
+    samplers = [StepSampler(20, batch) for _ in trainers]
+    for sampler, trainer in zip(samplers, trainers):
+        StepSamplerSync(sampler).setup(trainer, None, "fit")  # what each process's run does
+    drawn = []
+    for epoch in range(2):
+        loaders = [iter(DataLoader(range(1000), batch_size=batch, sampler=s, drop_last=True)) for s in samplers]
+        assert all(len(s) == 3 * batch for s in samplers)  # 20 // (2 x 3) = 3 steps per epoch
+        for _ in range(3):
+            g = trainers[0].global_step
+            rank0, rank1 = (next(it).tolist() for it in loaders)
+            assert rank0 == list(range(6 * g, 6 * g + 3)) and rank1 == list(range(6 * g + 3, 6 * g + 6))
+            drawn += rank0 + rank1
+            for trainer in trainers:  # one optimiser step, taken by every process
+                trainer.global_step += 1
+        assert all(next(it, None) is None for it in loaders)  # the epoch ends on time
+    assert drawn == list(range(36))  # 2 epochs x 3 steps x 6: planned, no repeats
+    sync = StepSamplerSync(StepSampler(5, batch))
+    with pytest.raises(ConfigError, match="less than one step"):  # 5 < 2 x 3
+        sync.setup(trainers[0], None, "fit")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -289,21 +290,31 @@ class MixDataset(Dataset):
 
 
 class StepSampler(torch.utils.data.Sampler):
-    """Random-mixture indices tied to the optimisation step: batch g holds g*B .. (g+1)*B - 1.
+    """Random-mixture indices tied to the optimisation step, shared out among DDP processes.
 
-    Each epoch hands out ``length`` indices starting at ``position()``; the training system makes
-    that ``global_step * batch_size`` (read when the epoch's iterator is made, after a checkpoint
-    is restored), so each epoch sees new mixtures and a resumed run, even one restored from a
-    checkpoint written mid-epoch, draws exactly the mixtures the uninterrupted run would have.
+    Step g of a run uses the block of ``world_size * batch_size`` indices starting at
+    ``g * world_size * batch_size``; process ``rank`` takes the rank-th ``batch_size`` of them. An
+    epoch is ``length // (world_size * batch_size)`` steps from ``steps_done()`` (the optimiser steps
+    done when the epoch's iterator is made, after a checkpoint is restored). So every epoch sees new
+    mixtures, no two processes draw the same one, and a resumed run, even one restored from a
+    checkpoint written mid-epoch, draws exactly what the uninterrupted run would have.
+    ``rank``, ``world_size`` and ``steps_done`` are set by the training run (``StepSamplerSync``).
     """
 
-    def __init__(self, length: int):
-        self.length = length
-        self.position = lambda: 0
+    def __init__(self, length: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        self.length, self.batch_size = length, batch_size
+        self.rank, self.world_size = rank, world_size
+        self.steps_done: Callable[[], int] | None = None  # None: from step 0
+
+    def steps_per_epoch(self) -> int:
+        return self.length // (self.batch_size * self.world_size)
 
     def __len__(self) -> int:
-        return self.length
+        return self.steps_per_epoch() * self.batch_size
 
-    def __iter__(self):
-        start = self.position()
-        return iter(range(start, start + self.length))
+    def __iter__(self) -> Iterator[int]:
+        b, w = self.batch_size, self.world_size
+        first = self.steps_done() if self.steps_done is not None else 0
+        for step in range(first, first + self.steps_per_epoch()):
+            start = (step * w + self.rank) * b
+            yield from range(start, start + b)

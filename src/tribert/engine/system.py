@@ -119,13 +119,6 @@ class SeparationSystem(L.LightningModule):
                       sync_dist=True)
         self.log("val/sdr", sdr, batch_size=batch["mix_wav"].shape[0], sync_dist=True, prog_bar=True)
 
-    def on_fit_start(self) -> None:
-        # Random mixtures follow the step count (see StepSampler): exact resume, new data each epoch.
-        loader = self.trainer.fit_loop._data_source.instance  # the train DataLoader we were given
-        sampler = getattr(loader, "sampler", None)
-        if hasattr(sampler, "position"):
-            sampler.position = lambda: self.global_step * self.config.train.batch_size
-
     # --- optimiser ------------------------------------------------------------------------------
     def configure_optimizers(self):
         tc = self.config.train

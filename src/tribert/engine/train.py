@@ -61,7 +61,8 @@ def train_loader(config: Config) -> DataLoader:
     clips = load_clips(config.data.train_dir, config.data.classes)
     length = config.train.epoch_size or len(clips)
     ds = MixDataset(clips, config.audio, config.video, config.data, length=length, seed=config.train.seed)
-    return DataLoader(ds, batch_size=config.train.batch_size, sampler=StepSampler(length),
+    sampler = StepSampler(length, config.train.batch_size)  # StepSamplerSync ties it to the run
+    return DataLoader(ds, batch_size=config.train.batch_size, sampler=sampler,
                       num_workers=config.data.num_workers, drop_last=True,
                       persistent_workers=config.data.num_workers > 0)
 
@@ -143,7 +144,8 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     loaders = {"train_dataloaders": train_loader(config)}
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
     # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.
-    callbacks = [LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", tc.save_every_steps)]
+    callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler),
+                 LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", tc.save_every_steps)]
     steps = set(tc.checkpoint_steps)
     if tc.keep_every_steps > 0 and tc.max_steps > 0:
         steps |= set(range(tc.keep_every_steps, tc.max_steps + 1, tc.keep_every_steps))
@@ -162,6 +164,9 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         logger=CSVLogger(run_dir, name="", version=""), callbacks=callbacks,
         log_every_n_steps=tc.log_every, enable_progress_bar=progress, enable_model_summary=False,
         default_root_dir=run_dir, num_sanity_val_steps=0,
+        # StepSampler shares the mixtures out among processes itself (validation mixtures are then
+        # scored by every process; the logged mean is the same)
+        use_distributed_sampler=False,
         # Lightning's own per-epoch checkpoint only where best.ckpt is tracked (validation)
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
@@ -173,6 +178,22 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
     return run_dir
+
+
+class StepSamplerSync(L.Callback):
+    """Ties the training StepSampler to the run: this process's rank, the number of processes,
+    and the optimiser steps done (read when each epoch starts, so a restored run goes on)."""
+
+    def __init__(self, sampler: StepSampler):
+        self.sampler = sampler
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        s = self.sampler
+        s.rank, s.world_size = trainer.global_rank, trainer.world_size
+        s.steps_done = lambda: trainer.global_step
+        if s.steps_per_epoch() == 0:
+            raise ConfigError(f"an epoch of {s.length} mixtures (train.epoch_size, or one per clip) is less than "
+                              f"one step: {s.world_size} process(es) x train.batch_size {s.batch_size}")
 
 
 class LastCheckpoint(L.Callback):
