@@ -3,7 +3,7 @@
 #
 #   python3 -m venv .venv && . .venv/bin/activate && ./install.sh
 #
-# Three packages are installed with --no-deps on purpose (DESIGN section 9):
+# Two packages are installed with --no-deps on purpose:
 #   tinysoundfont declares pyaudio, which it does not need for offline rendering;
 #   mediapipe 0.10.21 declares jax, opencv-contrib, sounddevice, sentencepiece, none of which the
 #   holistic pose model needs (its real needs come with the `pose` extra).
