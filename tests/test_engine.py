@@ -146,21 +146,6 @@ def test_padding_sources_are_skipped_without_changing_real_masks(data_root):
     assert torch.all(packed[~valid] == 0)
 
 
-def test_two_process_cpu_ddp_writes_one_run_folder(data_root, tmp_path):
-    import subprocess
-    import sys
-
-    runs = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "tribert.cli", "train", "--config", "synth_tiny", "--runs-dir", str(runs),
-           "--devices", "2", "--set", "train.strategy=ddp", "--set", "train.accelerator=cpu",
-           "--set", f"data.train_dir={data_root}", "--set", "train.batch_size=2", "--set", "train.max_steps=2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    folders = list(runs.iterdir())
-    assert len(folders) == 1  # rank 0 makes the run folder, the spawned rank joins it
-    assert (folders[0] / "checkpoints" / "last.ckpt").is_file() and (folders[0] / "run.json").is_file()
-
-
 def test_lr_schedule_warm_up_then_linear_decay_to_zero():
     from tribert.engine.config import TrainConfig
     from tribert.engine.system import lr_factor
@@ -250,3 +235,34 @@ def test_a_run_without_an_end_is_refused(data_root, tmp_path):
     with pytest.raises(ConfigError, match="no end"):
         train(tiny_config(data_root, "train.max_steps=-1"), runs_dir=tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists()  # refused before a run folder is made
+
+
+def test_two_process_ddp_follows_one_process_with_the_combined_batch(data_root, tmp_path):
+    """2 processes x batch 2 (gloo) take the steps of 1 process x batch 4 on the same mixtures: the
+    logged loss (the mean over processes) follows the 1-process trajectory. Measured: 0.1 % apart at
+    step 1 (same weights and data; only BatchNorm's per-process batch statistics differ), at most
+    3 % over 6 AdamW steps; a 1-process run on half of each batch is up to 15 % away."""
+    import csv
+    import subprocess
+    import sys
+
+    def losses(name: str, devices: int, batch: int) -> list[float]:
+        cmd = [sys.executable, "-m", "tribert.cli", "train", "--config", "synth_tiny", "--runs-dir",
+               str(tmp_path / name), "--set", "train.accelerator=cpu", "--set", f"data.train_dir={data_root}",
+               "--set", f"train.batch_size={batch}", "--set", "train.max_steps=6", "--set", "train.epoch_size=24",
+               "--set", "train.log_every=1"]
+        if devices > 1:
+            cmd += ["--devices", str(devices), "--set", "train.strategy=ddp"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        folders = list((tmp_path / name).iterdir())
+        assert len(folders) == 1  # under DDP rank 0 makes the run folder and the spawned rank joins it
+        assert (folders[0] / "checkpoints" / "last.ckpt").is_file() and (folders[0] / "run.json").is_file()
+        with open(folders[0] / "metrics.csv") as f:
+            return [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+
+    ddp, combined, half = losses("ddp", 2, 2), losses("one", 1, 4), losses("half", 1, 2)
+    assert len(ddp) == len(combined) == 6
+    gap = [abs(a - b) / b for a, b in zip(ddp, combined)]
+    assert gap[0] < 0.01 and max(gap) < 0.06, gap
+    assert max(abs(a - b) / b for a, b in zip(half, combined)) > 0.06  # the check tells data apart

@@ -104,8 +104,10 @@ class SeparationSystem(L.LightningModule):
         if not torch.isfinite(loss):
             raise TribertError(f"training stopped: loss is {loss.item()} at step {self.global_step} "
                                f"(epoch {self.current_epoch}); the last good checkpoint is kept")
+        # sync_dist: under DDP the logged losses are the mean over processes (one scalar
+        # all-reduce per step), i.e. the loss of the combined batch, not rank 0's share of it.
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False,
-                      batch_size=batch["mix_wav"].shape[0])
+                      batch_size=batch["mix_wav"].shape[0], sync_dist=True)
         self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=batch["mix_wav"].shape[0])
         return loss
 
