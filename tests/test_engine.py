@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from tribert.engine.config import Config
 from tribert.engine.system import SeparationSystem
 from tribert.engine.train import train, train_loader
 from tribert.errors import CheckpointError, ConfigError, TribertError
+from tribert.metrics import bss_eval
 
 TINY = ["train.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
         "video.pose_frames=8", "train.batch_size=2", "train.lr=1e-3", "train.log_every=1",
@@ -212,6 +214,30 @@ def test_reference_rows_are_cached_per_batch_and_miss_when_the_mixtures_change(d
     ev.evaluate({"m": system}, louder, progress=False, cache=cache)
     assert calls  # other mixtures: recomputed
     assert list(ev.evaluate({}, batches, progress=False, cache=cache, config=config)) == ["mixture", "IBM", "IRM"]
+
+
+def test_rows_are_scored_together_and_a_silent_reference_is_skipped_in_every_row(rng):
+    """score_rows scores all rows of a batch in one call per source count; a mixture with a silent
+    reference is counted as skipped in every row, the others scored as mir_eval scores them."""
+    from tribert.engine import evaluate as ev
+
+    refs = torch.as_tensor(rng.standard_normal((3, 2, 4000)))
+    refs[1, 1] = 0  # mixture 1: a silent source
+    valid = torch.ones(3, 2, dtype=torch.bool)
+    valid[2, 1] = False  # mixture 2: a single source
+    batch = {"source_wavs": refs, "source_valid": valid, "source_object": torch.full((3, 2), -1),
+             "source_label": torch.zeros(3, 2, dtype=torch.long), "source_video": torch.arange(2).repeat(3, 1)}
+    rows = {name: refs + scale * torch.as_tensor(rng.standard_normal(refs.shape)) for name, scale in
+            (("noisy", 0.5), ("clean", 0.1))}
+    scored: dict = {}
+    ev.score_rows(scored, rows, batch, 4000, "fast")
+    for name, est in rows.items():
+        single = scored[name]["single"]
+        assert (single.mixtures, single.skipped, len(single.sdr)) == (2, 1, 3)
+        want = bss_eval(refs[0], est[0], "mir_eval")[0]
+        np.testing.assert_allclose(single.sdr[:2], want, atol=0.01)
+        assert single.sir[2] == float("inf")  # one source: no interference
+    assert np.mean(scored["clean"]["single"].sdr) > np.mean(scored["noisy"]["single"].sdr) + 5
 
 
 def test_checkpoints_last_and_kept_steps_only(data_root, tmp_path):

@@ -19,9 +19,10 @@ from torch import Tensor
 
 from tribert.audio import AudioFrontEnd
 from tribert.io import cache_dir
-from tribert.metrics import SeparationScores, bss_eval, is_silent
+from tribert.metrics import SeparationScores, bss_eval, bss_eval_rows, is_silent
 
 GROUPS = ("single", "multi", "same_class")
+REFERENCE_ROWS = ("mixture", "IBM", "IRM")
 
 
 def masks_to_wavs(frontend: AudioFrontEnd, mask_logits: Tensor, mix_wav: Tensor,
@@ -78,30 +79,42 @@ def mixture_group(batch: dict, i: int) -> list[str]:
     return groups
 
 
-def score_batch(results: dict[str, dict[str, SeparationScores]], name: str, batch: dict,
-                estimates: Tensor, eval_samples: int, backend: str) -> None:
-    """Add the scores of ``estimates`` [B, S, L] for every mixture of the batch under ``name``.
+def score_rows(results: dict[str, dict[str, SeparationScores]], rows: dict[str, Tensor], batch: dict,
+               eval_samples: int, backend: str) -> None:
+    """Add the scores of every row (name -> estimates [B, S, L], e.g. mixture, IBM, IRM, models)
+    for every mixture of the batch under the row's name.
 
-    Mixtures with the same number of real sources are scored in one batched call; a mixture with
-    a silent reference is counted as skipped in each of its groups.
+    Mixtures with the same number of real sources are scored in one call for all rows (the fast
+    backend factorises their references once for all rows); a mixture with a silent reference is
+    counted as skipped in each of its groups, for every row.
     """
-    groups = results.setdefault(name, {g: SeparationScores() for g in GROUPS})
-    n = min(eval_samples, estimates.shape[-1])
+    groups = {name: results.setdefault(name, {g: SeparationScores() for g in GROUPS}) for name in rows}
+    first = next(iter(rows.values()))
+    n = min(eval_samples, first.shape[-1])
     valid = batch["source_valid"]
     scorable: dict[int, list[int]] = {}  # number of sources -> mixtures
-    for i in range(estimates.shape[0]):
+    for i in range(first.shape[0]):
         if is_silent(batch["source_wavs"][i][valid[i]][:, :n]):
-            for g in mixture_group(batch, i):
-                groups[g].skipped += 1
+            for name in rows:
+                for g in mixture_group(batch, i):
+                    groups[name][g].skipped += 1
         else:
             scorable.setdefault(int(valid[i].sum()), []).append(i)
     for idx in scorable.values():
         ref = torch.stack([batch["source_wavs"][i][valid[i]][:, :n] for i in idx])  # [M, S, n]
-        est = torch.stack([estimates[i][valid[i]][:, :n] for i in idx])
-        sdr, sir, sar = bss_eval(ref.to(estimates.device), est, backend)
-        for row, i in enumerate(idx):
-            for g in mixture_group(batch, i):
-                groups[g].add(sdr[row], sir[row], sar[row])
+        ests = torch.stack([torch.stack([est[i][valid[i]][:, :n] for i in idx]) for est in rows.values()])  # [R, M, S, n]
+        sdr, sir, sar = bss_eval_rows(ref.to(first.device), ests, backend)  # [R, M, S] each
+        for r, name in enumerate(rows):
+            for m, i in enumerate(idx):
+                for g in mixture_group(batch, i):
+                    groups[name][g].add(sdr[r, m], sir[r, m], sar[r, m])
+
+
+def _merge(results: dict[str, dict[str, SeparationScores]], scored: dict[str, dict[str, SeparationScores]]) -> None:
+    for name, groups in scored.items():
+        merged = results.setdefault(name, {g: SeparationScores() for g in GROUPS})
+        for g, sc in groups.items():
+            merged[g].extend(sc)
 
 
 def batch_sdr(frontend: AudioFrontEnd, batch: dict, mask_logits: Tensor, config) -> Tensor:
@@ -133,6 +146,8 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
     """
     from rich.progress import track
 
+    if clash := set(systems) & set(REFERENCE_ROWS):
+        raise ValueError(f"system names {sorted(clash)} are taken by the reference rows")
     results: dict[str, dict[str, SeparationScores]] = {}
     if config is None:  # the audio settings of the (first) system scored
         config = next(iter(systems.values())).config
@@ -149,28 +164,29 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
         s = batch["source_wavs"].shape[1]
         refs = stored.get(batch) if stored is not None else None
         wanted = ({"mixture"} if mixture else set()) | ({"IBM", "IRM"} if oracles else set())
-        if refs is None or not wanted <= set(refs):
-            refs = {}
+        fresh = refs is None or not wanted <= set(refs)
+        rows: dict[str, Tensor] = {}  # name -> estimates [B, S, L], all scored in one call
+        if fresh:
             if mixture:
-                score_batch(refs, "mixture", batch, mix[:, None].expand(-1, s, -1), eval_samples, backend)
+                rows["mixture"] = mix[:, None].expand(-1, s, -1)
             if oracles:
                 for kind in ("ibm", "irm"):
-                    score_batch(refs, kind.upper(), batch, oracle_wavs(frontend, batch["source_wavs"], mix, kind),
-                                eval_samples, backend)
-            if stored is not None:
-                stored.put(batch, refs)
-        for name, groups in refs.items():
-            if (name == "mixture" and mixture) or (name != "mixture" and oracles):
-                merged = results.setdefault(name, {g: SeparationScores() for g in GROUPS})
-                for g, sc in groups.items():
-                    merged[g].extend(sc)
+                    rows[kind.upper()] = oracle_wavs(frontend, batch["source_wavs"], mix, kind)
         for name, system in systems.items():
             _, mask_logits = system(batch)
-            score_batch(results, name, batch, masks_to_wavs(frontend, mask_logits, mix, threshold), eval_samples,
-                        backend)
+            rows[name] = masks_to_wavs(frontend, mask_logits, mix, threshold)
+        scored: dict[str, dict[str, SeparationScores]] = {}
+        if rows:
+            score_rows(scored, rows, batch, eval_samples, backend)
+        if fresh:
+            refs = {name: scored.pop(name) for name in REFERENCE_ROWS if name in scored}
+            if stored is not None:
+                stored.put(batch, refs)
+        _merge(results, {name: groups for name, groups in refs.items() if name in wanted})
+        _merge(results, scored)
     if stored is not None:
         stored.save()
-    order = ["mixture", "IBM", "IRM", *systems]  # references first, as in the paper's tables
+    order = [*REFERENCE_ROWS, *systems]  # references first, as in the paper's tables
     return {name: {g: sc.mean() for g, sc in results[name].items()} for name in order if name in results}
 
 
