@@ -16,6 +16,7 @@ counted, never silently scored.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -117,6 +118,17 @@ class ReferenceFactors(NamedTuple):
     ok_own: torch.Tensor  # [M, S] bool
 
 
+@lru_cache(maxsize=8)
+def _gram_index(sources: int, taps: int, device: torch.device) -> torch.Tensor:
+    """Index [S*T, S*T] into the flattened correlations [S, S, 2T-1] of :func:`reference_factors`:
+    entry ((i, a), (j, b)) reads c_ij(a - b)."""
+    delay = torch.arange(taps, device=device)
+    source = torch.arange(sources, device=device)
+    lag = delay[:, None] - delay[None, :] + taps - 1  # [T, T]: a - b, shifted to an index of the lags
+    pair = (source[:, None] * sources + source[None, :]) * (2 * taps - 1)  # [S, S]: start of c_ij
+    return (pair[:, None, :, None] + lag[None, :, None, :]).reshape(sources * taps, sources * taps)
+
+
 def reference_factors(ref: torch.Tensor, taps: int = FILTER_LENGTH) -> ReferenceFactors:
     """FFTs of the references [M, S, L] and Cholesky factors of the Gram matrices of their delays.
 
@@ -129,11 +141,8 @@ def reference_factors(ref: torch.Tensor, taps: int = FILTER_LENGTH) -> Reference
     spectra = torch.fft.rfft(_unit(ref.double()), n=n_fft)  # [M, S, F]
     corr = torch.fft.irfft(spectra.conj()[:, :, None] * spectra[:, None], n=n_fft)  # [M, S, S, n_fft]: c_ij(k)
     lags = torch.cat([corr[..., n_fft - taps + 1:], corr[..., :taps]], -1)  # [M, S, S, 2T-1]: k = -(T-1) .. T-1
-    delay = torch.arange(taps, device=ref.device)
-    index = delay[:, None] - delay[None, :] + taps - 1  # [T, T]: a - b, shifted to an index of `lags`
-    blocks = lags[..., index]  # [M, S, S, T, T]
-    gram_all = blocks.permute(0, 1, 3, 2, 4).reshape(m, s * taps, s * taps)
-    gram_own = blocks.diagonal(dim1=1, dim2=2).permute(0, 3, 1, 2)  # [M, S, T, T]
+    gram_all = lags.reshape(m, -1)[:, _gram_index(s, taps, ref.device)]  # [M, S*T, S*T], one gather
+    gram_own = gram_all.view(m, s, taps, s, taps).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)  # [M, S, T, T]
     # Cholesky, batched, needs no thread guard on this torch build (unlike the batched LU solve).
     chol_all, info_all = torch.linalg.cholesky_ex(gram_all)
     chol_own, info_own = torch.linalg.cholesky_ex(gram_own)
