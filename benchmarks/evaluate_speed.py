@@ -39,6 +39,7 @@ def _max_difference(a: dict, b: dict) -> float:
 def main() -> None:
     import torch
 
+    from tribert.data.batch import MixBatch  # noqa: F401 (the batches' type, in annotations)
     from tribert.engine.config import Config
     from tribert.engine.evaluate import evaluate, masks_to_wavs, oracle_wavs, score_rows
     from tribert.engine.system import SeparationSystem
@@ -60,15 +61,15 @@ def main() -> None:
     t0 = time.perf_counter()
     batches = list(eval_loader(config, args.data, limit=args.mixtures))
     load_s = time.perf_counter() - t0
-    n = sum(b["mix_wav"].shape[0] for b in batches)
+    n = sum(b.batch_size for b in batches)
     eval_samples = config.audio.eval_samples
 
-    def estimates(b: dict) -> dict:
-        s = b["source_wavs"].shape[1]
-        return {"mixture": b["mix_wav"][:, None].expand(-1, s, -1),
-                "IBM": oracle_wavs(system.frontend, b["source_wavs"], b["mix_wav"], "ibm"),
-                "IRM": oracle_wavs(system.frontend, b["source_wavs"], b["mix_wav"], "irm"),
-                "m": masks_to_wavs(system.frontend, system(b)[1], b["mix_wav"], None)}
+    def estimates(b: MixBatch) -> dict:
+        s = b.source_wavs.shape[1]
+        return {"mixture": b.mix_wav[:, None].expand(-1, s, -1),
+                "IBM": oracle_wavs(system.frontend, b.source_wavs, b.mix_wav, "ibm"),
+                "IRM": oracle_wavs(system.frontend, b.source_wavs, b.mix_wav, "irm"),
+                "m": masks_to_wavs(system.frontend, system(b)[1], b.mix_wav, None)}
 
     # the earlier path: one fast_bss_eval call per mixture and row
     t0 = time.perf_counter()
@@ -76,9 +77,8 @@ def main() -> None:
         for b in batches:
             for est in estimates(b).values():
                 for i in range(est.shape[0]):
-                    valid = b["source_valid"][i]
-                    score_mixture(SeparationScores(), b["source_wavs"][i][valid][:, :eval_samples],
-                                  est[i][valid][:, :eval_samples], "fast_bss_eval")
+                    score_mixture(SeparationScores(), b.real(i, b.source_wavs)[:, :eval_samples],
+                                  b.real(i, est)[:, :eval_samples], "fast_bss_eval")
     per_mixture_s = time.perf_counter() - t0
 
     results = {}
@@ -97,10 +97,10 @@ def main() -> None:
     with torch.no_grad():
         for b in batches:
             t0 = time.perf_counter()
-            masks_to_wavs(system.frontend, system(b)[1], b["mix_wav"], None)
+            masks_to_wavs(system.frontend, system(b)[1], b.mix_wav, None)
             t1 = time.perf_counter()
             for kind in ("ibm", "irm"):
-                oracle_wavs(system.frontend, b["source_wavs"], b["mix_wav"], kind)
+                oracle_wavs(system.frontend, b.source_wavs, b.mix_wav, kind)
             t2 = time.perf_counter()
             rows = estimates(b)
             t3 = time.perf_counter()
@@ -112,7 +112,7 @@ def main() -> None:
 
     sources: dict[int, int] = {}
     for b in batches:
-        for v in b["source_valid"].sum(1).tolist():
+        for v in b.source_valid.sum(1).tolist():
             sources[v] = sources.get(v, 0) + 1
     agree = _max_difference(results["fast_bss_eval batched, cold cache"], results["shared factorisation, cold cache"])
     print(f"{n} mixtures ({', '.join(f'{c} with {s} sources' for s, c in sorted(sources.items()))}), "

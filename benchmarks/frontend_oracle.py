@@ -38,9 +38,8 @@ def oracle_table(data_dir: str, mixtures: int, backend: str = "mir_eval", seed: 
     n = audio.eval_samples
     for i in range(len(ds)):
         item = ds[i]
-        valid = item["source_valid"]
-        ref = item["source_wavs"][valid][None]  # [1, 2, L]
-        mix = item["mix_wav"][None]
+        ref = item.real(0, item.source_wavs)[None]  # [1, 2, L]
+        mix = item.mix_wav
         est = {"mixture": mix[:, None].expand(-1, 2, -1)}
         for kind in ("ibm", "irm"):
             est[f"{kind.upper()} warped (front-end)"] = oracle_wavs(fe, ref, mix, kind, warped=True)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import make_clip
+from tribert.data.batch import MixBatch
 from tribert.engine.checkpoint import load_system
 from tribert.engine.config import Config
 from tribert.engine.system import SeparationSystem
@@ -136,9 +137,7 @@ def test_padding_sources_are_skipped_without_changing_real_masks(data_root):
     config = tiny_config(data_root)
     system = SeparationSystem(config).eval()
     batch = next(iter(train_loader(config)))
-    from tribert.engine.system import video_inputs
-
-    inputs = video_inputs(batch)
+    inputs = batch.video_inputs()
     assert not bool(inputs["valid"].all())  # solos leave a padding slot
     with torch.no_grad():
         full = system.model(**{**inputs, "valid": None}).mask_logits
@@ -210,7 +209,7 @@ def test_reference_rows_are_cached_per_batch_and_miss_when_the_mixtures_change(d
     monkeypatch.setattr(ev, "oracle_wavs", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = ev.evaluate({"m": system}, batches, progress=False, cache=cache)
     assert again == first and not calls  # the oracle rows came from the cache
-    louder = [dict(b, mix_wav=b["mix_wav"] * 2, source_wavs=b["source_wavs"] * 2) for b in batches]
+    louder = [b.replace(mix_wav=b.mix_wav * 2, source_wavs=b.source_wavs * 2) for b in batches]
     ev.evaluate({"m": system}, louder, progress=False, cache=cache)
     assert calls  # other mixtures: recomputed
     assert list(ev.evaluate({}, batches, progress=False, cache=cache, config=config)) == ["mixture", "IBM", "IRM"]
@@ -225,8 +224,12 @@ def test_rows_are_scored_together_and_a_silent_reference_is_skipped_in_every_row
     refs[1, 1] = 0  # mixture 1: a silent source
     valid = torch.ones(3, 2, dtype=torch.bool)
     valid[2, 1] = False  # mixture 2: a single source
-    batch = {"source_wavs": refs, "source_valid": valid, "source_object": torch.full((3, 2), -1),
-             "source_label": torch.zeros(3, 2, dtype=torch.long), "source_video": torch.arange(2).repeat(3, 1)}
+    z = torch.zeros  # fields the scoring does not read: B = 3 mixtures of N = 2 one-slot videos
+    batch = MixBatch(mix_wav=refs.sum(1), mix_mag=z(3, 1, 1, 1), mix_logmag=z(3, 1, 1, 1), weight=z(3, 1, 1, 1),
+                     source_wavs=refs, source_mags=z(3, 2, 1, 1, 1), masks=z(3, 2, 1, 1, 1),
+                     source_video=torch.arange(2).repeat(3, 1), source_object=torch.full((3, 2), -1),
+                     source_label=torch.zeros(3, 2, dtype=torch.long), source_valid=valid,
+                     frames=z(3, 2, 1, 3, 1, 1), pose=z(3, 2, 1, 1, 68, 3), labels=z(3, 2, 1))
     rows = {name: refs + scale * torch.as_tensor(rng.standard_normal(refs.shape)) for name, scale in
             (("noisy", 0.5), ("clean", 0.1))}
     scored: dict = {}

@@ -26,27 +26,31 @@ def clip_root(tmp_path):
 def test_training_items(clip_root):
     data = DataConfig()
     ds = MixDataset(load_clips(clip_root, data.classes), AUDIO, VIDEO, data, length=8, seed=1)
-    item = ds[0]
+    item = ds[0]  # a MixBatch of one mixture
     s, n = data.num_mix * VIDEO.max_persons, data.num_mix
-    assert item["mix_wav"].shape == (8191,)
-    assert item["mix_logmag"].shape == (1, 64, 32) and item["source_mags"].shape == (s, 1, 64, 32)
-    assert item["frames"].shape == (n, 3, 3, 32, 32)
-    assert item["pose"].shape == (n, 2, 8, 68, 3)
-    assert item["labels"].shape == (n, 21)
-    valid = item["source_valid"]
+    assert item.batch_size == 1 and item.num_videos == n and item.slots_per_video == VIDEO.max_persons
+    assert item.mix_wav.shape == (1, 8191)
+    assert item.mix_logmag.shape == (1, 1, 64, 32) and item.source_mags.shape == (1, s, 1, 64, 32)
+    assert item.frames.shape == (1, n, 3, 3, 32, 32)
+    assert item.pose.shape == (1, n, 2, 8, 68, 3)
+    assert item.labels.shape == (1, n, 21)
+    valid = item.source_valid[0]
     # The mixture is exactly the sum of its (gained, 1/N-scaled) sources.
-    torch.testing.assert_close(item["source_wavs"][valid].sum(0), item["mix_wav"])
-    assert torch.all(item["source_wavs"][~valid] == 0)
-    assert set(item["masks"].unique().tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(item.real(0, item.source_wavs).sum(0), item.mix_wav[0])
+    assert torch.all(item.source_wavs[0][~valid] == 0)
+    assert set(item.masks.unique().tolist()) <= {0.0, 1.0}
     # Pose is normalised to [0, 1]; undetected points carry no position.
-    p = item["pose"]
+    p = item.pose
     assert p[..., :2].max() <= 1.0 and torch.all(p[..., 5, :] == 0)
-    # Same seed and index -> same item; the sampler gives the next epoch new indices.
-    torch.testing.assert_close(ds[0]["mix_wav"], item["mix_wav"])
+    # Same seed and index -> same item, also from another data set object; the sampler gives the
+    # next epoch new indices.
+    again = MixDataset(load_clips(clip_root, data.classes), AUDIO, VIDEO, data, length=8, seed=1)
+    torch.testing.assert_close(again[0].mix_wav, item.mix_wav, rtol=0, atol=0)
+    assert not torch.allclose(ds[1].mix_wav, item.mix_wav)
     sampler = StepSampler(len(ds), batch_size=1)
     sampler.steps_done = lambda: len(ds)  # one epoch of steps done
     first = next(iter(sampler))
-    assert first == len(ds) and not torch.allclose(ds[first]["mix_wav"], item["mix_wav"])
+    assert first == len(ds) and not torch.allclose(ds[first].mix_wav, item.mix_wav)
 
 
 def test_gains_are_in_range(clip_root):
@@ -56,7 +60,7 @@ def test_gains_are_in_range(clip_root):
     ds = MixDataset(solos, AUDIO, VIDEO, data, length=20, seed=3)
     for i in range(20):
         item = ds[i]
-        for w in item["source_wavs"][item["source_valid"]]:
+        for w in item.real(0, item.source_wavs):
             peak = w.abs().max().item() / 0.3  # the stems are 0.3-amplitude sines
             assert 0.5 / 2 - 0.01 <= peak <= 1.5 / 2 + 0.01
 
@@ -68,14 +72,14 @@ def test_duet_with_stems_brings_two_sources(clip_root):
     ds = MixDataset(clips, AUDIO, VIDEO, data, mixtures=specs)
     duet_idx = next(i for i, m in enumerate(specs) if m.clip_ids[0] == "duet")
     item = ds[duet_idx]
-    assert item["source_valid"].sum() == 3  # two performers + the partner video
+    assert item.source_valid.sum() == 3  # two performers + the partner video
     # Slots are [video 0: person 0, person 1, video 1: whole video, padding].
-    assert item["source_object"].tolist() == [0, 1, -1, -1]
-    assert item["source_valid"].tolist() == [True, True, True, False]
-    assert item["source_video"].tolist() == [0, 0, 1, 1]
+    assert item.source_object.tolist() == [[0, 1, -1, -1]]
+    assert item.source_valid.tolist() == [[True, True, True, False]]
+    assert item.source_video.tolist() == [[0, 0, 1, 1]]
     # Without stems the duet is one source conditioned on the whole video.
     ds2 = MixDataset(clips, AUDIO, VIDEO, DataConfig(use_stems=False), mixtures=specs)
-    assert ds2[duet_idx]["source_valid"].sum() == 2
+    assert ds2[duet_idx].source_valid.sum() == 2
 
 
 def test_fixed_mixture_list_round_trip_and_determinism(clip_root, tmp_path):
@@ -90,13 +94,17 @@ def test_fixed_mixture_list_round_trip_and_determinism(clip_root, tmp_path):
         labels = [set(next(c for c in clips if c.meta.id == cid).meta.labels) for cid in m.clip_ids]
         assert labels[0].isdisjoint(labels[1])
         assert m.gains == (1.0, 1.0)
+    # The list read back gives the very same mixtures; each entry is its own mixture.
     ds = MixDataset(clips, AUDIO, VIDEO, data, mixtures=a)
-    torch.testing.assert_close(ds[1]["mix_wav"], ds[1]["mix_wav"])
+    back = MixDataset(clips, AUDIO, VIDEO, data, mixtures=read_mixture_list(path))
+    for i in range(len(a)):
+        torch.testing.assert_close(back[i].mix_wav, ds[i].mix_wav, rtol=0, atol=0)
+    assert not torch.allclose(ds[0].mix_wav, ds[1].mix_wav)
 
 
 def test_ratio_masks(clip_root):
     ds = MixDataset(load_clips(clip_root, DataConfig().classes), AUDIO, VIDEO, DataConfig(mask="ratio"), length=2)
-    m = ds[0]["masks"]
+    m = ds[0].masks
     assert m.min() >= 0 and m.max() <= 1 and len(m.unique()) > 2
 
 

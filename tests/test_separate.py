@@ -68,10 +68,10 @@ def test_separator_inputs_equal_the_training_item_of_the_prepared_clip(synth, tm
     item = MixDataset(clips, cfg.audio, cfg.video, cfg.data, mixtures=[spec])[0]
 
     seen = model_inputs(Separator(system), videos)
-    assert seen["frames"].shape == item["frames"].shape == (2, cfg.video.num_frames, 3, 32, 32)
-    assert torch.equal(seen["frames"], item["frames"])
-    assert torch.equal(seen["pose"], item["pose"])
-    torch.testing.assert_close(seen["mix_logmag"][:1], item["mix_logmag"][None], atol=1e-5, rtol=0)
+    assert seen["frames"].shape == item.frames[0].shape == (2, cfg.video.num_frames, 3, 32, 32)
+    assert torch.equal(seen["frames"], item.frames[0])
+    assert torch.equal(seen["pose"], item.pose[0])
+    torch.testing.assert_close(seen["mix_logmag"][:1], item.mix_logmag, atol=1e-5, rtol=0)
     if POSE == "mediapipe":  # solos: one performer searched in the whole frame, as prepare does
         conf = seen["pose"][..., 2]  # [V, P, Tp, 68]
         assert conf[:, 0].max() > 0 and conf[:, 1].max() == 0

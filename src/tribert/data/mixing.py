@@ -6,22 +6,8 @@ source per performer (object index = person index, left to right). Training draw
 random crops and random gains (0.5-1.5, mixture divided by N, as the authors' code); evaluation
 reads a fixed mixture list (CSV) so every model scores the very same mixtures.
 
-An item (S = N * max_persons source slots, padded; F x T the warped spectrogram, L samples)::
-
-    mix_wav [L]                 mixture waveform
-    mix_mag, mix_logmag [1,F,T] warped mixture magnitude and log(mag + eps)
-    weight [1,F,T]              per-pixel loss weight clamp(log1p(mix_mag), 1e-3, 10)
-    source_wavs [S,L]           each source as it sits in the mixture (gain and 1/N applied);
-                                slot n * max_persons + j holds source j of video n, so
-                                [S] reshapes to [N, max_persons]
-    source_mags, masks [S,1,F,T] warped source magnitudes and binary/ratio mask targets
-    source_video [S]            which of the N videos a source belongs to
-    source_object [S]           object to condition on (-1 = whole video, else person index)
-    source_label [S]            class index of the source (-1 if unknown / several)
-    source_valid [S]            False for padding slots
-    frames [N,K,3,H,W]          K consecutive RGB frames around the crop centre, ImageNet-normalised
-    pose [N,P,Tp,68,3]          pose over the crop resampled to Tp frames; x, y in [0, 1]
-    labels [N,C]                multi-hot class labels per video
+An item is a ``MixBatch`` of one mixture (:mod:`tribert.data.batch` documents every field, its
+shape and the source-slot layout); ``mix_loader`` makes a DataLoader that joins items into batches.
 """
 
 from __future__ import annotations
@@ -33,10 +19,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from tribert.audio import AudioFrontEnd, crop
 from tribert.config import AudioConfig, DataConfig, VideoConfig
+from tribert.data.batch import MixBatch
 from tribert.data.clip import Clip, list_clips
 from tribert.errors import TribertError
 from tribert.io import atomic_path
@@ -220,7 +207,7 @@ class MixDataset(Dataset):
         return y
 
     # --- the item -------------------------------------------------------------------------------
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> MixBatch:
         group, offsets, gains = self._spec(index)
         a, L, n, p = self.audio, self.audio.crop_samples, len(group), self.video.max_persons
         scale = 1.0 / n if self.data.divide_by_n else 1.0
@@ -236,12 +223,12 @@ class MixDataset(Dataset):
                                        f"video.max_persons = {p}", clip.dir)
                 for j, stem in enumerate(clip.stems()):
                     sources.append(crop(stem, L, offset)[0] * gain * scale)
-                    slots.append(v * p + j)  # slot n * p + j holds person j of video n
+                    slots.append(MixBatch.slot(v, j, p))
                     src_object.append(j)
                     src_label.append(self.class_index[clip.meta.labels[j]])
             else:
                 sources.append(crop(clip.audio(), L, offset)[0] * gain * scale)
-                slots.append(v * p)
+                slots.append(MixBatch.slot(v, 0, p))
                 src_object.append(-1)
                 src_label.append(self.class_index[clip.meta.labels[0]] if len(clip.meta.labels) == 1 else -1)
             start_s = offset / a.sample_rate
@@ -271,23 +258,27 @@ class MixDataset(Dataset):
             out[slot] = torch.tensor(values, dtype=out.dtype)
             return out
 
-        return {
-            "mix_wav": mix,
-            "mix_mag": mix_mag[0],
-            "mix_logmag": fe.log(mix_mag[0]),
-            "weight": fe.loss_weight(mix_mag[0]),
-            "source_wavs": wavs,
-            "source_mags": source_mags,
-            "masks": masks,
-            "source_video": torch.arange(self.slots) // p,
-            "source_object": per_slot(src_object, -1),
-            "source_label": per_slot(src_label, -1),
-            "source_valid": per_slot([True] * len(slots), False),
-            "frames": torch.from_numpy(np.stack(frames)),
-            "pose": torch.from_numpy(np.stack(poses)),
-            "labels": torch.from_numpy(np.stack(labels)),
-        }
+        return MixBatch(
+            mix_wav=mix[None],
+            mix_mag=mix_mag,
+            mix_logmag=fe.log(mix_mag),
+            weight=fe.loss_weight(mix_mag),
+            source_wavs=wavs[None],
+            source_mags=source_mags[None],
+            masks=masks[None],
+            source_video=MixBatch.slot_videos(n, p)[None],
+            source_object=per_slot(src_object, -1)[None],
+            source_label=per_slot(src_label, -1)[None],
+            source_valid=per_slot([True] * len(slots), False)[None],
+            frames=torch.from_numpy(np.stack(frames))[None],
+            pose=torch.from_numpy(np.stack(poses))[None],
+            labels=torch.from_numpy(np.stack(labels))[None],
+        )
 
+
+def mix_loader(dataset: MixDataset, **kwargs) -> DataLoader:
+    """A DataLoader of ``MixBatch`` es over ``dataset`` (``kwargs`` as for ``DataLoader``)."""
+    return DataLoader(dataset, collate_fn=MixBatch.collate, **kwargs)
 
 class StepSampler(torch.utils.data.Sampler):
     """Random-mixture indices tied to the optimisation step, shared out among DDP processes.

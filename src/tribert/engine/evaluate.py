@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from tribert.audio import AudioFrontEnd
+from tribert.data.batch import MixBatch
 from tribert.io import cache_dir
 from tribert.metrics import SeparationScores, bss_eval, bss_eval_rows, is_silent
 
@@ -62,15 +63,14 @@ def oracle_wavs(frontend: AudioFrontEnd, source_wavs: Tensor, mix_wav: Tensor, k
     return wav.view(b, s, length)
 
 
-def mixture_group(batch: dict, i: int) -> list[str]:
+def mixture_group(batch: MixBatch, i: int) -> list[str]:
     """Which table groups mixture i of a batch belongs to."""
-    valid = batch["source_valid"][i]
-    objects = batch["source_object"][i][valid]
+    objects = batch.real(i, batch.source_object)
     if bool((objects < 0).all()):
         return ["single"]
     groups = ["multi"]
-    labels = batch["source_label"][i][valid]
-    videos = batch["source_video"][i][valid]
+    labels = batch.real(i, batch.source_label)
+    videos = batch.real(i, batch.source_video)
     for v in videos.unique():
         lv = labels[(videos == v) & (objects >= 0)]
         if len(lv) >= 2 and bool((lv == lv[0]).all()):
@@ -79,7 +79,7 @@ def mixture_group(batch: dict, i: int) -> list[str]:
     return groups
 
 
-def score_rows(results: dict[str, dict[str, SeparationScores]], rows: dict[str, Tensor], batch: dict,
+def score_rows(results: dict[str, dict[str, SeparationScores]], rows: dict[str, Tensor], batch: MixBatch,
                eval_samples: int, backend: str) -> None:
     """Add the scores of every row (name -> estimates [B, S, L], e.g. mixture, IBM, IRM, models)
     for every mixture of the batch under the row's name.
@@ -91,18 +91,17 @@ def score_rows(results: dict[str, dict[str, SeparationScores]], rows: dict[str, 
     groups = {name: results.setdefault(name, {g: SeparationScores() for g in GROUPS}) for name in rows}
     first = next(iter(rows.values()))
     n = min(eval_samples, first.shape[-1])
-    valid = batch["source_valid"]
     scorable: dict[int, list[int]] = {}  # number of sources -> mixtures
     for i in range(first.shape[0]):
-        if is_silent(batch["source_wavs"][i][valid[i]][:, :n]):
+        if is_silent(batch.real(i, batch.source_wavs)[:, :n]):
             for name in rows:
                 for g in mixture_group(batch, i):
                     groups[name][g].skipped += 1
         else:
-            scorable.setdefault(int(valid[i].sum()), []).append(i)
+            scorable.setdefault(int(batch.source_valid[i].sum()), []).append(i)
     for idx in scorable.values():
-        ref = torch.stack([batch["source_wavs"][i][valid[i]][:, :n] for i in idx])  # [M, S, n]
-        ests = torch.stack([torch.stack([est[i][valid[i]][:, :n] for i in idx]) for est in rows.values()])  # [R, M, S, n]
+        ref = torch.stack([batch.real(i, batch.source_wavs)[:, :n] for i in idx])  # [M, S, n]
+        ests = torch.stack([torch.stack([batch.real(i, est)[:, :n] for i in idx]) for est in rows.values()])  # [R, M, S, n]
         sdr, sir, sar = bss_eval_rows(ref.to(first.device), ests, backend)  # [R, M, S] each
         for r, name in enumerate(rows):
             for m, i in enumerate(idx):
@@ -117,15 +116,14 @@ def _merge(results: dict[str, dict[str, SeparationScores]], scored: dict[str, di
             merged[g].extend(sc)
 
 
-def batch_sdr(frontend: AudioFrontEnd, batch: dict, mask_logits: Tensor, config) -> Tensor:
+def batch_sdr(frontend: AudioFrontEnd, batch: MixBatch, mask_logits: Tensor, config) -> Tensor:
     """Mean SDR of a validation batch (soft masks, fast backend) for progress logging."""
-    wavs = masks_to_wavs(frontend, mask_logits.detach(), batch["mix_wav"], None)
+    wavs = masks_to_wavs(frontend, mask_logits.detach(), batch.mix_wav, None)
     sdrs = []
     for i in range(wavs.shape[0]):
-        valid = batch["source_valid"][i]
-        ref = batch["source_wavs"][i][valid]
+        ref = batch.real(i, batch.source_wavs)
         if ref.pow(2).mean(-1).min() > 1e-10:
-            sdrs.append(float(bss_eval(ref, wavs[i][valid])[0].mean()))
+            sdrs.append(float(bss_eval(ref, batch.real(i, wavs))[0].mean()))
     return torch.tensor(sum(sdrs) / max(len(sdrs), 1))
 
 
@@ -159,9 +157,9 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
         system.to(device)
     stored = ReferenceCache(cache, config, backend) if cache is not None else None
     for batch in batches:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        mix = batch["mix_wav"]
-        s = batch["source_wavs"].shape[1]
+        batch = batch.to(device)
+        mix = batch.mix_wav
+        s = batch.source_wavs.shape[1]
         refs = stored.get(batch) if stored is not None else None
         wanted = ({"mixture"} if mixture else set()) | ({"IBM", "IRM"} if oracles else set())
         fresh = refs is None or not wanted <= set(refs)
@@ -171,7 +169,7 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
                 rows["mixture"] = mix[:, None].expand(-1, s, -1)
             if oracles:
                 for kind in ("ibm", "irm"):
-                    rows[kind.upper()] = oracle_wavs(frontend, batch["source_wavs"], mix, kind)
+                    rows[kind.upper()] = oracle_wavs(frontend, batch.source_wavs, mix, kind)
         for name, system in systems.items():
             _, mask_logits = system(batch)
             rows[name] = masks_to_wavs(frontend, mask_logits, mix, threshold)
@@ -204,19 +202,20 @@ class ReferenceCache:
         self.entries = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.changed = False
 
-    def key(self, batch: dict) -> str:
+    def key(self, batch: MixBatch) -> str:
         h = hashlib.sha1(self.salt.encode())
-        for name in ("mix_wav", "source_wavs", "source_valid", "source_object", "source_label", "source_video"):
-            h.update(batch[name].detach().cpu().contiguous().numpy().tobytes())
+        for x in (batch.mix_wav, batch.source_wavs, batch.source_valid, batch.source_object, batch.source_label,
+                  batch.source_video):
+            h.update(x.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
 
-    def get(self, batch: dict) -> dict | None:
+    def get(self, batch: MixBatch) -> dict | None:
         entry = self.entries.get(self.key(batch))
         if entry is None:
             return None
         return {name: {g: SeparationScores(**sc) for g, sc in groups.items()} for name, groups in entry.items()}
 
-    def put(self, batch: dict, refs: dict) -> None:
+    def put(self, batch: MixBatch, refs: dict) -> None:
         self.entries[self.key(batch)] = {name: {g: dataclasses.asdict(sc) for g, sc in groups.items()}
                                          for name, groups in refs.items()}
         self.changed = True
@@ -236,13 +235,13 @@ def condition_accuracy(system, loader, device: str | torch.device = "cpu") -> fl
     right = total = 0
     system.to(device)
     for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = batch.to(device)
         out, _ = system(batch)
-        logits = getattr(out, "condition_logits", None)
+        logits = getattr(out, "condition_logits", None)  # [V, P, C]
         if logits is None:
             return None
-        target = batch["source_label"].reshape(-1)
-        known = (target >= 0) & batch["source_valid"].reshape(-1)
+        target = batch.slots_by_video(batch.source_label).reshape(-1)  # [V*P], the slots of logits
+        known = (target >= 0) & batch.slots_by_video(batch.source_valid).reshape(-1)
         pred = logits.reshape(-1, logits.shape[-1]).argmax(-1)
         right += int((pred[known] == target[known]).sum())
         total += int(known.sum())

@@ -134,22 +134,18 @@ def data_fingerprint(clips: list[Clip]) -> str:
 
 def embedding_loader(config, clips: list[Clip], batch_size: int):
     """Every clip alone (N = 1), centre crop, its own audio as the mixture."""
-    from torch.utils.data import DataLoader
-
-    from tribert.data.mixing import MixDataset, make_mixture_list
+    from tribert.data.mixing import MixDataset, make_mixture_list, mix_loader
 
     data = dataclasses.replace(config.data, num_mix=1)
     specs = make_mixture_list(clips, 1, config.audio.crop_samples, seed=0)
     ds = MixDataset(clips, config.audio, config.video, data, mixtures=specs)
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=config.data.num_workers)
+    return mix_loader(ds, batch_size=batch_size, shuffle=False, num_workers=config.data.num_workers)
 
 
 @torch.no_grad()
 def embed_clips(system, clips: list[Clip], batch_size: int = 16, device: str | torch.device = "cpu",
                 progress: bool = False) -> ClipEmbeddings:
     """One TriBERT forward per clip -> ``ClipEmbeddings`` (both kinds, every stream the model has)."""
-    from tribert.engine.system import video_inputs
-
     model = system.model.to(device).eval()
     vectors: dict[str, dict[str, list[Tensor]]] = {k: {} for k in KINDS}
     batches = embedding_loader(system.config, clips, batch_size)
@@ -158,7 +154,7 @@ def embed_clips(system, clips: list[Clip], batch_size: int = 16, device: str | t
 
         batches = track(batches, description=f"embedding {len(clips)} clips", transient=True)
     for batch in batches:
-        x = video_inputs(batch)
+        x = batch.video_inputs()
         enc = model.encode(*(x[k].to(device) if x[k] is not None else None for k in ("frames", "pose", "mix_logmag")))
         for kind, tokens in (("transformer", enc.hidden), ("pre_transformer", enc.embeddings)):
             for m, t in tokens.items():  # [B, (1+K)*O, D_m]

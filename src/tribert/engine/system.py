@@ -1,6 +1,6 @@
 """``SeparationSystem``: the LightningModule that owns a separator, its losses and its optimiser.
 
-Every separator (TriBERT and the baselines) goes through the same ``video_inputs`` -> model ->
+Every separator (TriBERT and the baselines) goes through the same ``MixBatch.video_inputs`` -> model ->
 ``losses`` path (the interface is in :mod:`tribert.models.base`). The separation loss is the
 authors' per-pixel BCE on the mask, weighted by ``clamp(log1p(mix_mag), 1e-3, 10)``, averaged over
 real (non-padding) sources; TriBERT adds the weakly supervised vision/pose class losses and the
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tribert.audio import AudioFrontEnd
+from tribert.data.batch import MixBatch
 from tribert.engine.config import Config
 from tribert.errors import TribertError
 from tribert.models.heads import classification_losses
@@ -29,21 +30,6 @@ def build_separator(config: Config) -> torch.nn.Module:
     from tribert.models.baselines import build_separator as build_baseline
 
     return build_baseline(config.train.model, config.model)
-
-
-def video_inputs(batch: dict) -> dict:
-    """A batch of B mixtures x N videos -> V = B*N video items, as the separator interface wants."""
-    b, n = batch["frames"].shape[:2]
-    s = batch["source_object"].shape[1]
-    return {
-        "frames": batch["frames"].flatten(0, 1),  # [V, K, 3, H, W]
-        "pose": batch["pose"].flatten(0, 1),  # [V, P, Tp, 68, 3]
-        "mix_logmag": batch["mix_logmag"].repeat_interleave(n, 0),  # [V, 1, F, T]
-        "objects": batch["source_object"].view(b * n, s // n),  # [V, S/N]
-        "labels": batch["labels"].flatten(0, 1),  # [V, C]
-        "source_labels": batch["source_label"].view(b * n, s // n),  # [V, S/N]
-        "valid": batch["source_valid"].view(b * n, s // n),  # [V, S/N]: padding is not separated
-    }
 
 
 class SeparationSystem(L.LightningModule):
@@ -63,39 +49,36 @@ class SeparationSystem(L.LightningModule):
         self.frontend = AudioFrontEnd(config.audio)
 
     # --- forward and losses -------------------------------------------------------------------
-    def forward(self, batch: dict):
-        out = self.model(**video_inputs(batch))
-        b, s = batch["source_object"].shape
-        return out, out.mask_logits.reshape(b, s, *out.mask_logits.shape[2:])  # [B, S, 1, F, T]
+    def forward(self, batch: MixBatch):
+        out = self.model(**batch.video_inputs())
+        return out, batch.slots_by_mixture(out.mask_logits)  # [B, S, 1, F, T]
 
-    def losses(self, batch: dict, out, mask_logits: Tensor) -> dict[str, Tensor]:
+    def losses(self, batch: MixBatch, out, mask_logits: Tensor) -> dict[str, Tensor]:
         tc = self.config.train
-        valid = batch["source_valid"].to(mask_logits.dtype)  # [B, S]
+        valid = batch.source_valid.to(mask_logits.dtype)  # [B, S]
         if tc.mask_loss == "bce":
             per_pixel = F.binary_cross_entropy_with_logits(
-                mask_logits.float(), batch["masks"], reduction="none") * batch["weight"][:, None]
+                mask_logits.float(), batch.masks, reduction="none") * batch.weight[:, None]
         else:  # "l1": L1 between the masked mixture magnitude and the source magnitude
-            est = torch.sigmoid(mask_logits.float()) * batch["mix_mag"][:, None]
-            per_pixel = (est - batch["source_mags"]).abs()
+            est = torch.sigmoid(mask_logits.float()) * batch.mix_mag[:, None]
+            per_pixel = (est - batch.source_mags).abs()
         per_source = per_pixel.flatten(2).mean(-1)  # [B, S]
         sep = (per_source * valid).sum() / valid.sum().clamp_min(1)
         losses = {"sep": sep}
         total = tc.sep_weight * sep
-        labels = batch["labels"].flatten(0, 1)  # [V, C]
-        n = batch["frames"].shape[1]
-        audio_labels = labels
-        if tc.audio_labels == "mixture":  # every class heard in the mixture
-            audio_labels = batch["labels"].amax(1).repeat_interleave(n, 0)
+        labels = batch.video_labels()  # [V, C]
+        audio_labels = batch.mixture_labels() if tc.audio_labels == "mixture" else labels
         weights = {"vision": tc.vision_weight, "segmentation": tc.vision_weight, "pose": tc.pose_weight,
                    "audio": tc.audio_weight, "condition": tc.condition_weight}
-        for name, loss in classification_losses(out, labels, audio_labels, batch["source_label"]).items():
+        source_labels = batch.slots_by_video(batch.source_label)  # [V, P]
+        for name, loss in classification_losses(out, labels, audio_labels, source_labels).items():
             if weights[name] > 0:
                 losses[name] = loss
                 total = total + weights[name] * loss
         losses["loss"] = total
         return losses
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+    def training_step(self, batch: MixBatch, batch_idx: int) -> Tensor:
         # Seed dropout and token masking from the step, so a resumed run repeats the exact steps.
         torch.manual_seed(self.config.train.seed * 1_000_003 + self.global_step)
         out, mask_logits = self(batch)
@@ -107,19 +90,19 @@ class SeparationSystem(L.LightningModule):
         # sync_dist: under DDP the logged losses are the mean over processes (one scalar
         # all-reduce per step), i.e. the loss of the combined batch, not rank 0's share of it.
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False,
-                      batch_size=batch["mix_wav"].shape[0], sync_dist=True)
-        self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=batch["mix_wav"].shape[0])
+                      batch_size=batch.batch_size, sync_dist=True)
+        self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=batch.batch_size)
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: MixBatch, batch_idx: int) -> None:
         out, mask_logits = self(batch)
         losses = self.losses(batch, out, mask_logits)
         from tribert.engine.evaluate import batch_sdr
 
         sdr = batch_sdr(self.frontend, batch, mask_logits, self.config)
-        self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=batch["mix_wav"].shape[0],
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=batch.batch_size,
                       sync_dist=True)
-        self.log("val/sdr", sdr, batch_size=batch["mix_wav"].shape[0], sync_dist=True, prog_bar=True)
+        self.log("val/sdr", sdr, batch_size=batch.batch_size, sync_dist=True, prog_bar=True)
 
     # --- optimiser ------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -146,4 +129,4 @@ def lr_factor(step: int, tc) -> float:
 
 
 
-__all__ = ["SeparationSystem", "build_separator", "video_inputs", "lr_factor"]
+__all__ = ["SeparationSystem", "build_separator", "lr_factor"]

@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list,
+from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, mix_loader,
                                  read_mixture_list, write_mixture_list)
 from tribert.engine.checkpoint import read_checkpoint
 from tribert.engine.config import Config
@@ -62,7 +62,7 @@ def train_loader(config: Config) -> DataLoader:
     length = config.train.epoch_size or len(clips)
     ds = MixDataset(clips, config.audio, config.video, config.data, length=length, seed=config.train.seed)
     sampler = StepSampler(length, config.train.batch_size)  # StepSamplerSync ties it to the run
-    return DataLoader(ds, batch_size=config.train.batch_size, sampler=sampler,
+    return mix_loader(ds, batch_size=config.train.batch_size, sampler=sampler,
                       num_workers=config.data.num_workers, drop_last=True,
                       persistent_workers=config.data.num_workers > 0)
 
@@ -73,7 +73,7 @@ def eval_loader(config: Config, data_dir: str | Path, limit: int = 0, seed: int 
     if limit:
         specs = specs[:limit]
     ds = MixDataset(clips, config.audio, config.video, config.data, mixtures=specs)
-    return DataLoader(ds, batch_size=config.train.batch_size, shuffle=False,
+    return mix_loader(ds, batch_size=config.train.batch_size, shuffle=False,
                       num_workers=config.data.num_workers)
 
 

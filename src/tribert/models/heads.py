@@ -69,9 +69,9 @@ def classification_losses(out, labels: Tensor, audio_labels: Tensor | None = Non
             ``visual_class_scores`` [V, K, C] (segmentation-net logits per frame), ``audio_logits`` [V, C].
         labels: [V, C] multi-hot labels of each video.
         audio_labels: [V, C] what the audio head should name; default ``labels``.
-        source_labels: [B, S] class of every requested source (-1: unknown or padding), for the
-            class head on each source's condition (``out.condition_logits`` [V, S/N, C] holds the
-            same slots, V = B*N); sources without a class are left out.
+        source_labels: [V, P] class of every requested source (-1: unknown or padding), for the
+            class head on each source's condition (``out.condition_logits`` [V, P, C] holds the
+            same slots); sources without a class are left out.
     Returns:
         {"vision", "segmentation", "pose", "audio", "condition"}: scalar losses, for the heads present.
     """
@@ -88,7 +88,7 @@ def classification_losses(out, labels: Tensor, audio_labels: Tensor | None = Non
         losses["audio"] = logits_bce_loss(out.audio_logits, labels if audio_labels is None else audio_labels)
     cond = getattr(out, "condition_logits", None)
     if cond is not None and source_labels is not None:
-        target = source_labels.reshape(-1)  # [B*S]: the slot order of [V, S/N] flattened
+        target = source_labels.reshape(-1)  # [V*P]
         known = target >= 0
         if bool(known.any()):
             losses["condition"] = F.cross_entropy(cond.reshape(-1, cond.shape[-1])[known].float(), target[known])
