@@ -40,7 +40,7 @@ def main() -> None:
     import torch
 
     from tribert.data.batch import MixBatch  # noqa: F401 (the batches' type, in annotations)
-    from tribert.engine.config import Config
+    from tribert.config import Config
     from tribert.engine.evaluate import evaluate, masks_to_wavs, oracle_wavs, score_rows
     from tribert.engine.system import SeparationSystem
     from tribert.engine.train import eval_loader

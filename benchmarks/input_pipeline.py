@@ -26,7 +26,7 @@ import time
 def main() -> None:
     import torch
 
-    from tribert.engine.config import Config
+    from tribert.config import Config
     from tribert.engine.system import SeparationSystem
     from tribert.engine.train import train_loader
 

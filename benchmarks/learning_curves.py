@@ -36,8 +36,8 @@ CURVES = {
     "TriBERT-small": [],
     "TriBERT w/o pose": ["model.use_pose=false"],
     "TriBERT w/o co-attention": ["model.coattention=false"],
-    "Sound-of-Pixels": ["train.model=sound_of_pixels"],
-    "Audio-only U-Net (true class)": ["train.model=audio_only"],
+    "Sound-of-Pixels": ["model.kind=sound_of_pixels"],
+    "Audio-only U-Net (true class)": ["model.kind=audio_only"],
     # the recipe with the authors' co-attention layout (what the H200 curves measured as TriBERT-small)
     "TriBERT-small, authors' layout + tanh pooler": TANH_CURVE,
 }
@@ -100,7 +100,7 @@ def slug(name: str) -> str:
 
 
 def config_for(name: str, variants: dict, args) -> "Config":  # noqa: F821
-    from tribert.engine.config import Config
+    from tribert.config import Config
 
     steps = [int(s) for s in args.steps.split(",")]
     return Config.load("synth_small", [

@@ -27,15 +27,15 @@ VARIANTS = {  # name -> overrides of configs/synth_small.yaml
     "TriBERT w/o pose": ["model.use_pose=false"],
     "TriBERT w/o vision": ["model.use_vision=false"],
     "TriBERT w/o co-attention": ["model.coattention=false"],
-    "Sound-of-Pixels": ["train.model=sound_of_pixels"],
-    "MUSIC-Gesture-style": ["train.model=music_gesture"],
-    "Audio-only (class label)": ["train.model=audio_only"],
+    "Sound-of-Pixels": ["model.kind=sound_of_pixels"],
+    "MUSIC-Gesture-style": ["model.kind=music_gesture"],
+    "Audio-only (class label)": ["model.kind=audio_only"],
 }
 
 
 def main() -> None:
     from tribert.engine.checkpoint import load_system
-    from tribert.engine.config import Config
+    from tribert.config import Config
     from tribert.engine.evaluate import evaluate, format_table, write_results
     from tribert.engine.train import eval_loader, train
 

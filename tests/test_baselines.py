@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,8 +12,9 @@ from tribert.audio import AudioFrontEnd
 from tribert.errors import ConfigError, TribertError
 from tribert.models import tiny_config
 from tribert.models.base import SeparatorOutput
-from tribert.models.baselines import (SEPARATORS, AudioOnlyUNet, MusicGestureStyle, SoundOfPixels,
-                                      build_separator)
+from tribert.config import KINDS
+from tribert.models import SEPARATORS, TriBERT, build_separator
+from tribert.models.baselines import AudioOnlyUNet, MusicGestureStyle, SoundOfPixels
 
 NAMES = ("sound_of_pixels", "music_gesture", "audio_only")
 V, S, C = 2, 2, 5  # videos, sources per video, classes
@@ -21,6 +24,11 @@ V, S, C = 2, 2, 5  # videos, sources per video, classes
 def config():
     # 32x32 frames and spectrogram, U-Net depth 4 (4..16 channels, FiLM), ST-GCN 2 x 8 channels, T=8.
     return tiny_config(num_classes=C)
+
+
+def build(name: str, config):
+    """The baseline ``name`` through the one factory."""
+    return build_separator(dataclasses.replace(config, kind=name))
 
 
 def make_batch(config, seed: int = 0) -> dict:
@@ -54,7 +62,7 @@ def max_diff(a, b) -> float:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_output_shape(config, name):
-    model = build_separator(name, config)
+    model = build(name, config)
     out = model(**make_batch(config))
     assert isinstance(out, SeparatorOutput)
     assert out.mask_logits.shape == (V, S, 1, config.spec_bins, config.spec_frames)
@@ -64,7 +72,7 @@ def test_output_shape(config, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_every_parameter_gets_a_finite_gradient(config, name):
     torch.manual_seed(0)
-    model = build_separator(name, config).train()
+    model = build(name, config).train()
     batch = make_batch(config)
     masks = (torch.rand(V, S, 1, config.spec_bins, config.spec_frames) > 0.5).float()
     weighted_bce(model(**batch).mask_logits, masks, batch["mix_logmag"]).backward()
@@ -77,7 +85,7 @@ def test_every_parameter_gets_a_finite_gradient(config, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_short_training_lowers_the_mask_loss(config, name):
     torch.manual_seed(0)
-    model = build_separator(name, config).train()
+    model = build(name, config).train()
     batch = make_batch(config)
     batch["source_labels"] = torch.tensor([[1, 3], [-1, 2]])  # the two sources of a video differ
     # Source 0 owns the low half of the spectrogram, source 1 the high half: learnable only if
@@ -184,7 +192,7 @@ def test_sound_of_pixels_uses_a_dilated_resnet18(config):
 
 def test_baselines_share_the_configured_unet(config):
     for name in ("music_gesture", "audio_only"):
-        unet = build_separator(name, config).separator
+        unet = build(name, config).separator
         assert unet.depth == config.unet_depth
         assert unet.channels[0] == config.unet_base_channels
         assert (unet.up[0].film is not None) == config.film
@@ -192,11 +200,12 @@ def test_baselines_share_the_configured_unet(config):
 
 
 def test_factory_and_input_errors(config):
-    assert set(SEPARATORS) == set(NAMES)
-    with pytest.raises(ConfigError, match="unknown separator"):
-        build_separator("nope", config)
+    assert tuple(SEPARATORS) == KINDS == ("tribert", *NAMES)  # the config's list is the factory's
+    assert isinstance(build_separator(config), TriBERT)  # kind "tribert", the default
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        build("nope", config)
     batch = make_batch(config)
-    model = build_separator("music_gesture", config)
+    model = build("music_gesture", config)
     with pytest.raises(TribertError, match="objects"):
         model(**{**batch, "objects": torch.tensor([[0, 2], [0, 0]])})
     with pytest.raises(TribertError, match="pose"):

@@ -113,7 +113,7 @@ def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path)
     assert proc.returncode == 2 and "last.ckpt" in proc.stderr and "not a readable checkpoint" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     from tribert.engine.train import train
-    from tribert.engine.config import Config
+    from tribert.config import Config
     from tribert.errors import TribertError
 
     with pytest.raises(TribertError):

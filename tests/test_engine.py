@@ -11,13 +11,13 @@ import torch
 from helpers import make_clip
 from tribert.data.batch import MixBatch
 from tribert.engine.checkpoint import load_system
-from tribert.engine.config import Config
+from tribert.config import Config
 from tribert.engine.system import SeparationSystem
 from tribert.engine.train import train, train_loader
 from tribert.errors import CheckpointError, ConfigError, TribertError
 from tribert.metrics import bss_eval
 
-TINY = ["train.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
+TINY = ["model.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
         "video.pose_frames=8", "train.batch_size=2", "train.lr=1e-3", "train.log_every=1",
         "train.accelerator=cpu", "train.warmup_frac=0"]
 
@@ -84,7 +84,7 @@ def test_checkpoint_errors(data_root, tmp_path):
                 runs_dir=tmp_path / "runs", name="one", progress=False)
     ckpt = run / "checkpoints" / "last.ckpt"
     system = load_system(ckpt)
-    assert system.config.train.size == "tiny"
+    assert system.config.model.size == "tiny"
     with pytest.raises(CheckpointError, match="expected small"):
         load_system(ckpt, expect_size="small")
     with pytest.raises(CheckpointError, match="expected sound_of_pixels"):
@@ -148,7 +148,7 @@ def test_padding_sources_are_skipped_without_changing_real_masks(data_root):
 
 
 def test_lr_schedule_warm_up_then_linear_decay_to_zero():
-    from tribert.engine.config import TrainConfig
+    from tribert.config import TrainConfig
     from tribert.engine.system import lr_factor
 
     tc = TrainConfig(max_steps=100, warmup_frac=0.1, schedule="linear")

@@ -18,7 +18,7 @@ from PIL import Image
 
 from tribert.data.clip import ClipMeta, frame_name, write_meta, write_wav
 from tribert.data.mixing import MixDataset, load_clips, make_mixture_list, mix_loader
-from tribert.engine.config import Config
+from tribert.config import Config
 from tribert.engine.evaluate import evaluate
 from tribert.engine.system import SeparationSystem
 
@@ -26,7 +26,7 @@ SR = 11025
 CLASSES = ("violin", "flute", "cello", "trumpet")
 COLOURS = {"violin": (230, 40, 40), "flute": (40, 230, 40), "cello": (40, 40, 230), "trumpet": (230, 230, 40)}
 PITCH = {"violin": 660.0, "flute": 1500.0, "cello": 160.0, "trumpet": 360.0}
-OVERRIDES = ["train.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
+OVERRIDES = ["model.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
              "video.pose_frames=8", "train.batch_size=8", "train.lr=3e-3", "train.accelerator=cpu",
              "train.warmup_frac=0", f"data.classes=[{','.join(CLASSES)}]",
              "model.condition_norm=layernorm", "model.whole_video_condition=present",

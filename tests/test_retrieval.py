@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from helpers import make_clip
 from tribert.cli import app
-from tribert.engine.config import Config
+from tribert.config import Config
 from tribert.engine.retrieval import (ClipEmbeddings, RetrievalConfig, evaluate_retrieval, fit_head, load_embeddings,
                                       pools_of, train_retrieval)
 from tribert.engine.system import SeparationSystem
@@ -154,7 +154,7 @@ def test_a_no_pose_checkpoint_refuses_pose_variants_and_baselines_are_refused(tm
     with pytest.raises(CheckpointError, match="audio2pose needs a pose stream"):
         train_retrieval(no_pose, tmp_path / "h", RetrievalConfig(variants=("audio2vision", "audio2pose"), epochs=1))
     assert not (tmp_path / "h" / "audio2vision.transformer.pt").exists()  # refused before any training
-    sop = write_checkpoint(tmp_path / "sop.ckpt", ["train.model=sound_of_pixels"])
+    sop = write_checkpoint(tmp_path / "sop.ckpt", ["model.kind=sound_of_pixels"])
     with pytest.raises(CheckpointError, match="needs a TriBERT checkpoint"):
         load_embeddings(sop, clips)
     with pytest.raises(ConfigError, match="unknown retrieval variant 'audio2smell'"):

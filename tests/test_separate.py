@@ -11,11 +11,11 @@ from tribert.data.mixing import MixDataset, MixSpec
 from tribert.data.pose_detect import mediapipe_available
 from tribert.data.prepare import prepare
 from tribert.data.synth import generate
-from tribert.engine.config import Config
+from tribert.config import Config
 from tribert.engine.system import SeparationSystem
 from tribert.separate import Separator
 
-TINY = ["train.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
+TINY = ["model.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
         "video.pose_frames=8"]
 POSE = "mediapipe" if mediapipe_available() else "none"
 

@@ -266,8 +266,9 @@ def test_named_sizes_and_every_small_deviation_is_documented():
     small, tiny, paper = model_config("small"), model_config("tiny"), ModelConfig()
     assert (small.spec_bins, small.spec_frames, small.unet_depth, small.film) == (128, 128, 6, True)
     assert tiny.spec_bins == 32 and tiny.num_frames == 3 and tiny.num_objects == 2
+    assert (paper.size, small.size, tiny.size) == ("paper", "small", "tiny")
     for f in dataclasses.fields(ModelConfig):
-        if getattr(small, f.name) != getattr(paper, f.name):
+        if f.name != "size" and getattr(small, f.name) != getattr(paper, f.name):
             assert f.name in _DOC_WORDS, f"small changes {f.name}: document it in small_config"
             assert _DOC_WORDS[f.name] in small_config.__doc__, f.name
 

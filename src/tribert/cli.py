@@ -111,7 +111,7 @@ def train(
     visual_weights: Optional[Path] = typer.Option(None, "--visual-weights", help="A torchvision-style ImageNet ResNet checkpoint (.pth/.safetensors) to start the visual trunk from."),
 ) -> None:
     """Train TriBERT or a baseline; writes a run folder with config, git revision, metrics and checkpoints."""
-    from tribert.engine.config import Config
+    from tribert.config import Config
     from tribert.engine.train import train as run_training
 
     if resume is not None and (config is not None or set_ or visual_weights is not None):
@@ -158,7 +158,7 @@ def evaluate(
     systems = {}
     for i, path in enumerate(checkpoint):
         system = load_system(path)
-        name = label[i] if label else f"{system.config.train.model}-{system.config.train.size}"
+        name = label[i] if label else f"{system.config.model.kind}-{system.config.model.size}"
         systems[name] = system
     first = next(iter(systems.values()))
     for name, system in systems.items():

@@ -38,7 +38,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
              overrides: tuple[str, ...] = (), progress: bool = True) -> dict:
     from tribert.data.synth import generate
     from tribert.engine.checkpoint import load_system
-    from tribert.engine.config import Config
+    from tribert.config import Config
     from tribert.engine.evaluate import condition_accuracy, evaluate, format_table, write_results
     from tribert.engine.train import eval_loader, train
     from tribert.separate import Separator

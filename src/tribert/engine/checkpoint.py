@@ -43,7 +43,7 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def load_system(path: str | Path, expect_model: str | None = None, expect_size: str | None = None):
     """Rebuild the SeparationSystem stored in a checkpoint, in eval mode on CPU."""
-    from tribert.engine.config import Config
+    from tribert.config import Config
     from tribert.engine.system import SeparationSystem
 
     ckpt = read_checkpoint(path)
@@ -52,20 +52,20 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
     except ConfigError as err:
         raise CheckpointError(f"stored config is not valid for this tribert version ({err.reason})", path) from None
     config.model.visual_weights = ""  # the trained weights are in the checkpoint: don't re-read the ImageNet file
-    tc = config.train
-    if expect_model and tc.model != expect_model:
-        raise CheckpointError(f"checkpoint holds a {tc.model} model, expected {expect_model}", path)
-    if expect_size and tc.size != expect_size:
-        raise CheckpointError(f"checkpoint holds size {tc.size}, expected {expect_size}", path)
+    mc = config.model
+    if expect_model and mc.kind != expect_model:
+        raise CheckpointError(f"checkpoint holds a {mc.kind} model, expected {expect_model}", path)
+    if expect_size and mc.size != expect_size:
+        raise CheckpointError(f"checkpoint holds size {mc.size}, expected {expect_size}", path)
     system = SeparationSystem(config)
     try:
         missing, unexpected = system.load_state_dict(ckpt["state_dict"], strict=False)
     except RuntimeError as err:  # a tensor of the wrong shape
         line = next((ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln), str(err)[:160])
-        raise CheckpointError(f"weights do not fit the stored {tc.model}/{tc.size} model ({line})", path) from None
+        raise CheckpointError(f"weights do not fit the stored {mc.kind}/{mc.size} model ({line})", path) from None
     if missing or unexpected:
         first = (missing or unexpected)[0]
-        raise CheckpointError(f"weights do not fit the stored {tc.model}/{tc.size} model "
+        raise CheckpointError(f"weights do not fit the stored {mc.kind}/{mc.size} model "
                               f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. {first})", path)
     return system.eval()
 

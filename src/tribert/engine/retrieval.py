@@ -169,14 +169,16 @@ def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | 
                     batch_size: int = 16, cache: bool = True, progress: bool = False) -> ClipEmbeddings:
     """The embeddings of every clip under ``data_dir`` from a TriBERT checkpoint, computed once and
     then read from ``$TRIBERT_CACHE/retrieval`` (keyed by the checkpoint's contents and the clips)."""
+    from tribert.config import ModelConfig, migrate
     from tribert.data.mixing import load_clips
     from tribert.engine.checkpoint import load_system, read_checkpoint
 
     checkpoint = Path(checkpoint)
-    stored = read_checkpoint(checkpoint)["hyper_parameters"]["config"]
-    if stored.get("train", {}).get("model") != "tribert":
+    stored = migrate(read_checkpoint(checkpoint)["hyper_parameters"]["config"])
+    kind = (stored.get("model") or {}).get("kind", ModelConfig.kind)
+    if kind != "tribert":
         raise CheckpointError(f"retrieval needs a TriBERT checkpoint; this one holds a "
-                              f"{stored.get('train', {}).get('model')} model (no transformer)", checkpoint)
+                              f"{kind} model (no transformer)", checkpoint)
     fingerprint = checkpoint_fingerprint(checkpoint)
     classes = tuple(stored.get("data", {}).get("classes") or ())
     from tribert.config import MUSIC21_CLASSES

@@ -74,7 +74,7 @@ def retrieval_figure(heads_dir: str | Path, emb: ClipEmbeddings, out: str | Path
     import matplotlib.pyplot as plt
 
     from tribert.audio import AudioFrontEnd
-    from tribert.engine.config import Config
+    from tribert.config import Config
 
     heads_dir = Path(heads_dir)
     trained = json.loads((heads_dir / "retrieval.json").read_text())["recipe"]["variants"]

@@ -16,20 +16,10 @@ from torch import Tensor
 
 from tribert.audio import AudioFrontEnd
 from tribert.data.batch import MixBatch
-from tribert.engine.config import Config
+from tribert.config import Config
 from tribert.errors import TribertError
+from tribert.models import build_separator
 from tribert.models.heads import classification_losses
-
-
-def build_separator(config: Config) -> torch.nn.Module:
-    """The model named by ``config.train.model``, sized by ``config.model``."""
-    if config.train.model == "tribert":
-        from tribert.models.tribert import TriBERT
-
-        return TriBERT(config.model)
-    from tribert.models.baselines import build_separator as build_baseline
-
-    return build_baseline(config.train.model, config.model)
 
 
 class SeparationSystem(L.LightningModule):
@@ -45,7 +35,7 @@ class SeparationSystem(L.LightningModule):
             config = Config.from_dict(config)
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
-        self.model = build_separator(config)
+        self.model = build_separator(config.model)
         self.frontend = AudioFrontEnd(config.audio)
 
     # --- forward and losses -------------------------------------------------------------------
@@ -129,4 +119,4 @@ def lr_factor(step: int, tc) -> float:
 
 
 
-__all__ = ["SeparationSystem", "build_separator", "lr_factor"]
+__all__ = ["SeparationSystem", "lr_factor"]

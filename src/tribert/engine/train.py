@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, mix_loader,
                                  read_mixture_list, write_mixture_list)
 from tribert.engine.checkpoint import read_checkpoint
-from tribert.engine.config import Config
+from tribert.config import Config
 from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TribertError
@@ -131,7 +131,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         elif inherited:
             run_dir = Path(inherited)
         else:
-            run_dir = new_run_dir(runs_dir, name or f"{tc.model}-{tc.size}")
+            run_dir = new_run_dir(runs_dir, name or f"{config.model.kind}-{config.model.size}")
         ckpt_path = None
         if not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
             write_run_info(run_dir, config)

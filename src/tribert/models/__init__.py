@@ -1,8 +1,9 @@
 """TriBERT models. Public API::
 
-    from tribert.models import build_model, tribert_small, ModelConfig
+    from tribert.models import build_model, build_separator, tribert_small, ModelConfig
 
-    model = build_model("small")          # or "paper", "tiny", or a ModelConfig
+    model = build_model("small")          # TriBERT: "paper", "small", "tiny", or a ModelConfig
+    model = build_separator(config)       # any separator: config.kind (a ModelConfig) names it
     out = model(frames, pose, mix_logmag, objects)
     out.mask_logits                       # [B, S, 1, F, T]
 
@@ -10,7 +11,8 @@
     masks = model.separate(enc, objects)            # ... separate several objects
 """
 
-from tribert.models.config import ModelConfig
+from tribert.config.model import ModelConfig
+from tribert.models.factory import SEPARATORS, build_separator
 from tribert.models.tribert import (
     SIZES,
     TriBERT,
@@ -27,6 +29,6 @@ from tribert.models.tribert import (
 )
 from tribert.models.unet import AttentionUNet
 
-__all__ = ["ModelConfig", "TriBERT", "TriBERTOutput", "TriBERTEncoding", "AttentionUNet", "SIZES",
+__all__ = ["ModelConfig", "SEPARATORS", "build_separator", "TriBERT", "TriBERTOutput", "TriBERTEncoding", "AttentionUNet", "SIZES",
            "build_model", "model_config", "paper_config", "small_config", "tiny_config",
            "tribert_paper", "tribert_small", "tribert_tiny"]

@@ -31,6 +31,17 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from tribert.errors import TribertError
+
+
+def check_shape(name: str, x: Optional[Tensor], expected: tuple) -> None:
+    """One-line TribertError when input ``x`` does not match ``expected`` (None entries match anything)."""
+    if x is None:
+        raise TribertError(f"{name} is required by this model")
+    if x.dim() != len(expected) or any(e is not None and e != s for e, s in zip(expected, x.shape)):
+        shape = ", ".join("*" if e is None else str(e) for e in expected)
+        raise TribertError(f"{name} must have shape [{shape}], got {list(x.shape)}")
+
 
 @dataclass
 class SeparatorOutput:

@@ -2,7 +2,7 @@
 
 Every baseline implements the one separator interface of :mod:`tribert.models.base`::
 
-    model = build_separator("sound_of_pixels", config)      # or "music_gesture", "audio_only"
+    model = build_separator(config)   # config.kind: "sound_of_pixels", "music_gesture", "audio_only"
     out = model(frames, pose, mix_logmag, objects, labels, source_labels)
     out.mask_logits                                          # [V, S, 1, F, T]
 
@@ -29,11 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.errors import ConfigError, TribertError
-from tribert.models.base import SeparatorOutput, separate_sources
-from tribert.models.config import ModelConfig
+from tribert.models.base import SeparatorOutput, check_shape, separate_sources
+from tribert.config.model import ModelConfig
 from tribert.models.pose import STGCN, pose_presence, prepare_pose
 from tribert.models.resnet import ResNet, build_resnet, load_resnet_weights
-from tribert.models.tribert import _check_shape
 from tribert.models.unet import AttentionUNet
 
 
@@ -77,9 +76,9 @@ def _trunk(config: ModelConfig, arch: str, dilate_last: bool = False) -> ResNet:
 
 def _check_video_inputs(config: ModelConfig, frames: Tensor, mix_logmag: Tensor, objects: Tensor) -> int:
     """Shape checks shared by the visual baselines; returns the number of video items V."""
-    _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
+    check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
     nv = mix_logmag.shape[0]
-    _check_shape("frames", frames, (nv, config.num_frames, 3, None, None))
+    check_shape("frames", frames, (nv, config.num_frames, 3, None, None))
     _check_objects(objects, nv, config.num_objects)
     return nv
 
@@ -235,7 +234,7 @@ class MusicGestureStyle(nn.Module):
         """See :mod:`tribert.models.base`. ``labels`` and ``source_labels`` are not used."""
         c = self.config
         nv = _check_video_inputs(c, frames, mix_logmag, objects)
-        _check_shape("pose", pose, (nv, c.num_objects, None, 68, 3))
+        check_shape("pose", pose, (nv, c.num_objects, None, 68, 3))
         persons = self.person_features(pose)  # [V, P, Cp]
         weights = self.person_weights(objects, pose_presence(pose)).to(persons.dtype)  # [V, S, P]
         person = torch.einsum("vsp,vpc->vsc", weights, persons)  # [V, S, Cp]
@@ -282,11 +281,11 @@ class AudioOnlyUNet(nn.Module):
                 valid: Optional[Tensor] = None) -> SeparatorOutput:
         """See :mod:`tribert.models.base`. ``frames``, ``pose`` and ``objects`` values are not used."""
         c = self.config
-        _check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
+        check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
         nv = mix_logmag.shape[0]
         _check_objects(objects, nv, c.num_objects)
-        _check_shape("labels", labels, (nv, c.num_classes))
-        _check_shape("source_labels", source_labels, tuple(objects.shape))
+        check_shape("labels", labels, (nv, c.num_classes))
+        check_shape("source_labels", source_labels, tuple(objects.shape))
         if bool(((source_labels < -1) | (source_labels >= c.num_classes)).any()):
             raise TribertError(f"source_labels must be in -1..{c.num_classes - 1}, "
                                f"got {source_labels.unique().tolist()}")
@@ -294,22 +293,4 @@ class AudioOnlyUNet(nn.Module):
         return SeparatorOutput(mask_logits=separate_sources(self.separator, mix_logmag, cond, valid))
 
 
-# ---------------------------------------------------------------------------------------------
-# Factory
-# ---------------------------------------------------------------------------------------------
-
-SEPARATORS: dict[str, type[nn.Module]] = {
-    "sound_of_pixels": SoundOfPixels,
-    "music_gesture": MusicGestureStyle,
-    "audio_only": AudioOnlyUNet,
-}
-
-
-def build_separator(name: str, config: ModelConfig) -> nn.Module:
-    """The separator called ``name`` (a key of ``SEPARATORS``), sized by ``config``."""
-    if name not in SEPARATORS:
-        raise ConfigError(f"unknown separator {name!r} (choose one of {', '.join(SEPARATORS)})")
-    return SEPARATORS[name](config)
-
-
-__all__ = ["SoundOfPixels", "MusicGestureStyle", "AudioOnlyUNet", "SEPARATORS", "build_separator"]
+__all__ = ["SoundOfPixels", "MusicGestureStyle", "AudioOnlyUNet"]

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from tribert.models.coattention import AttentionCore
-from tribert.models.config import ModelConfig
+from tribert.config import ModelConfig
 
 COMPONENTS = ("visual", "pose", "audio", "transformer", "heads", "condition_layers", "separator")
 

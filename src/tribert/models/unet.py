@@ -31,8 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FUSIONS = ("attention", "concat", "none")
-UPSAMPLES = ("transpose", "bilinear")
+from tribert.config.model import FUSIONS, UPSAMPLES
 
 
 def level_channels(depth: int, base: int, max_channels: int) -> list[int]:

@@ -1,25 +1,22 @@
-"""The full run configuration: audio + video + data + model + train, as one YAML file.
+"""``Config``: the full run configuration (audio + video + data + model + train) and ``TrainConfig``.
 
-    config = Config.load("configs/synth_small.yaml", overrides=["train.max_steps=100"])
-
-``model.frame_size``, ``num_frames``, ``pose_frames``, ``spec_bins`` and ``spec_frames`` are not set
-by hand: they follow ``video`` and ``audio`` (one source of truth), and a config that sets them to
-something else is refused.
+How a ``Config`` is resolved from a recipe is described in :mod:`tribert.config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tribert.config import (AudioConfig, DataConfig, VideoConfig, apply_overrides, from_dict, load_yaml,
-                            to_dict)
+from tribert.config.loading import apply_overrides, from_dict, load_yaml, to_dict
+from tribert.config.model import ModelConfig
+from tribert.config.sections import AudioConfig, DataConfig, VideoConfig
+from tribert.config.sizes import model_config
 from tribert.errors import ConfigError
-from tribert.models.config import ModelConfig
 
-MODELS = ("tribert", "sound_of_pixels", "music_gesture", "audio_only")
-
+log = logging.getLogger(__name__)
 
 RECIPES = Path(__file__).resolve().parent.parent / "configs"
 
@@ -40,8 +37,6 @@ def recipes() -> list[str]:
 class TrainConfig:
     """Optimisation and trainer settings (paper: Adam(W) 1e-5, batch 12; authors' code: warm-up 10%, wd 0.01)."""
 
-    model: str = "tribert"  # which separator: tribert | sound_of_pixels | music_gesture | audio_only
-    size: str = "paper"  # named size of the model factory (paper | small | tiny)
     lr: float = 1e-5
     weight_decay: float = 0.01
     warmup_frac: float = 0.1  # linear warm-up over this fraction of max_steps ...
@@ -103,7 +98,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Config":
-        raw = dict(raw)
+        """Resolve a nested dict (a recipe with overrides applied, or a stored config)."""
+        raw = migrate(raw)
         model_raw = dict(raw.pop("model", None) or {})
         cfg = from_dict(cls, raw)
         derived = cls.derived_model_fields(cfg.audio, cfg.video, cfg.data)
@@ -111,18 +107,17 @@ class Config:
             if key in model_raw and model_raw[key] != value:
                 raise ConfigError(f"model.{key} follows audio/video/data settings ({value}); "
                                   f"do not set it to {model_raw[key]}")
-        # The named size gives the model's widths; the YAML's model section changes single fields.
-        from tribert.models.tribert import model_config
-
         known = {f.name for f in dataclasses.fields(ModelConfig)}
         unknown = sorted(set(model_raw) - known)
         if unknown:
-            raise ConfigError(f"unknown key model.{unknown[0]} (see tribert.models.config.ModelConfig)")
-        checked = from_dict(ModelConfig, {**dataclasses.asdict(model_config(cfg.train.size)), **model_raw,
-                                          **derived}, "model")
-        cfg.model = checked
-        if cfg.train.model not in MODELS:
-            raise ConfigError(f"train.model must be one of {', '.join(MODELS)}, got {cfg.train.model!r}")
+            raise ConfigError(f"unknown key model.{unknown[0]} (see tribert.config.model.ModelConfig)")
+        # The named size gives every model field; the recipe's model section changes single
+        # fields; the fields that follow audio/video/data come last.
+        size = model_raw.get("size", ModelConfig.size)
+        if not isinstance(size, str):
+            raise ConfigError(f"model.size must be a string, got {size!r}")
+        cfg.model = from_dict(ModelConfig, {**dataclasses.asdict(model_config(size)), **model_raw, **derived},
+                              "model")
         if cfg.train.schedule not in ("linear", "constant"):
             raise ConfigError(f"train.schedule must be 'linear' or 'constant', got {cfg.train.schedule!r}")
         if cfg.train.schedule == "linear" and cfg.train.max_steps <= 0:
@@ -142,3 +137,30 @@ class Config:
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+
+# Keys that moved: (old section, old key) -> (new section, new key).
+MOVED = {("train", "model"): ("model", "kind"), ("train", "size"): ("model", "size")}
+
+
+def migrate(raw: dict) -> dict:
+    """A config dict in today's layout: keys of older recipes and checkpoints are moved (``MOVED``).
+
+    An old key wins over the new one: it can only come from an old file, or from an old-style
+    ``--set model.kind=...`` given on top of a current recipe, the user's latest word.
+    """
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for (old_section, old_key), (new_section, new_key) in MOVED.items():
+        section = out.get(old_section)
+        if isinstance(section, dict) and old_key in section:
+            value = section.pop(old_key)
+            target = out.get(new_section)
+            if target is None:
+                target = out[new_section] = {}
+            elif not isinstance(target, dict):
+                raise ConfigError(f"{new_section} must be a mapping, got {type(target).__name__}")
+            log.info("config: %s.%s is now %s.%s (read %r there)", old_section, old_key, new_section, new_key,
+                     value)
+            target[new_key] = value
+    return out
+

@@ -1,18 +1,23 @@
-"""``ModelConfig``: every width, depth and size of the TriBERT model in one dataclass.
+"""``ModelConfig``: which separator to build (``kind``), at which named ``size``, and every width,
+depth and switch of it, in one dataclass.
 
 The defaults are the paper's (NeurIPS 2021, section 3.2 / Implementation Details). Where the
 paper and the authors' public code disagree, the field comment gives both and says which one is
-the default. The CPU-scale ``small`` and unit-test ``tiny`` sizes are built by the factories in
-:mod:`tribert.models` (each documents its deviations from the paper).
+the default. The CPU-scale ``small`` and unit-test ``tiny`` sizes are built by the size factories
+in :mod:`tribert.config.sizes` (each documents its deviations from the paper).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tribert.config import MUSIC21_CLASSES
+from tribert.config.sections import MUSIC21_CLASSES
 from tribert.errors import ConfigError
-from tribert.models.unet import FUSIONS, UPSAMPLES
+
+# The separators ``tribert.models.build_separator`` builds: TriBERT and the comparison baselines.
+KINDS = ("tribert", "sound_of_pixels", "music_gesture", "audio_only")
+FUSIONS = ("attention", "concat", "none")  # how the condition enters the U-Net's bottleneck
+UPSAMPLES = ("transpose", "bilinear")  # the U-Net's up-sampling
 
 BACKBONES = ("resnet18", "resnet50")  # what tribert.models.resnet builds
 CONDITION_NORMS = ("sigmoid", "layernorm", "none")
@@ -23,6 +28,8 @@ CONDITION_CLASSES = ("none", "loss", "posteriors", "posteriors_only")
 class ModelConfig:
     """Sizes of the whole TriBERT model. Defaults = paper size."""
 
+    kind: str = "tribert"  # which separator: tribert | sound_of_pixels | music_gesture | audio_only
+    size: str = "paper"  # the named size whose factory gave the defaults below (paper | small | tiny)
     num_classes: int = len(MUSIC21_CLASSES)  # 21 for MUSIC21, 11 after the MUSIC fine-tune
 
     # --- Inputs -----------------------------------------------------------------------------
@@ -169,6 +176,7 @@ class ModelConfig:
             if not ok:
                 raise ConfigError(f"model.{msg}")
 
+        need(self.kind in KINDS, f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         need(self.num_classes >= 1, f"num_classes must be >= 1, got {self.num_classes}")
         for name in ("frame_size", "num_frames", "num_objects", "pose_frames", "spec_bins",
                      "spec_frames", "visual_width", "visual_dim", "pose_dim", "audio_dim",
@@ -221,4 +229,4 @@ class ModelConfig:
              "unet_max_channels must be >= unet_base_channels")
 
 
-__all__ = ["ModelConfig", "BACKBONES", "CONDITION_NORMS", "CONDITION_CLASSES"]
+__all__ = ["ModelConfig", "KINDS", "BACKBONES", "CONDITION_NORMS", "CONDITION_CLASSES", "FUSIONS", "UPSAMPLES"]

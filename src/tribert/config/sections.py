@@ -1,0 +1,77 @@
+"""The three data-side sections of a run configuration: ``audio``, ``video``, ``data``.
+
+Defaults are the paper's; see :mod:`tribert.config` for where every value of a run comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The 21 MUSIC21 classes in the order used for label indices.
+MUSIC21_CLASSES = (
+    "accordion", "acoustic_guitar", "bagpipe", "banjo", "bassoon", "cello", "clarinet", "congas",
+    "drum", "electric_bass", "erhu", "flute", "guzheng", "piano", "pipa", "saxophone", "trumpet",
+    "tuba", "ukulele", "violin", "xylophone",
+)
+# The 11 classes of the original MUSIC data set (a subset of MUSIC21).
+MUSIC11_CLASSES = (
+    "accordion", "acoustic_guitar", "cello", "clarinet", "erhu", "flute", "saxophone", "trumpet",
+    "tuba", "violin", "xylophone",
+)
+
+
+@dataclass
+class AudioConfig:
+    """Audio front-end. Defaults are the paper's."""
+
+    sample_rate: int = 11025  # Hz, everything is resampled to this
+    crop_samples: int = 65535  # ~5.94 s; 65535 samples -> 256 STFT frames with hop 256
+    n_fft: int = 1022  # -> 512 frequency bins
+    win_length: int = 1022  # Hann window
+    hop_length: int = 256
+    warp_bins: int = 256  # rows of the log-frequency spectrogram the networks see
+    log_eps: float = 1e-10  # network input is log(mag + log_eps)
+    warp_base: float = 21.0  # the authors' grid: row y in [-1,1] reads (base**((y+1)/2) - 11)/10
+    mask_threshold: float = 0.5  # binary target: source > threshold * mixture magnitude
+    eval_samples: int = 65280  # samples scored by bss_eval
+
+    @property
+    def freq_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def frames(self) -> int:
+        """STFT frames of a crop (torch.stft with center=True)."""
+        return 1 + self.crop_samples // self.hop_length
+
+
+@dataclass
+class VideoConfig:
+    """Frames and pose as the models see them."""
+
+    fps: float = 8.0  # frames are stored at this rate by `tribert prepare`
+    frame_size: int = 224  # square frames given to the visual net
+    num_frames: int = 3  # consecutive frames per video sample (paper: 3)
+    max_persons: int = 2  # pose persons per video (paper: 2)
+    pose_frames: int = 256  # T of the ST-GCN (paper: 256); pose is resampled to T over the crop
+
+
+@dataclass
+class DataConfig:
+    """The mix-and-separate data set."""
+
+    train_dir: str = ""  # prepared clip folders (or a SynthMUSIC root with a split)
+    val_dir: str = ""
+    test_dir: str = ""
+    num_mix: int = 2  # N videos per mixture
+    gain_min: float = 0.5  # random per-source gain in training ...
+    gain_max: float = 1.5
+    divide_by_n: bool = True  # ... and the mixture divided by N (the authors' code)
+    mask: str = "binary"  # "binary" (paper) or "ratio"
+    use_stems: bool = True  # a duet with ground-truth stems counts as two sources
+    classes: tuple[str, ...] = MUSIC21_CLASSES
+    num_workers: int = 0
+    seed: int = 0
+
+
+__all__ = ["AudioConfig", "VideoConfig", "DataConfig", "MUSIC21_CLASSES", "MUSIC11_CLASSES"]

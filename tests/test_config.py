@@ -1,0 +1,87 @@
+"""The run configuration: where each value comes from, and configs of the older layout
+(model chosen under ``train:``) read as today's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from tribert.config import RECIPES, Config, migrate, model_config, recipes
+from tribert.engine.checkpoint import load_system
+from tribert.errors import ConfigError
+from tribert.models.baselines import AudioOnlyUNet
+
+TINY = ["model.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
+        "video.pose_frames=8"]
+
+
+def old_layout(config: Config) -> dict:
+    """The stored dict of ``config`` as a checkpoint written before the move: kind and size under train."""
+    data = config.to_dict()
+    data["train"]["model"] = data["model"].pop("kind")
+    data["train"]["size"] = data["model"].pop("size")
+    return data
+
+
+def test_values_come_from_size_factory_then_recipe_then_derived_fields():
+    config = Config.from_dict({"model": {"size": "small", "film": False, "num_layers": 3}})
+    small = model_config("small")
+    assert config.model.unet_depth == small.unet_depth == 6  # from the size factory
+    assert config.model.condition_norm == small.condition_norm == "layernorm"
+    assert config.model.film is False and config.model.num_layers == 3  # the recipe's model section
+    assert small.film is True and small.num_layers == 2
+    assert config.model.frame_size == config.video.frame_size == 224  # derived: video, not the size's 64
+    assert config.model.num_classes == len(config.data.classes)
+    assert (config.model.kind, config.model.size) == ("tribert", "small")
+    with pytest.raises(ConfigError, match="model.frame_size follows"):
+        Config.from_dict({"model": {"frame_size": 64}})
+    with pytest.raises(ConfigError, match="model.kind must be one of"):
+        Config.from_dict({"model": {"kind": "transformer"}})
+    with pytest.raises(ConfigError, match="unknown model size 'huge'"):
+        Config.from_dict({"model": {"size": "huge"}})
+
+
+def test_old_layout_is_migrated_to_model_kind_and_size():
+    assert migrate({"train": {"model": "audio_only", "size": "tiny", "lr": 0.1}}) == \
+        {"train": {"lr": 0.1}, "model": {"kind": "audio_only", "size": "tiny"}}
+    raw = {"train": {"model": "sound_of_pixels"}, "model": {"film": True}}
+    assert migrate(raw) == {"train": {}, "model": {"film": True, "kind": "sound_of_pixels"}}
+    assert raw == {"train": {"model": "sound_of_pixels"}, "model": {"film": True}}  # the input is left alone
+    assert migrate({"audio": {"crop_samples": 8191}}) == {"audio": {"crop_samples": 8191}}  # nothing to move
+    with pytest.raises(ConfigError, match="model must be a mapping"):
+        migrate({"train": {"model": "tribert"}, "model": "tribert"})
+
+
+def test_an_old_stored_config_resolves_to_the_same_config():
+    new = Config.load("synth_small", ["model.kind=music_gesture", "model.film=false"])
+    old = old_layout(new)
+    assert "kind" not in old["model"] and old["train"]["model"] == "music_gesture"
+    assert Config.from_dict(old) == new
+    # an old-style override on a current recipe still chooses the model (the user's latest word)
+    old_style = Config.load("synth_small", ["train.model=audio_only", "train.size=tiny"])
+    assert (old_style.model.kind, old_style.model.size) == ("audio_only", "tiny")
+    assert old_style == Config.load("synth_small", ["model.kind=audio_only", "model.size=tiny"])
+
+
+def test_an_old_checkpoint_loads_with_its_model(tmp_path):
+    config = Config.load(None, TINY + ["model.kind=audio_only"])
+    from tribert.engine.system import SeparationSystem
+
+    system = SeparationSystem(config)
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": system.state_dict(), "hyper_parameters": {"config": old_layout(config)}}, path)
+    loaded = load_system(path, expect_model="audio_only", expect_size="tiny")
+    assert isinstance(loaded.model, AudioOnlyUNet) and loaded.config == config
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, system.state_dict()[name]), name
+
+
+def test_recipes_choose_the_model_under_model():
+    assert set(recipes()) >= {"synth_tiny", "synth_small", "music21_paper", "music_finetune"}
+    for name in recipes():
+        raw = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
+        assert "model" not in raw.get("train", {}) and "size" not in raw.get("train", {}), name
+        assert {"kind", "size"} <= set(raw["model"]), name
+        config = Config.load(name)
+        assert config.model.size == raw["model"]["size"] and config.model.kind == raw["model"]["kind"]
