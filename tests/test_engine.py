@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ import torch
 
 from helpers import make_clip
 from tribert.data.batch import MixBatch
-from tribert.engine.checkpoint import load_system
 from tribert.config import Config
+from tribert.engine.checkpoint import load_system
 from tribert.engine.system import SeparationSystem
 from tribert.engine.train import train, train_loader
 from tribert.errors import CheckpointError, ConfigError, TribertError
@@ -80,8 +81,10 @@ def test_kill_and_resume_gives_the_same_next_steps(data_root, tmp_path):
 
 
 def test_checkpoint_errors(data_root, tmp_path):
+    filters = list(warnings.filters)
     run = train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=1"),
                 runs_dir=tmp_path / "runs", name="one", progress=False)
+    assert warnings.filters == filters  # Lightning's notices were silenced for the run only
     ckpt = run / "checkpoints" / "last.ckpt"
     system = load_system(ckpt)
     assert system.config.model.size == "tiny"

@@ -19,6 +19,44 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="TriBERT: tri-modal (vision, pose, audio) visual sound separation.")
 
 
+class _Echo(logging.Handler):
+    """Prints the library's log messages as plain lines: INFO on stdout, warnings and errors on stderr
+    (the stream is looked up at each message, so a test runner that swaps it sees them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            typer.echo(self.format(record), err=record.levelno >= logging.WARNING)
+        except Exception:  # pragma: no cover - a closed stream
+            self.handleError(record)
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's advertising tip (the CLI decides what the user reads)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def configure_logging() -> None:
+    """What the command line shows: tribert's INFO messages and above, without Lightning's advert.
+
+    The library only logs (module loggers under ``tribert``); this, run by every command, decides
+    what is printed. Calling it again changes nothing."""
+    logger = logging.getLogger("tribert")
+    if not any(isinstance(h, _Echo) for h in logger.handlers):
+        logger.addHandler(_Echo())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_NoAdverts())
+
+
+@app.callback()
+def _every_command() -> None:
+    configure_logging()
+
+
 def fail(err: Exception, code: int = 2) -> None:
     typer.echo(f"error: {err}", err=True)
     raise typer.Exit(code)
@@ -329,15 +367,7 @@ def retrieve_evaluate(
         typer.echo(f"figure: {figure}")
 
 
-class _NoAdverts(logging.Filter):
-    """Drops Lightning's advertising tip (the CLI decides what the user reads)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in str(record.msg)
-
-
 def main() -> None:  # pragma: no cover - console entry point
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
     try:
         app()
     except TribertError as err:

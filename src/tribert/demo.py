@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 from tribert.data.clip import Clip
 from tribert.errors import TribertError
+
+log = logging.getLogger(__name__)
 
 
 def stem_sdr(result, clips) -> tuple[list[float], list[float]]:
@@ -46,10 +49,10 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
     out = Path(out)
     t0 = time.time()
     synth_dir = out / "synth"
-    print(f"[1/4] SynthMUSIC: {clips} clips -> {synth_dir}")
+    log.info("[1/4] SynthMUSIC: %d clips -> %s", clips, synth_dir)
     generate(synth_dir, clips=clips, seed=seed, workers=workers, progress=progress)
 
-    print(f"[2/4] training TriBERT ({recipe}) for {minutes:g} minutes")
+    log.info("[2/4] training TriBERT (%s) for %g minutes", recipe, minutes)
     config = Config.load(recipe, [*overrides, f"data.train_dir={synth_dir / 'train'}",
                                          f"data.val_dir={synth_dir / 'val'}",
                                          f"data.test_dir={synth_dir / 'test'}",
@@ -57,18 +60,18 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
     run_dir = train(config, runs_dir=out / "runs", name="tribert", progress=progress)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
 
-    print("[3/4] evaluating on the test split")
+    log.info("[3/4] evaluating on the test split")
     system = load_system(ckpt)
     loader = eval_loader(system.config, synth_dir / "test", limit=eval_mixtures)
     results = evaluate({"TriBERT": system}, loader, progress=progress)
     table = format_table(results)
-    print(table)
+    log.info("%s", table)
     accuracy = condition_accuracy(system, loader)
     if accuracy is not None:
-        print(f"the condition names the right instrument for {100 * accuracy:.1f}% of the test sources")
+        log.info("the condition names the right instrument for %.1f%% of the test sources", 100 * accuracy)
     write_results(out / "results.json", results, {"checkpoint": str(ckpt), "data": str(synth_dir / "test")})
 
-    print("[4/4] separating a test pair")
+    log.info("[4/4] separating a test pair")
     test_clips = sorted(p for p in (synth_dir / "test").iterdir() if (p / "meta.json").is_file())
     solos = [p for p in test_clips if len(json.loads((p / "meta.json").read_text())["labels"]) == 1]
     if len(solos) < 2:
@@ -80,9 +83,9 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
     result = sep.separate(solos[:2])
     written = result.write(out / "separated")
     pair_sdr, pair_mix_sdr = stem_sdr(result, [Clip(p) for p in solos[:2]])
-    print("separated " + ", ".join(f"{n}: SDR {d:.2f} dB ({d - m:+.2f} dB over the mixture)"
-                                   for n, d, m in zip(result.names, pair_sdr, pair_mix_sdr))
-          + " against the generator's own sources")
+    log.info("separated %s against the generator's own sources",
+             ", ".join(f"{n}: SDR {d:.2f} dB ({d - m:+.2f} dB over the mixture)"
+                       for n, d, m in zip(result.names, pair_sdr, pair_mix_sdr)))
 
     gain = results["TriBERT"]["single"]["sdr"] - results["mixture"]["single"]["sdr"]
     summary = {"minutes": (time.time() - t0) / 60, "run": str(run_dir), "checkpoint": str(ckpt),
@@ -90,7 +93,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 400, minutes: float =
                "sdr_gain_over_mixture_db": gain, "separated_pair_sdr_db": [float(x) for x in pair_sdr],
                "separated_pair_mixture_sdr_db": [float(x) for x in pair_mix_sdr],
                "condition_accuracy": accuracy}
-    print(f"\nDone in {summary['minutes']:.1f} min. TriBERT is {gain:+.2f} dB SDR over the mixture "
+    log.info(f"\nDone in {summary['minutes']:.1f} min. TriBERT is {gain:+.2f} dB SDR over the mixture "
           f"(single-source).\n  data:      {synth_dir}\n  run:       {run_dir}\n  results:   {out / 'results.json'}"
           f"\n  separated: {out / 'separated'} ({len(written)} files: WAV and MP4 per source, separation.png)")
     return summary

@@ -84,15 +84,13 @@ class SeparationResult:
 
     def figure(self, path: str | Path) -> Path:
         """Mixture spectrogram, predicted masks and the visual localisation heat map(s)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
 
         from tribert.io import atomic_path
 
         cols = 1 + len(self.masks) + len(self.attention)
-        fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.2))
+        fig = Figure(figsize=(3.2 * cols, 3.2))
+        axes = fig.subplots(1, cols)
         axes = np.atleast_1d(axes)
         spec = np.abs(np.fft.rfft(np.lib.stride_tricks.sliding_window_view(
             self.mixture[: self.sample_rate * 6], 1022)[::256] * np.hanning(1022), axis=-1)).T
@@ -114,7 +112,6 @@ class SeparationResult:
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=80)
-        plt.close(fig)
         return Path(path)
 
 

@@ -68,10 +68,7 @@ def retrieval_figure(heads_dir: str | Path, emb: ClipEmbeddings, out: str | Path
                      variants: tuple[str, ...] = ("audio2vision", "pose2audio"), queries: int = 2,
                      kind: str = "transformer", pool: int = 210, seed: int = 0) -> Path:
     """Draw ``queries`` queries per variant with their top-5 results to the PNG ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
 
     from tribert.audio import AudioFrontEnd
     from tribert.config import Config
@@ -84,7 +81,8 @@ def retrieval_figure(heads_dir: str | Path, emb: ClipEmbeddings, out: str | Path
     frontend = AudioFrontEnd(config.audio)
     clips = [Clip(d) for d in emb.clip_dirs]
     rows = len(variants) * queries
-    fig, axes = plt.subplots(rows, 6, figsize=(12, 2.1 * rows), squeeze=False)
+    fig = Figure(figsize=(12, 2.1 * rows))
+    axes = fig.subplots(rows, 6, squeeze=False)
     r = 0
     for name in variants:
         variant = get_variant(name)
@@ -107,5 +105,4 @@ def retrieval_figure(heads_dir: str | Path, emb: ClipEmbeddings, out: str | Path
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime
 import hashlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -28,6 +29,8 @@ from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TribertError
 from tribert.io import atomic_path, cache_dir
+
+log = logging.getLogger(__name__)
 
 
 def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: list | None = None) -> list:
@@ -89,7 +92,7 @@ def init_weights_from(system: SeparationSystem, path: str | Path) -> None:
         raise CheckpointError("no weight of this checkpoint fits the configured model", path)
     system.load_state_dict(keep, strict=False)
     skipped = len(own) - len(keep)
-    print(f"initialised {len(keep)} tensors from {path} ({skipped} left new: e.g. class heads)")
+    log.info("initialised %d tensors from %s (%d left new: e.g. class heads)", len(keep), path, skipped)
 
 
 # Lightning notices that say nothing useful about a tribert run (the run folder already holds
@@ -101,9 +104,16 @@ QUIET = ("Experiment logs directory .* exists and is not empty",
 
 def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None,
           resume: str | Path | None = None, progress: bool = True, run_dir: str | Path | None = None) -> Path:
-    """Train one model; returns the run folder (a new one under ``runs_dir``, or ``run_dir``)."""
+    """Train one model; returns the run folder (a new one under ``runs_dir``, or ``run_dir``).
+
+    Lightning's notices in ``QUIET`` are silenced for this call only (the caller's warning
+    filters are as they were afterwards).
+    """
     try:
-        return _train(config, runs_dir, name, resume, progress, run_dir)
+        with warnings.catch_warnings():
+            for pattern in QUIET:
+                warnings.filterwarnings("ignore", message=pattern)
+            return _train(config, runs_dir, name, resume, progress, run_dir)
     finally:  # also when a run fails before it starts: the next call in this process starts afresh
         os.environ.pop("TRIBERT_RUN_DIR", None)
 
@@ -112,8 +122,6 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     tc = config.train
     if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
         raise ConfigError("the run has no end: set train.max_steps, train.max_minutes or train.max_epochs")
-    for pattern in QUIET:
-        warnings.filterwarnings("ignore", message=pattern)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     inherited = os.environ.get("TRIBERT_RUN_DIR")  # set by rank 0 for the processes DDP spawns

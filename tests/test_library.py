@@ -1,0 +1,68 @@
+"""Library behaviour: importing tribert changes nothing process-wide, training leaves the caller's
+warning filters alone, and the library reports through ``logging`` (the CLI decides what is printed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import torch
+
+from tribert.config import Config
+
+
+def test_importing_every_module_has_no_side_effects():
+    code = """
+import json, logging, pkgutil, sys, warnings, importlib
+import matplotlib, torch
+import av, lightning.pytorch, rich.progress, scipy.signal, typer, yaml  # third-party side effects come first
+before = [repr(warnings.filters), repr(logging.root.handlers), matplotlib.get_backend(), torch.get_num_threads(),
+          sorted(k for k in __import__("os").environ)]
+import tribert
+names = [m.name for m in pkgutil.walk_packages(tribert.__path__, "tribert.") if ".__main__" not in m.name]
+for name in names:
+    importlib.import_module(name)
+after = [repr(warnings.filters), repr(logging.root.handlers), matplotlib.get_backend(), torch.get_num_threads(),
+         sorted(k for k in __import__("os").environ)]
+print(json.dumps({"modules": len(names), "same": [a == b for a, b in zip(before, after)],
+                  "tribert_handlers": len(logging.getLogger("tribert").handlers)}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["modules"] > 40
+    # warning filters, root handlers, matplotlib backend, torch threads, environment
+    assert out["same"] == [True] * 5, out
+    assert out["tribert_handlers"] == 0  # only the CLI attaches one
+
+
+def test_init_from_is_logged_not_printed(tmp_path, caplog, capsys):
+    from tribert.engine.system import SeparationSystem
+    from tribert.engine.train import init_weights_from
+
+    config = Config.load(None, ["model.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32",
+                                "video.frame_size=32", "video.pose_frames=8"])
+    source = SeparationSystem(config)
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": {"config": config.to_dict()}},
+               tmp_path / "a.ckpt")
+    target = SeparationSystem(config)
+    with caplog.at_level(logging.INFO, logger="tribert"):
+        init_weights_from(target, tmp_path / "a.ckpt")
+    assert capsys.readouterr().out == ""
+    assert any("initialised" in r.getMessage() and r.name == "tribert.engine.train" for r in caplog.records)
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in target.state_dict().items())
+
+
+def test_cli_logging_is_set_up_once():
+    from tribert.cli import configure_logging
+
+    logger = logging.getLogger("tribert")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        configure_logging()
+        configure_logging()
+        assert sum(type(h).__name__ == "_Echo" for h in logger.handlers) == 1
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
