@@ -1,29 +1,42 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename over the target.
 
 A crash or Ctrl-C half-way never leaves a truncated file where a good one is expected, and a
-re-run never sees a half-written output as finished.
+re-run never sees a half-written output as finished. Also the 16-bit PCM WAV reader and writer
+(every WAV tribert writes: clips, stems, separated sources) and the cache folder.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import tempfile
+import wave
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 
+from tribert.errors import TribertError
+
+
+@functools.cache
 def _umask() -> int:
+    """The process umask, read once at the first write (not at import: reading it sets it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
 # mkstemp/mkdtemp create private (0600/0700) entries; published files get the usual permissions.
-_FILE_MODE = 0o666 & ~_umask()
-_DIR_MODE = 0o777 & ~_umask()
+def _file_mode() -> int:
+    return 0o666 & ~_umask()
+
+
+def _dir_mode() -> int:
+    return 0o777 & ~_umask()
 
 
 @contextmanager
@@ -41,7 +54,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, _FILE_MODE)
+        os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -73,7 +86,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, _DIR_MODE)
+        os.chmod(tmp, _dir_mode())
         os.replace(tmp, path)  # fails if path exists and is not empty: never clobbers good data
     finally:
         if tmp.exists():
@@ -83,3 +96,34 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 def cache_dir() -> Path:
     """Where tribert keeps what it can recompute: ``$TRIBERT_CACHE``, default ``~/.cache/tribert``."""
     return Path(os.environ.get("TRIBERT_CACHE", Path.home() / ".cache" / "tribert"))
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Mono float audio in [-1, 1] -> 16-bit PCM WAV, atomically. Clips out-of-range samples."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with atomic_path(path) as tmp:
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(int(sample_rate))
+            w.writeframes(pcm.tobytes())
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """16-bit PCM WAV (as written by write_wav) -> (float32 mono [N], sample_rate)."""
+    path = Path(path)
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise TribertError(f"expected 16-bit PCM WAV, got {8 * w.getsampwidth()}-bit", path)
+            sr, ch = w.getframerate(), w.getnchannels()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    except (wave.Error, EOFError) as err:
+        raise TribertError(f"not a readable WAV file ({err})", path) from None
+    except FileNotFoundError:
+        raise TribertError("file not found", path) from None
+    audio = pcm.astype(np.float32) / 32767.0
+    if ch > 1:
+        audio = audio.reshape(-1, ch).mean(axis=1)
+    return audio, sr

@@ -9,7 +9,7 @@ the file and the reason, never as an FFmpeg traceback.
   (the decoded frame nearest to each ``t = i / fps``), optionally resized.
 - :func:`read_audio`: mono float32 audio at a requested sample rate (soxr resampling).
 - :func:`write_mp4`: H.264 (libx264, yuv420p) + AAC, written atomically.
-- :func:`write_wav`: 16-bit PCM WAV (the one in :mod:`tribert.data.clip`, re-exported).
+- :func:`write_wav`: 16-bit PCM WAV (the one in :mod:`tribert.io`, re-exported).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from typing import Iterator
 import av
 import numpy as np
 
-from tribert.data.clip import write_wav
 from tribert.errors import MediaError
-from tribert.io import atomic_path
+from tribert.io import atomic_path, write_wav
 
 __all__ = ["MediaInfo", "probe", "iter_video", "read_video", "read_audio", "write_mp4", "write_wav",
            "output_size"]

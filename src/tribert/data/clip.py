@@ -19,14 +19,13 @@ with a ``meta.json`` is always a finished clip (resume skips it).
 from __future__ import annotations
 
 import json
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tribert.errors import TribertError
-from tribert.io import atomic_path
+from tribert.io import read_wav, write_wav  # noqa: F401 (re-exported: the clip format's WAV files)
 
 META = "meta.json"
 FRAMES = "frames"
@@ -59,37 +58,6 @@ class ClipMeta:
 
 def frame_name(i: int) -> str:
     return f"{i:06d}.jpg"
-
-
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Mono float audio in [-1, 1] -> 16-bit PCM WAV, atomically. Clips out-of-range samples."""
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    with atomic_path(path) as tmp:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(int(sample_rate))
-            w.writeframes(pcm.tobytes())
-
-
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """16-bit PCM WAV (as written by write_wav) -> (float32 mono [N], sample_rate)."""
-    path = Path(path)
-    try:
-        with wave.open(str(path), "rb") as w:
-            if w.getsampwidth() != 2:
-                raise TribertError(f"expected 16-bit PCM WAV, got {8 * w.getsampwidth()}-bit", path)
-            sr, ch = w.getframerate(), w.getnchannels()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    except (wave.Error, EOFError) as err:
-        raise TribertError(f"not a readable WAV file ({err})", path) from None
-    except FileNotFoundError:
-        raise TribertError("file not found", path) from None
-    audio = pcm.astype(np.float32) / 32767.0
-    if ch > 1:
-        audio = audio.reshape(-1, ch).mean(axis=1)
-    return audio, sr
 
 
 def write_meta(clip_dir: str | Path, meta: ClipMeta) -> None:
