@@ -35,7 +35,8 @@ field), so a stored config reloads to the same ``Config`` whatever the defaults 
 
 Modules: ``sections`` (audio/video/data), ``model`` (``ModelConfig``), ``sizes`` (the named
 sizes), ``run`` (``TrainConfig``, ``Config``, recipes, migration), ``loading`` (YAML, strict key
-and type checks). This package imports nothing else of tribert but ``tribert.errors``.
+and type checks). This package imports nothing else of tribert but ``tribert.errors`` and
+``tribert.io``.
 """
 
 from tribert.config.loading import apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
