@@ -38,7 +38,7 @@ print(json.dumps({"modules": len(names), "same": [a == b for a, b in zip(before,
     assert out["tribert_handlers"] == 0  # only the CLI attaches one
 
 
-def test_init_from_is_logged_not_printed(tmp_path, caplog, capsys):
+def test_init_from_is_logged_not_printed(tmp_path, capsys):
     from tribert.engine.system import SeparationSystem
     from tribert.engine.train import init_weights_from
 
@@ -48,10 +48,19 @@ def test_init_from_is_logged_not_printed(tmp_path, caplog, capsys):
     torch.save({"state_dict": source.state_dict(), "hyper_parameters": {"config": config.to_dict()}},
                tmp_path / "a.ckpt")
     target = SeparationSystem(config)
-    with caplog.at_level(logging.INFO, logger="tribert"):
+    records: list[logging.LogRecord] = []
+    listener = logging.Handler(logging.INFO)
+    listener.emit = records.append
+    logger = logging.getLogger("tribert")
+    saved = (list(logger.handlers), logger.level)  # an earlier CLI test in this process attached its printer
+    logger.handlers[:] = [listener]
+    logger.setLevel(logging.INFO)
+    try:
         init_weights_from(target, tmp_path / "a.ckpt")
+    finally:
+        logger.handlers[:], logger.level = saved
     assert capsys.readouterr().out == ""
-    assert any("initialised" in r.getMessage() and r.name == "tribert.engine.train" for r in caplog.records)
+    assert any("initialised" in r.getMessage() and r.name == "tribert.engine.train" for r in records)
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in target.state_dict().items())
 
 

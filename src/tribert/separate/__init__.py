@@ -1,0 +1,103 @@
+"""Separate real recordings with a trained checkpoint: the Python API behind ``tribert separate``.
+
+    from tribert.separate import Separator
+    sep = Separator.from_checkpoint("runs/.../checkpoints/last.ckpt")
+    result = sep.separate(["violin.mp4", "flute.mp4"])        # mix two videos, then separate
+    result = sep.separate(["duet.mp4"])                       # the two performers of a duet
+    result = sep.separate(["a.mp4", "b.mp4"], mixture="song.wav")  # a given recording, videos as cues
+    result.write("out/")                                      # WAVs, MP4s and a figure
+
+Inputs are video files (any container FFmpeg reads) or prepared clip folders (frames, audio and
+pose as ``tribert prepare`` / ``tribert synth`` write them). A video file is prepared exactly as
+training videos are (see :func:`load_video`), so the model sees what it saw in training. Long
+recordings are processed in half-overlapping windows of the model's crop length, joined by
+overlap-add; each window sees the frames at its centre and the pose over its span. With a
+``mixture`` recording the videos are only visual and pose cues and need no audio track. Every
+input is checked before any heavy work.
+
+Pose of a video file comes from mediapipe (``pose="mediapipe"``): the whole frame of each video
+when there are several (solos), left and right halves of a single video (a duet). With
+``pose="none"``, or when nobody is found, the pose stream gets confidence-0 input (no person
+visible): the model still runs, on vision and audio.
+
+Modules: ``inputs`` (decoding, pose, input checks), ``windows`` (windowed inference and
+overlap-add), ``output`` (the result, written as WAV / MP4 / figure); this one holds ``Separator``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tribert.data.clip import is_clip
+from tribert.errors import TribertError
+from tribert.separate.inputs import POSE_CHOICES, VideoInput, check_video, load_video
+from tribert.separate.output import SeparationResult
+from tribert.separate.windows import separate_windows
+
+
+class Separator:
+    """A trained separator (TriBERT or a baseline) ready for inference on CPU or GPU."""
+
+    def __init__(self, system, device: str | torch.device = "cpu"):
+        self.system = system.to(device).eval()
+        self.config = system.config
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "Separator":
+        from tribert.engine.checkpoint import load_system
+
+        return cls(load_system(path), device)
+
+    # --- separation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def separate(self, videos: list, mixture: str | Path | np.ndarray | None = None,
+                 pose: str = "mediapipe") -> SeparationResult:
+        """Separate. ``videos``: paths (or VideoInput). One video alone is taken as a duet (its two
+        performers); two or more videos give one source each. ``mixture``: a recording to separate
+        instead of the (1/N-scaled) sum of the videos' own audio."""
+        a, v = self.config.audio, self.config.video
+        if not videos:
+            raise TribertError("give at least one video")
+        if pose not in POSE_CHOICES:
+            raise TribertError(f"pose must be one of {', '.join(POSE_CHOICES)}, got {pose!r}")
+        # Every input is checked before the heavy work (decoding frames, pose detection).
+        files = [x for x in videos if not isinstance(x, VideoInput)]
+        for x in files:
+            check_video(x, audio_required=mixture is None)
+        mix = None
+        if isinstance(mixture, np.ndarray):
+            mix = mixture.astype(np.float32).reshape(-1)
+        elif mixture is not None:
+            from tribert import media
+
+            mix = media.read_audio(mixture, sample_rate=a.sample_rate)
+        if pose == "mediapipe" and any(not (Path(x).is_dir() and is_clip(x)) for x in files):
+            from tribert.data.pose_detect import require_mediapipe
+
+            require_mediapipe()
+        duet = len(videos) == 1  # one video: its two performers (half frames); else one solo each
+        inputs = [x if isinstance(x, VideoInput) else
+                  load_video(x, a.sample_rate, v.fps, pose, persons=2 if duet else 1, max_persons=v.max_persons,
+                             audio_required=mixture is None) for x in videos]
+        if mix is None:
+            length = min(len(x.audio) for x in inputs)
+            mix = sum(x.audio[:length] for x in inputs) / len(inputs)
+        objects = [[0, 1]] if duet else [[-1] for _ in inputs]
+        names = ([f"{inputs[0].name}_person{j}" for j in (0, 1)] if duet
+                 else [f"{x.name}" for x in inputs])
+        source_video = [0, 0] if duet else list(range(len(inputs)))
+        return self._run(mix, inputs, objects, names, source_video)
+
+    def _run(self, mix: np.ndarray, inputs: list[VideoInput], objects: list[list[int]], names: list[str],
+             source_video: list[int]) -> SeparationResult:
+        run = separate_windows(self.system.model, self.system.frontend, self.config, mix, inputs, objects,
+                               self.device)
+        return SeparationResult(mix, list(run.stems), names, self.config.audio.sample_rate, inputs, source_video,
+                                run.masks, run.attention, run.mixture_logmag)
+
+
+__all__ = ["Separator", "SeparationResult", "VideoInput", "load_video", "check_video", "POSE_CHOICES"]

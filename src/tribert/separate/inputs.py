@@ -1,0 +1,85 @@
+"""Separation inputs: a video file or clip folder -> ``VideoInput`` (frames, audio, pose), decoded
+and pose-detected exactly as training data is, and the cheap checks run before any of it."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tribert.data.clip import Clip, is_clip
+from tribert.data.prepare import FRAME_SIZE
+from tribert.errors import MediaError, TribertError
+
+POSE_CHOICES = ("mediapipe", "none")
+
+
+@dataclass
+class VideoInput:
+    """One video as the separator needs it: frames at ``fps``, mono audio, pose in pixels."""
+
+    name: str
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    audio: np.ndarray  # float32 [N] at the model's sample rate
+    pose: np.ndarray  # float32 [Tp, P, 68, 3] at pose_fps, x/y in pixels of ``frames``
+    fps: float
+    pose_fps: float
+    path: str = ""
+
+
+def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "mediapipe", persons: int = 1,
+               max_persons: int = 2, audio_required: bool = True,
+               frame_size: int | None = FRAME_SIZE) -> VideoInput:
+    """A video file or a prepared clip folder -> VideoInput, as training data sees it.
+
+    A video file goes through ``prepare`` (into a temporary folder) exactly as training videos do:
+    frames streamed at ``fps`` and stored with the shorter side ``frame_size`` (JPEG), pose detected
+    on those frames (``persons`` 1: the whole frame, a solo; 2: left and right halves, a duet),
+    16-bit audio. Only the stored frames stay in memory, never the video at its own resolution.
+    ``audio_required=False`` accepts a video without audio (a silent track: visual cues only).
+    """
+    from tribert.data.indexes import IndexEntry, safe_id
+    from tribert.data.prepare import PrepareOptions, prepare_clip
+
+    path = Path(path)
+    if path.is_dir() and is_clip(path):
+        return _from_clip(Clip(path), sample_rate, max_persons)
+    with tempfile.TemporaryDirectory(prefix="tribert-separate-") as tmp:
+        entry = IndexEntry(id=safe_id(path.stem), path=path, source=str(path))
+        opts = PrepareOptions(fps=fps, frame_size=frame_size, pose=pose, pose_fps=fps, sample_rate=sample_rate,
+                              min_duration=1.0 / fps, persons=persons, audio_required=audio_required)
+        result = prepare_clip(entry, tmp, opts)
+        if result.status != "prepared":
+            raise MediaError(result.reason, path)
+        video = _from_clip(Clip(Path(tmp) / entry.id), sample_rate, max_persons)
+    video.name, video.path = path.stem, str(path)
+    return video
+
+
+def _from_clip(clip: Clip, sample_rate: int, max_persons: int) -> VideoInput:
+    if clip.meta.sample_rate != sample_rate:
+        raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, the model wants {sample_rate} Hz", clip.dir)
+    return VideoInput(clip.meta.id, clip.frames(), clip.audio(), clip.pose(max_persons), clip.meta.fps,
+                      clip.meta.pose_fps, str(clip.dir))
+
+
+def check_video(path: str | Path, audio_required: bool = True) -> None:
+    """Cheap checks of one input (no decoding): a readable video file with the tracks it needs,
+    or a prepared clip folder. Raises a one-line MediaError / TribertError naming the file."""
+    from tribert import media
+
+    path = Path(path)
+    if path.is_dir() and is_clip(path):
+        Clip(path)  # reads meta.json
+        return
+    info = media.probe(path)
+    if not info.has_video:
+        raise MediaError("no video track", path)
+    if audio_required and not info.has_audio:
+        raise MediaError("no audio track (give a mixture recording, --mixture, to use this video "
+                         "only as visual and pose cues)", path)
+
+
+__all__ = ["VideoInput", "load_video", "check_video", "POSE_CHOICES"]

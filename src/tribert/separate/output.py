@@ -1,0 +1,83 @@
+"""Separation outputs: ``SeparationResult`` and how it is written (WAV and MP4 per source, the
+mixture, a figure of the mixture and masks as the model saw them, and where it looked)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tribert.io import write_wav
+from tribert.separate.inputs import VideoInput
+
+
+@dataclass
+class SeparationResult:
+    """Separated sources of one mixture. ``stems[i]`` float32 [L]; ``names[i]`` says which source."""
+
+    mixture: np.ndarray
+    stems: list[np.ndarray]
+    names: list[str]
+    sample_rate: int
+    videos: list[VideoInput]
+    source_video: list[int]  # which video each stem belongs to
+    masks: list[np.ndarray] = field(default_factory=list)  # first window's warped mask per stem [F, T]
+    attention: list[np.ndarray] = field(default_factory=list)  # per video [h, w] localisation map
+    # first window's model input [F, T]: the mixture's log magnitude on the warped grid of the masks
+    mixture_logmag: np.ndarray | None = None
+
+    def write(self, out_dir: str | Path, figure: bool = True) -> list[Path]:
+        """Write ``<name>.wav`` per stem, ``<name>.mp4`` (its video with the separated audio), the
+        mixture WAV and ``separation.png``; returns the written paths."""
+        from tribert.media import write_mp4
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "mixture.wav"]
+        write_wav(written[0], self.mixture, self.sample_rate)
+        for stem, name, v in zip(self.stems, self.names, self.source_video):
+            video = self.videos[v]
+            write_wav(out / f"{name}.wav", stem, self.sample_rate)
+            n_frames = max(1, min(len(video.frames), int(len(stem) / self.sample_rate * video.fps)))
+            write_mp4(out / f"{name}.mp4", video.frames[:n_frames], video.fps, stem, self.sample_rate)
+            written += [out / f"{name}.wav", out / f"{name}.mp4"]
+        if figure:
+            written.append(self.figure(out / "separation.png"))
+        return written
+
+    def figure(self, path: str | Path) -> Path:
+        """The mixture as the model saw it (the front-end's log-frequency log magnitude), the predicted
+        masks on the same grid (first window) and the visual localisation heat map(s)."""
+        from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
+
+        from tribert.io import atomic_path
+
+        spectrogram = [self.mixture_logmag] if self.mixture_logmag is not None else []
+        cols = len(spectrogram) + len(self.masks) + len(self.attention)
+        fig = Figure(figsize=(3.2 * cols, 3.2))
+        axes = np.atleast_1d(fig.subplots(1, cols))
+        for ax, logmag in zip(axes, spectrogram):
+            ax.imshow(logmag, origin="lower", aspect="auto", cmap="magma")
+            ax.set_title("mixture (model input)")
+        for ax, mask, name in zip(axes[len(spectrogram):], self.masks, self.names):
+            ax.imshow(mask, origin="lower", aspect="auto", cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"mask: {name}")
+        for ax, att, video in zip(axes[len(spectrogram) + len(self.masks):], self.attention, self.videos):
+            frame = video.frames[len(video.frames) // 2]
+            ax.imshow(frame)
+            heat = np.asarray(torch.nn.functional.interpolate(
+                torch.from_numpy(att)[None, None], size=frame.shape[:2], mode="bilinear")[0, 0])
+            ax.imshow(heat, alpha=0.5, cmap="jet")
+            ax.set_title(f"where: {video.name}")
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80)
+        return Path(path)
+
+
+__all__ = ["SeparationResult"]

@@ -1,0 +1,128 @@
+"""Windowed inference over a recording longer than the model's crop: windows of the crop length L
+that overlap by about half, joined by overlap-add with complementary cross-fades, so that no hard
+cut (a jump where one window's estimate ends and the next begins) is audible.
+
+Window k covers samples [k * hop, k * hop + L). Its weight is 1, rising as sin^2 over the overlap
+with the previous window and falling as cos^2 over the overlap with the next, so the weights of
+neighbouring windows sum to exactly 1 and a recording that fits one window is one window, weight 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from tribert.audio import AudioFrontEnd
+from tribert.config import Config
+from tribert.data.mixing import frame_window, model_frames, pose_window
+from tribert.separate.inputs import VideoInput
+
+
+def default_hop(length: int) -> int:
+    """Half the window, rounded up, so that no sample is in more than two windows."""
+    return (length + 1) // 2
+
+
+def window_starts(n: int, length: int, hop: int) -> list[int]:
+    """First samples of the windows covering ``n`` samples: 0, hop, 2 hop, ... (one window if n <= length)."""
+    if not 0 < hop <= length or 2 * hop < length:
+        raise ValueError(f"hop must be in [length / 2, length], got {hop} for length {length}")
+    if n <= length:
+        return [0]
+    return [k * hop for k in range(-(-(n - length) // hop) + 1)]
+
+
+def crossfade(length: int, hop: int, fade_in: bool, fade_out: bool) -> np.ndarray:
+    """float32 [length]: the overlap-add weight of one window (see the module docstring)."""
+    overlap = length - hop
+    weight = np.ones(length, np.float32)
+    if overlap > 0:
+        rise = (np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap) ** 2).astype(np.float32)
+        if fade_in:
+            weight[:overlap] = rise
+        if fade_out:
+            weight[length - overlap:] = 1.0 - rise
+    return weight
+
+
+def overlap_add(pieces: list[np.ndarray], starts: list[int], n: int, hop: int) -> np.ndarray:
+    """Per-window estimates ``pieces[k]`` [S, L] starting at ``starts[k]`` -> [S, n], cross-faded."""
+    length = pieces[0].shape[-1]
+    out = np.zeros((pieces[0].shape[0], starts[-1] + length), np.float32)
+    last = len(pieces) - 1
+    for k, (piece, start) in enumerate(zip(pieces, starts)):
+        out[:, start:start + length] += piece * crossfade(length, hop, k > 0, k < last)
+    return out[:, :n]
+
+
+def window_inputs(config: Config, inputs: list[VideoInput], start_s: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The visual inputs of the window starting at ``start_s``, as a training item holds them per
+    video: frames [V, K, 3, S, S] around the window's centre, pose [V, P, Tp, 68, 3] over its span."""
+    v = config.video
+    dur = config.audio.crop_samples / config.audio.sample_rate
+    frames, poses = [], []
+    for x in inputs:
+        idx = frame_window(start_s + dur / 2, x.fps, v.num_frames, len(x.frames))
+        frames.append(torch.from_numpy(model_frames(x.frames[idx], v.frame_size)))  # [K, 3, S, S]
+        h, w = x.frames.shape[1:3]
+        poses.append(torch.from_numpy(pose_window(x.pose, x.pose_fps, start_s, dur, v.pose_frames, w, h)))
+    return torch.stack(frames), torch.stack(poses)
+
+
+@dataclass
+class WindowedRun:
+    stems: np.ndarray  # [sources, n], in the order of ``objects`` flattened
+    masks: list[np.ndarray]  # first window's soft mask per source [F, T] (warped grid)
+    attention: list[np.ndarray]  # first window's visual localisation per video [h, w], if the model has one
+    mixture_logmag: np.ndarray  # first window's model input [F, T]: log magnitude on the warped grid
+
+
+def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, mix: np.ndarray,
+                     inputs: list[VideoInput], objects: list[list[int]], device: torch.device) -> WindowedRun:
+    """Run ``model`` over ``mix`` [n] window by window; ``objects[v]`` are the sources asked of video v
+    (-1 the whole video, j person j). Soft masks, as in evaluation."""
+    length = config.audio.crop_samples
+    hop = default_hop(length)
+    starts = window_starts(len(mix), length, hop)
+    padded = np.zeros(starts[-1] + length, np.float32)
+    padded[:len(mix)] = mix
+    s_max = max(len(o) for o in objects)
+    obj = torch.tensor([o + [-1] * (s_max - len(o)) for o in objects], device=device)  # [V, S]
+    real = [(vi, si) for vi, o in enumerate(objects) for si in range(len(o))]
+    pieces, masks, attention, logmag0 = [], [], [], None
+    for start in starts:
+        seg = torch.from_numpy(padded[start:start + length]).to(device)[None]  # [1, L]
+        mag, spec = frontend.magnitude(seg)
+        logmag = frontend.log(mag)  # [1, 1, F, T]
+        frames, poses = window_inputs(config, inputs, start / config.audio.sample_rate)
+        out = model(frames=frames.to(device), pose=poses.to(device), mix_logmag=logmag.expand(len(inputs), -1, -1, -1),
+                    objects=obj, labels=None, source_labels=None)
+        soft = torch.sigmoid(out.mask_logits.float())  # [V, S, 1, F, T]
+        chosen = torch.stack([soft[vi, si] for vi, si in real])  # [sources, 1, F, T]
+        pieces.append(frontend.apply_mask(chosen, spec.expand(len(real), -1, -1), length).cpu().numpy())
+        if logmag0 is None:
+            logmag0 = logmag[0, 0].cpu().numpy()
+            masks = [m[0] for m in chosen.cpu().numpy()]
+            attention = first_window_attention(out)
+    return WindowedRun(overlap_add(pieces, starts, len(mix), hop), masks, attention, logmag0)
+
+
+def first_window_attention(out) -> list[np.ndarray]:
+    """Per video, the visual attention map [h, w] of the middle frame's top class, scaled to [0, 1]
+    (empty for a model without one)."""
+    att = getattr(out, "visual_attention", None)
+    if att is None:
+        return []
+    maps = []
+    top = out.visual_top_classes[:, att.shape[1] // 2, 0]  # [V] top class of the middle frame
+    for vi in range(att.shape[0]):
+        m = att[vi, att.shape[1] // 2, top[vi]].float()
+        maps.append(((m - m.min()) / (m.max() - m.min() + 1e-8)).cpu().numpy())
+    return maps
+
+
+__all__ = ["default_hop", "window_starts", "crossfade", "overlap_add", "window_inputs", "separate_windows",
+           "WindowedRun"]

@@ -1,0 +1,81 @@
+"""Long recordings: half-overlapping windows joined by overlap-add, no seam where windows meet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tribert.config import Config
+from tribert.engine.system import SeparationSystem
+from tribert.separate import Separator, VideoInput
+from tribert.separate.windows import crossfade, default_hop, overlap_add, window_starts
+
+L = 1000  # window length of the unit cases
+HOP = default_hop(L)  # 500
+
+
+def test_windows_cover_the_recording_and_one_window_is_enough_when_it_fits():
+    assert window_starts(1, L, HOP) == [0] and window_starts(L, L, HOP) == [0]
+    assert window_starts(L + 1, L, HOP) == [0, 500]
+    assert window_starts(2 * L, L, HOP) == [0, 500, 1000]
+    assert window_starts(2 * L + 1, L, HOP) == [0, 500, 1000, 1500]
+    assert default_hop(1001) == 501  # no sample in three windows
+    with pytest.raises(ValueError):
+        window_starts(5000, L, 499)  # three windows would overlap
+    np.testing.assert_array_equal(crossfade(L, HOP, False, False), np.ones(L))  # a lone window: weight 1
+
+
+def test_the_weights_of_overlapping_windows_sum_to_one():
+    n = 3 * L + 123
+    starts = window_starts(n, L, HOP)
+    total = overlap_add([np.ones((1, L), np.float32)] * len(starts), starts, n, HOP)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+    # so windows that agree give back the signal itself
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    padded = np.concatenate([x, np.zeros(starts[-1] + L - n, np.float32)])
+    pieces = [padded[s:s + L][None] for s in starts]
+    np.testing.assert_allclose(overlap_add(pieces, starts, n, HOP)[0], x, atol=1e-5)
+
+
+def test_windows_that_disagree_are_cross_faded_not_cut():
+    """Window k says the source has gain g_k (alternating 0.1 / 0.9). Joined by hard cuts the output
+    would jump by 0.8 where windows meet; cross-faded, its largest sample-to-sample step is the
+    ramp's slope, pi / (2 x overlap) x 0.8 (0.0025 here), and it never leaves [0.1, 0.9]."""
+    n = 4 * L
+    starts = window_starts(n, L, HOP)
+    gains = [0.1 if k % 2 == 0 else 0.9 for k in range(len(starts))]
+    out = overlap_add([np.full((1, L), g, np.float32) for g in gains], starts, n, HOP)[0]
+    steps = np.abs(np.diff(out))
+    assert steps.max() <= 0.8 * np.pi / (2 * (L - HOP)) * 1.01, steps.max()
+    assert out.min() >= 0.1 - 1e-6 and out.max() <= 0.9 + 1e-6
+    for k, start in enumerate(starts[1:], 1):  # across each boundary the output moves from g_{k-1} to g_k
+        assert abs(out[start] - gains[k - 1]) < 0.01 and abs(out[start + (L - HOP) - 1] - gains[k]) < 0.01
+
+
+def video(name: str, seconds: float, seed: int) -> VideoInput:
+    rng = np.random.default_rng(seed)
+    t = int(seconds * 8)
+    pose = rng.uniform(0, 40, (t, 2, 68, 3)).astype(np.float32)
+    pose[..., 2] = 1.0
+    return VideoInput(name, rng.integers(0, 255, (t, 40, 48, 3), dtype=np.uint8),
+                      np.zeros(int(seconds * 11025), np.float32), pose, 8.0, 8.0)
+
+
+def test_a_long_recording_starts_as_a_single_window_run_and_has_every_sample():
+    torch.manual_seed(0)
+    config = Config.load(None, ["model.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32",
+                                "video.frame_size=32", "video.pose_frames=8"])
+    sep = Separator(SeparationSystem(config).eval())
+    crop = config.audio.crop_samples
+    rng = np.random.default_rng(1)
+    mix = (0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * crop) / 11025) + 0.05 * rng.standard_normal(3 * crop))
+    videos = [video("a", 3 * crop / 11025 + 1, 0), video("b", 3 * crop / 11025 + 1, 1)]
+    long = sep.separate(videos, mixture=mix.astype(np.float32), pose="none")
+    short = sep.separate(videos, mixture=mix[:crop].astype(np.float32), pose="none")
+    hop = default_hop(crop)
+    for a, b in zip(long.stems, short.stems):
+        assert a.shape == (3 * crop,) and b.shape == (crop,) and np.isfinite(a).all()
+        # where the first window has weight 1, the long run is the single-window run
+        np.testing.assert_allclose(a[:hop], b[:hop], atol=1e-6)
+    assert long.mixture_logmag.shape == (32, config.audio.frames) and len(long.masks) == 2
