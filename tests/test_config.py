@@ -85,3 +85,30 @@ def test_recipes_choose_the_model_under_model():
         assert {"kind", "size"} <= set(raw["model"]), name
         config = Config.load(name)
         assert config.model.size == raw["model"]["size"] and config.model.kind == raw["model"]["kind"]
+
+
+def test_the_gpu_recipes_build_at_a_reduced_size_on_cpu():
+    """music21_paper and music_finetune with only the sizes cut (tiny model, short crop, small
+    frames): everything else of the recipe (classes, loss and schedule settings) builds and runs
+    one forward on CPU."""
+    from tribert.data.batch import MixBatch
+    from tribert.engine.system import SeparationSystem
+
+    for name, classes in (("music21_paper", 21), ("music_finetune", 11)):
+        config = Config.load(name, TINY + ["train.accelerator=cpu", "train.precision=32-true"])
+        assert config.model.num_classes == classes and config.train.schedule == "linear"
+        system = SeparationSystem(config).eval()
+        b, n, p, c = 1, config.data.num_mix, config.video.max_persons, classes
+        f, t, length = config.audio.warp_bins, config.audio.frames, config.audio.crop_samples
+        batch = MixBatch(
+            mix_wav=torch.zeros(b, length), mix_mag=torch.ones(b, 1, f, t), mix_logmag=torch.zeros(b, 1, f, t),
+            weight=torch.ones(b, 1, f, t), source_wavs=torch.zeros(b, n * p, length),
+            source_mags=torch.zeros(b, n * p, 1, f, t), masks=torch.zeros(b, n * p, 1, f, t),
+            source_video=MixBatch.slot_videos(n, p)[None], source_object=torch.tensor([[-1, -1] * n]),
+            source_label=torch.tensor([[0, -1] * n]), source_valid=torch.tensor([[True, False] * n]),
+            frames=torch.zeros(b, n, config.video.num_frames, 3, 32, 32), pose=torch.zeros(b, n, p, 8, 68, 3),
+            labels=torch.zeros(b, n, c))
+        with torch.no_grad():
+            _, mask_logits = system(batch)
+        assert mask_logits.shape == (b, n * p, 1, f, t), name
+

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tribert import media
 from tribert.config import MUSIC21_CLASSES
+from tribert.data import prepare as prep
 from tribert.data.clip import Clip, list_clips
 from tribert.data.synth import generate
 from tribert.data.synth.audio import Renderer
@@ -234,7 +236,6 @@ def test_pose_noise_is_detector_like():
 
 
 def test_mp4_decodes_to_the_frames(synth_root):
-    media = pytest.importorskip("tribert.media")
     d = _clip_dirs(synth_root)[0]
     clip = Clip(d)
     video = media.read_video(video_path(synth_root, clip.meta.id), fps=8.0)
@@ -269,7 +270,6 @@ def test_prepare_matches_generator(synth_root, tmp_path):
     codec error: frame mean absolute error < 6 (0-255 scale; measured ~2: H.264 crf 20 + JPEG),
     audio SNR > 25 dB after alignment (measured 37-51 dB: AAC 64 kb/s), alignment within 64
     samples (measured 0), and the labels survive through the videos/<split>.json index."""
-    prep = pytest.importorskip("tribert.data.prepare")
     split = Clip(_clip_dirs(synth_root)[0]).meta.split
     report = prep.prepare([synth_root / "videos" / f"{split}.json"], tmp_path / "prep", pose="none", workers=1,
                           min_duration=1.0, progress=False)

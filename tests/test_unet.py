@@ -92,10 +92,21 @@ def test_attention_gate_only_attenuates():
     assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-5)
 
 
-def test_authors_fusion_formula():
-    torch.manual_seed(0)
-    fusion = BottleneckFusion(cond_dim=3, channels=4, kind="attention")
-    a, cond = torch.randn(2, 4, 2, 2), torch.randn(2, 3)
-    f = fusion.proj(cond)[:, :, None, None]
-    h = torch.softmax(a * f, dim=1) * f + a
-    assert torch.allclose(fusion(a, cond), fusion.mlp(h) + h, atol=1e-6)
+def test_authors_fusion_on_hand_computed_pixels():
+    """h = softmax_C(a * f) * f + a, z = MLP(h) + h, worked by hand. Projection f = (c, 2c), MLP
+    output layer zeroed (z = h). Pixel 1: a = (1, 0.5), c = 1 -> a * f = (1, 1), softmax over the
+    channels (0.5, 0.5), h = (0.5 + 1, 1 + 0.5) = (1.5, 1.5). Pixel 2: a = (0, 0) -> softmax
+    (0.5, 0.5), h = (0.5, 1). A softmax over pixels instead of channels, or a missing residual,
+    gives other numbers."""
+    fusion = BottleneckFusion(cond_dim=1, channels=2, kind="attention")
+    with torch.no_grad():
+        fusion.proj.weight.copy_(torch.tensor([[1.0], [2.0]]))
+        fusion.proj.bias.zero_()
+        fusion.mlp[2].weight.zero_()
+        fusion.mlp[2].bias.zero_()
+    a = torch.tensor([[[[1.0, 0.0]], [[0.5, 0.0]]]])  # [B=1, C=2, h=1, w=2]
+    out = fusion(a, torch.tensor([[1.0]]))
+    torch.testing.assert_close(out, torch.tensor([[[[1.5, 0.5]], [[1.5, 1.0]]]]))
+    with torch.no_grad():  # the MLP adds its output to h: a bias of 0.25 on channel 0 shows up there
+        fusion.mlp[2].bias.copy_(torch.tensor([0.25, 0.0]))
+    torch.testing.assert_close(fusion(a, torch.tensor([[1.0]])), torch.tensor([[[[1.75, 0.75]], [[1.5, 1.0]]]]))
