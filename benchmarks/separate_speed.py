@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MODELS = {"TriBERT-small": ("synth_small", []), "Sound-of-Pixels-small": ("synth_small", ["train.model=sound_of_pixels"]),
+MODELS = {"TriBERT-small": ("synth_small", []), "Sound-of-Pixels-small": ("synth_small", ["model.kind=sound_of_pixels"]),
           "TriBERT-paper": ("music21_paper", ["train.accelerator=cpu", "train.precision=32-true"])}
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     import torch
 
     from tribert.data.clip import Clip
-    from tribert.engine.config import Config
+    from tribert.config import Config
     from tribert.engine.system import SeparationSystem
     from tribert.separate import Separator, load_video
 
