@@ -64,6 +64,31 @@ def test_init_from_is_logged_not_printed(tmp_path, capsys):
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in target.state_dict().items())
 
 
+def test_init_from_lists_every_tensor_it_leaves_new(tmp_path):
+    """MUSIC21 -> MUSIC: a checkpoint with 21 classes into a model with 11. Every class-sized tensor
+    (class heads, and the condition layers that see the class posteriors) is left new and named
+    with both shapes; every other tensor is copied."""
+    from tribert.engine.system import SeparationSystem
+    from tribert.engine.train import init_weights_from
+
+    base = ["model.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32",
+            "video.pose_frames=8"]
+    source = SeparationSystem(Config.load(None, base))
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": {"config": source.config.to_dict()}},
+               tmp_path / "music21.ckpt")
+    target = SeparationSystem(Config.load("music_finetune", base))
+    assert target.config.model.num_classes == 11
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    left_new = init_weights_from(target, tmp_path / "music21.ckpt")
+    theirs, after = source.state_dict(), target.state_dict()
+    differ = {k for k, v in theirs.items() if v.shape != before[k].shape}
+    assert differ and set(left_new) == differ  # exactly the class-sized tensors
+    for name in left_new:
+        assert left_new[name] == f"shape {list(before[name].shape)} here, {list(theirs[name].shape)} in the checkpoint"
+        assert torch.equal(after[name], before[name])  # left as initialised
+    assert all(torch.equal(after[k], theirs[k]) for k in after if k not in left_new)
+
+
 def test_cli_logging_is_set_up_once():
     from tribert.cli import configure_logging
 

@@ -80,9 +80,13 @@ def eval_loader(config: Config, data_dir: str | Path, limit: int = 0, seed: int 
                       num_workers=config.data.num_workers)
 
 
-def init_weights_from(system: SeparationSystem, path: str | Path) -> None:
+def init_weights_from(system: SeparationSystem, path: str | Path) -> dict[str, str]:
     """Fine-tuning: copy every matching weight from a checkpoint; class heads of another size are
-    left freshly initialised (e.g. MUSIC21 -> MUSIC with 11 classes)."""
+    left freshly initialised (e.g. MUSIC21 -> MUSIC with 11 classes).
+
+    Returns (and logs) every tensor left new, with the reason: {name: "not in the checkpoint" or
+    "shape [here] here, [there] in the checkpoint"}.
+    """
     from tribert.engine.checkpoint import read_checkpoint
 
     state = read_checkpoint(path)["state_dict"]
@@ -91,8 +95,13 @@ def init_weights_from(system: SeparationSystem, path: str | Path) -> None:
     if not keep:
         raise CheckpointError("no weight of this checkpoint fits the configured model", path)
     system.load_state_dict(keep, strict=False)
-    skipped = len(own) - len(keep)
-    log.info("initialised %d tensors from %s (%d left new: e.g. class heads)", len(keep), path, skipped)
+    left_new = {k: "not in the checkpoint" if k not in state else
+                f"shape {list(v.shape)} here, {list(state[k].shape)} in the checkpoint"
+                for k, v in own.items() if k not in keep}
+    log.info("initialised %d tensors from %s (%d left new: e.g. class heads)", len(keep), path, len(left_new))
+    for name, reason in left_new.items():
+        log.info("  left new: %s (%s)", name, reason)
+    return left_new
 
 
 # Lightning notices that say nothing useful about a tribert run (the run folder already holds
