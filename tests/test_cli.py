@@ -121,6 +121,25 @@ def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path)
     assert "TRIBERT_RUN_DIR" not in os.environ  # a failed start leaves nothing behind for the next run
 
 
+def test_evaluate_several_checkpoints_in_one_table_and_the_threshold(trained, tmp_path):
+    """Two checkpoints give two rows beside one set of reference rows (the same weights: the same
+    scores); --threshold 0.5 binarises the predicted masks, which moves the model rows only."""
+    root, clips, ckpt = trained
+    scores = {}
+    for name, extra in (("soft", []), ("binary", ["--threshold", "0.5"])):
+        out = tmp_path / f"{name}.json"
+        res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--checkpoint", str(ckpt), "--label", "a",
+                                  "--label", "b", "--data", str(clips), "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        scores[name] = json.loads(out.read_text())["results"]
+    soft, binary = scores["soft"], scores["binary"]
+    assert list(soft) == ["mixture", "IBM", "IRM", "a", "b"]
+    assert soft["a"] == soft["b"] and binary["a"] == binary["b"]
+    for ref in ("mixture", "IBM", "IRM"):
+        assert soft[ref] == binary[ref]
+    assert soft["a"]["single"]["sdr"] != binary["a"]["single"]["sdr"]
+
+
 def test_evaluate_refuses_a_bad_backend_and_checkpoints_with_other_video_settings(trained, tmp_path):
     import torch
 

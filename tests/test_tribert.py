@@ -275,6 +275,14 @@ def test_bad_inputs_give_one_line_errors():
 
 # --- sizes and counting ---------------------------------------------------------------------------
 
+def test_paper_size_parameter_count_is_pinned():
+    """The README's model table: 254,851,162 parameters at the paper size (built on the meta
+    device: no memory, no weights)."""
+    with torch.device("meta"):
+        model = build_model("paper")
+    assert sum(p.numel() for p in model.parameters()) == 254_851_162
+
+
 def test_named_sizes_and_every_small_deviation_is_documented():
     from tribert.models import small_config
 
