@@ -159,7 +159,7 @@ def migrate(raw: dict) -> dict:
                 target = out[new_section] = {}
             elif not isinstance(target, dict):
                 raise ConfigError(f"{new_section} must be a mapping, got {type(target).__name__}")
-            log.info("config: %s.%s is now %s.%s (read %r there)", old_section, old_key, new_section, new_key,
+            log.debug("config: %s.%s is now %s.%s (read %r there)", old_section, old_key, new_section, new_key,
                      value)
             target[new_key] = value
     return out
