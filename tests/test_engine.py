@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from helpers import make_clip
-from tribert.data.batch import MixBatch
 from tribert.config import Config
+from tribert.data.batch import MixBatch
 from tribert.engine.checkpoint import load_system
 from tribert.engine.system import SeparationSystem
 from tribert.engine.train import train, train_loader
