@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from tribert.config import AudioConfig, DataConfig, VideoConfig
+from tribert.config import DataConfig
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, read_mixture_list,
                                  write_mixture_list)
 from tribert.errors import ConfigError, TribertError
