@@ -41,6 +41,8 @@ def main() -> None:
     p.add_argument("--clips", nargs=2, required=True, help="two prepared clip folders (a 6-s pair)")
     p.add_argument("--long-video", default=None, help="a long recording (video file with audio)")
     p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--long-models", default="TriBERT-small,Sound-of-Pixels-small",
+                   help="models that also run the long recording (paper size on CPU would take many minutes)")
     p.add_argument("--mediapipe", action="store_true", help="also time MediaPipe pose on the MP4s")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="separate_speed.json")
@@ -62,7 +64,7 @@ def main() -> None:
             cases.append(("6-s pair, MP4s, no pose", [str(m) for m in mp4s], "none"))
             if args.mediapipe:
                 cases.append(("6-s pair, MP4s, MediaPipe pose", [str(m) for m in mp4s], "mediapipe"))
-        if args.long_video:
+        if args.long_video and name in args.long_models.split(","):
             cases.append(("long recording, MP4 (duet), no pose", [args.long_video], "none"))
         for case, inputs, pose in cases:
             t0 = time.perf_counter()

@@ -81,44 +81,52 @@ class WindowedRun:
 
 
 def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, mix: np.ndarray,
-                     inputs: list[VideoInput], objects: list[list[int]], device: torch.device) -> WindowedRun:
-    """Run ``model`` over ``mix`` [n] window by window; ``objects[v]`` are the sources asked of video v
-    (-1 the whole video, j person j). Soft masks, as in evaluation."""
+                     inputs: list[VideoInput], objects: list[list[int]], device: torch.device,
+                     batch_windows: int = 8) -> WindowedRun:
+    """Run ``model`` over ``mix`` [n] in windows; ``objects[v]`` are the sources asked of video v
+    (-1 the whole video, j person j). Soft masks, as in evaluation. ``batch_windows`` windows go
+    through the model in one forward (the model is in eval mode: batching changes no result)."""
     length = config.audio.crop_samples
     hop = default_hop(length)
     starts = window_starts(len(mix), length, hop)
     padded = np.zeros(starts[-1] + length, np.float32)
     padded[:len(mix)] = mix
+    n_videos = len(inputs)
     s_max = max(len(o) for o in objects)
     obj = torch.tensor([o + [-1] * (s_max - len(o)) for o in objects], device=device)  # [V, S]
     real = [(vi, si) for vi, o in enumerate(objects) for si in range(len(o))]
     pieces, masks, attention, logmag0 = [], [], [], None
-    for start in starts:
-        seg = torch.from_numpy(padded[start:start + length]).to(device)[None]  # [1, L]
-        mag, spec = frontend.magnitude(seg)
-        logmag = frontend.log(mag)  # [1, 1, F, T]
-        frames, poses = window_inputs(config, inputs, start / config.audio.sample_rate)
-        out = model(frames=frames.to(device), pose=poses.to(device), mix_logmag=logmag.expand(len(inputs), -1, -1, -1),
-                    objects=obj, labels=None, source_labels=None)
-        soft = torch.sigmoid(out.mask_logits.float())  # [V, S, 1, F, T]
-        chosen = torch.stack([soft[vi, si] for vi, si in real])  # [sources, 1, F, T]
-        pieces.append(frontend.apply_mask(chosen, spec.expand(len(real), -1, -1), length).cpu().numpy())
+    for first in range(0, len(starts), batch_windows):
+        chunk = starts[first:first + batch_windows]
+        w = len(chunk)
+        segs = torch.from_numpy(np.stack([padded[s:s + length] for s in chunk])).to(device)  # [W, L]
+        mag, spec = frontend.magnitude(segs)  # [W, 1, F, T], spec [W, F', T]
+        logmag = frontend.log(mag)
+        visual = [window_inputs(config, inputs, s / config.audio.sample_rate) for s in chunk]
+        frames = torch.cat([f for f, _ in visual]).to(device)  # [W*V, K, 3, S, S]
+        poses = torch.cat([p for _, p in visual]).to(device)  # [W*V, P, Tp, 68, 3]
+        out = model(frames=frames, pose=poses, mix_logmag=logmag.repeat_interleave(n_videos, 0),
+                    objects=obj.repeat(w, 1), labels=None, source_labels=None)
+        soft = torch.sigmoid(out.mask_logits.float()).view(w, n_videos, s_max, *out.mask_logits.shape[2:])
+        chosen = torch.stack([soft[:, vi, si] for vi, si in real], dim=1)  # [W, sources, 1, F, T]
+        for k in range(w):
+            pieces.append(frontend.apply_mask(chosen[k], spec[k:k + 1].expand(len(real), -1, -1), length).cpu().numpy())
         if logmag0 is None:
             logmag0 = logmag[0, 0].cpu().numpy()
-            masks = [m[0] for m in chosen.cpu().numpy()]
-            attention = first_window_attention(out)
+            masks = [m[0] for m in chosen[0].cpu().numpy()]
+            attention = first_window_attention(out, n_videos)
     return WindowedRun(overlap_add(pieces, starts, len(mix), hop), masks, attention, logmag0)
 
 
-def first_window_attention(out) -> list[np.ndarray]:
-    """Per video, the visual attention map [h, w] of the middle frame's top class, scaled to [0, 1]
-    (empty for a model without one)."""
+def first_window_attention(out, n_videos: int) -> list[np.ndarray]:
+    """Per video, the visual attention map [h, w] of the first window's middle frame's top class,
+    scaled to [0, 1] (empty for a model without one). The first ``n_videos`` items are that window."""
     att = getattr(out, "visual_attention", None)
     if att is None:
         return []
     maps = []
-    top = out.visual_top_classes[:, att.shape[1] // 2, 0]  # [V] top class of the middle frame
-    for vi in range(att.shape[0]):
+    top = out.visual_top_classes[:, att.shape[1] // 2, 0]  # [W*V] top class of the middle frame
+    for vi in range(n_videos):
         m = att[vi, att.shape[1] // 2, top[vi]].float()
         maps.append(((m - m.min()) / (m.max() - m.min() + 1e-8)).cpu().numpy())
     return maps
