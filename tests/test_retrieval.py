@@ -209,3 +209,22 @@ def test_cli_errors_are_one_line(tmp_path, clips, args, message):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_hard_distractors_come_from_the_query_neighbours_and_are_distinct():
+    from tribert.engine.retrieval import distractors, nearest_neighbours
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 8, generator=g)
+    near = nearest_neighbours(x, 5)
+    sim = torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(x, dim=1).T
+    for i in range(40):  # brute force: the 5 most similar other rows
+        order = [j for j in sim[i].argsort(descending=True).tolist() if j != i][:5]
+        assert set(near[i].tolist()) == set(order)
+    queries = torch.arange(40)
+    picks = distractors(queries, 40, 3, g, near, hard=2)  # 2 hard + 1 uniform
+    for q, row in zip(queries.tolist(), picks.tolist()):
+        assert q not in row and len(set(row)) == 3
+        assert set(row[:2]) <= set(near[q].tolist())
+    uniform = distractors(queries, 40, 2, g)
+    assert all(q not in row and len(set(row)) == 2 for q, row in zip(queries.tolist(), uniform.tolist()))

@@ -308,6 +308,7 @@ def retrieve_train(
     variant: List[str] = typer.Option([], "--variant", help="audio2vision, vision2audio, audio2pose, pose2audio, vision+audio2pose (repeatable; default: all five)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Override the recipe's learning rate."),
+    negatives: Optional[str] = typer.Option(None, "--negatives", help="random or hard (among the query's 25 nearest clips in vision, the authors' choice); default: the recipe's."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device", help="Where the embeddings are computed (cpu, cuda)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the embeddings instead of reading them from the cache."),
@@ -324,6 +325,8 @@ def retrieve_train(
         changes["epochs"] = epochs
     if lr is not None:
         changes["lr"] = lr
+    if negatives is not None:
+        changes["negatives"] = negatives
     cfg = dataclasses.replace(RECIPES[recipe], **changes).check()
     emb = load_embeddings(checkpoint, data, device=device, cache=not no_cache, progress=True)
     train_retrieval(emb, out, cfg, progress=True, log=typer.echo)

@@ -3,7 +3,7 @@
 Each row is one query (what the model was given) followed by the five best-scoring candidates of
 its pool, each drawn as the modality it is: a video frame (vision), the log-frequency spectrogram
 the model hears (audio) or the pose skeleton (pose), titled with the clip's class. A green frame
-marks the query's own clip (a hit), orange another clip of the same class.
+marks the query's own clip (a hit), orange another clip that shares a class with it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from tribert.data.clip import Clip
-from tribert.engine.retrieval import ClipEmbeddings, head_path, load_head, rank_in_pools
+from tribert.engine.retrieval import ClipEmbeddings, head_path, load_head, rank_in_pools, shares_class
 from tribert.io import atomic_path
 from tribert.models.retrieval import get_variant
 from tribert.skeleton import EDGES
@@ -94,12 +94,12 @@ def retrieval_figure(heads_dir: str | Path, emb: ClipEmbeddings, out: str | Path
             _panel(axes[r, 0], query, variant.query[0], frontend, config.audio.crop_samples,
                    f"{variant.title}\nquery: {emb.labels[q]}", None)
             for j, c in enumerate(top[:5]):
-                colour = HIT if c == q else SAME_CLASS if emb.labels[c] == emb.labels[q] else OTHER
+                colour = HIT if c == q else SAME_CLASS if shares_class(emb.labels[c], emb.labels[q]) else OTHER
                 _panel(axes[r, j + 1], clips[c], variant.result, frontend, config.audio.crop_samples,
                        f"{j + 1}. {emb.labels[c]}", colour)
             r += 1
     fig.suptitle(f"Top-5 retrieval ({kind.replace('_', '-')} embeddings; green: the query's clip, "
-                 f"orange: same class)", fontsize=9)
+                 f"orange: shares a class)", fontsize=9)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
