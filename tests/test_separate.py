@@ -35,12 +35,13 @@ def tiny_system() -> SeparationSystem:
 
 
 def model_inputs(sep: Separator, videos) -> dict:
-    """What the model is given in the first window of ``sep.separate(videos)``."""
+    """What the model is given in the first window of ``sep.separate(videos)`` (windows go through
+    the model in batches, window-major: the first forward's first V items are the first window)."""
     seen: dict = {}
 
     def record(module, args, kwargs):
         if not seen:
-            seen.update({k: kwargs[k].clone() for k in ("frames", "pose", "mix_logmag")})
+            seen.update({k: kwargs[k][:len(videos)].clone() for k in ("frames", "pose", "mix_logmag")})
 
     handle = sep.system.model.register_forward_pre_hook(record, with_kwargs=True)
     try:
