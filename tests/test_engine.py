@@ -298,3 +298,28 @@ def test_two_process_ddp_follows_one_process_with_the_combined_batch(data_root, 
     gap = [abs(a - b) / b for a, b in zip(ddp, combined)]
     assert gap[0] < 0.01 and max(gap) < 0.06, gap
     assert max(abs(a - b) / b for a, b in zip(half, combined)) > 0.06  # the check tells data apart
+
+
+def test_checkpoint_saves_do_not_make_lightning_log(data_root, tmp_path):
+    """Every last.ckpt / step checkpoint save used to print Lightning's "`weights_only` was not set"
+    line (13 times in one demo run)."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector")
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        run = train(tiny_config(data_root, "train.max_steps=2", "train.save_every_steps=1",
+                                "train.checkpoint_steps=[1]"), runs_dir=tmp_path / "runs", progress=False)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert (run / "checkpoints" / "step000001.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert not [r for r in records if "weights_only" in r.getMessage()]

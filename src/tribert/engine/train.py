@@ -222,7 +222,7 @@ class LastCheckpoint(L.Callback):
 
     def save(self, trainer) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state, for resume (said, so Lightning does not log it)
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
@@ -246,7 +246,7 @@ class StepCheckpoints(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step in self.steps:
-            trainer.save_checkpoint(self.folder / f"step{trainer.global_step:06d}.ckpt")
+            trainer.save_checkpoint(self.folder / f"step{trainer.global_step:06d}.ckpt", weights_only=False)
 
 
 def _read_csv(path: Path) -> list[dict]:
