@@ -88,6 +88,7 @@ ABLATION = {
     # faster class learning: a heavier class loss, and the U-Net seeing only the class posteriors
     "recipe, class loss weight 4": ["train.condition_weight=4"],
     "recipe, posteriors only": ["model.condition_classes=posteriors_only"],
+    "recipe, class head on the audio encoder": ["model.audio_encoder_classes=true"],
     "recipe, posteriors only + teacher forcing 0.5": ["model.condition_classes=posteriors_only",
                                                       "model.class_teacher_forcing=0.5"],
 }

@@ -426,3 +426,22 @@ def test_posteriors_only_condition_is_the_class_distribution():
     assert torch.allclose(cond, logits.softmax(-1))
     out.mask_logits.sum().backward()  # the separation gradient reaches the class head through the posteriors
     assert model.condition_layers["head"].weight.grad.abs().sum() > 0
+
+
+def test_audio_encoder_class_head_trains_the_audio_encoder_on_the_mixture_classes():
+    from tribert.models.heads import classification_losses
+
+    torch.manual_seed(0)
+    cfg = tiny_config(audio_encoder_classes=True)
+    model = TriBERT(cfg)
+    inputs = example_inputs(cfg, batch_size=2, num_sources=1)
+    out = model(**inputs)
+    assert out.audio_encoder_logits.shape == (2, cfg.num_classes)
+    mixture = torch.zeros(2, cfg.num_classes)
+    mixture[:, [1, 4]] = 1.0
+    loss = classification_losses(out, mixture, mixture_labels=mixture)["audio_encoder"]
+    loss.backward()
+    assert model.audio.parameters().__next__().grad.abs().sum() > 0  # the encoder itself is trained
+    assert all(p.grad is None for p in model.pose.parameters())  # and nothing outside its path
+    assert "audio_encoder" not in classification_losses(TriBERT(tiny_config())(**inputs), mixture,
+                                                        mixture_labels=mixture)

@@ -101,6 +101,11 @@ class ModelConfig:
     condition_norm: str = "sigmoid"
     whole_video_condition: str = "mean"
     condition_classes: str = "none"
+    # A linear class head on the audio encoder's own output (before the transformer), trained with
+    # BCE against the classes heard in the mixture (train.audio_encoder_weight). Without it the
+    # audio encoder's output stays almost constant across clips: the transformer's audio head can
+    # name the classes from the other streams through co-attention, so the encoder never has to hear.
+    audio_encoder_classes: bool = False
     # Training only, with condition_classes "posteriors": the probability that a source with a
     # known class shows the U-Net the true class one-hot in place of the predicted posteriors, so
     # the separator learns class-conditioned masks at once while the encoders still learn to see

@@ -56,6 +56,7 @@ class TrainConfig:
     pose_weight: float = 1.0
     audio_weight: float = 1.0
     condition_weight: float = 1.0  # class loss on each source's condition (model.condition_classes)
+    audio_encoder_weight: float = 1.0  # class loss on the audio encoder's output (model.audio_encoder_classes)
     # What the audio head is trained to name: "video" = the labels of the video whose tokens it
     # co-attended with (the authors' code), "mixture" = every class heard in the mixture.
     audio_labels: str = "video"

@@ -59,9 +59,11 @@ class SeparationSystem(L.LightningModule):
         labels = batch.video_labels()  # [V, C]
         audio_labels = batch.mixture_labels() if tc.audio_labels == "mixture" else labels
         weights = {"vision": tc.vision_weight, "segmentation": tc.vision_weight, "pose": tc.pose_weight,
-                   "audio": tc.audio_weight, "condition": tc.condition_weight}
+                   "audio": tc.audio_weight, "condition": tc.condition_weight,
+                   "audio_encoder": tc.audio_encoder_weight}
         source_labels = batch.slots_by_video(batch.source_label)  # [V, P]
-        for name, loss in classification_losses(out, labels, audio_labels, source_labels).items():
+        for name, loss in classification_losses(out, labels, audio_labels, source_labels,
+                                                     batch.mixture_labels()).items():
             if weights[name] > 0:
                 losses[name] = loss
                 total = total + weights[name] * loss

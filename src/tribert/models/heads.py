@@ -61,7 +61,8 @@ def logits_bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def classification_losses(out, labels: Tensor, audio_labels: Tensor | None = None,
-                          source_labels: Tensor | None = None) -> dict[str, Tensor]:
+                          source_labels: Tensor | None = None,
+                          mixture_labels: Tensor | None = None) -> dict[str, Tensor]:
     """TriBERT's classification losses from a ``TriBERTOutput`` (streams an ablation removed are skipped).
 
     Args:
@@ -72,8 +73,11 @@ def classification_losses(out, labels: Tensor, audio_labels: Tensor | None = Non
         source_labels: [V, P] class of every requested source (-1: unknown or padding), for the
             class head on each source's condition (``out.condition_logits`` [V, P, C] holds the
             same slots); sources without a class are left out.
+        mixture_labels: [V, C] every class heard in each video's mixture, for the class head on the
+            audio encoder (``out.audio_encoder_logits``, which hears the mixture).
     Returns:
-        {"vision", "segmentation", "pose", "audio", "condition"}: scalar losses, for the heads present.
+        {"vision", "segmentation", "pose", "audio", "condition", "audio_encoder"}: scalar losses,
+        for the heads present.
     """
     losses = {}
     if getattr(out, "vision_scores", None) is not None:
@@ -86,6 +90,9 @@ def classification_losses(out, labels: Tensor, audio_labels: Tensor | None = Non
         losses["pose"] = weak_bce_loss(out.pose_scores, labels)
     if getattr(out, "audio_logits", None) is not None:
         losses["audio"] = logits_bce_loss(out.audio_logits, labels if audio_labels is None else audio_labels)
+    enc = getattr(out, "audio_encoder_logits", None)
+    if enc is not None and mixture_labels is not None:
+        losses["audio_encoder"] = logits_bce_loss(enc, mixture_labels)
     cond = getattr(out, "condition_logits", None)
     if cond is not None and source_labels is not None:
         target = source_labels.reshape(-1)  # [V*P]

@@ -63,6 +63,7 @@ class TriBERTEncoding:
     visual_class_scores: Optional[Tensor]  # [B, K, C] the segmentation net's per-frame class logits
     visual_top_classes: Optional[Tensor]  # [B, K, O] classes whose features became the tokens
     visual_attention: Optional[Tensor]  # [B, K, C, h, w] attention maps A_m (localisation)
+    audio_encoder_logits: Optional[Tensor] = None  # [B, C] class head on the audio encoder (if configured)
 
 
 @dataclass
@@ -180,6 +181,8 @@ class TriBERT(nn.Module):
         if c.use_pose:
             heads["pose"] = WeakClassificationHead(c.pose_hidden, c.num_classes)
         heads["audio"] = AudioClassificationHead(c.audio_hidden, c.num_classes)
+        if c.audio_encoder_classes:
+            heads["audio_encoder"] = nn.Linear(c.audio_dim, c.num_classes)
         self.heads = nn.ModuleDict(heads)
         # The condition's own layers: its LayerNorm and the class head on it (either may be absent).
         self.condition_layers = nn.ModuleDict()
@@ -240,6 +243,7 @@ class TriBERT(nn.Module):
             visual_class_scores=vis.class_scores if vis is not None else None,
             visual_top_classes=vis.top_classes if vis is not None else None,
             visual_attention=vis.attention if vis is not None else None,
+            audio_encoder_logits=self.heads["audio_encoder"](audio) if "audio_encoder" in self.heads else None,
         )
 
     def separate(self, encoding: TriBERTEncoding, objects: Tensor, valid: Optional[Tensor] = None) -> Tensor:
