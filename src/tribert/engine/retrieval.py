@@ -176,22 +176,17 @@ def embed_clips(system, clips: list[Clip], batch_size: int = 16, device: str | t
 def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | torch.device = "cpu",
                     batch_size: int = 16, cache: bool = True, progress: bool = False) -> ClipEmbeddings:
     """The embeddings of every clip under ``data_dir`` from a TriBERT checkpoint, computed once and
-    then read from ``$TRIBERT_CACHE/retrieval`` (keyed by the checkpoint's contents and the clips)."""
-    from tribert.config import ModelConfig, migrate
+    then read from ``$TRIBERT_CACHE/retrieval`` (keyed by the checkpoint's contents and the clips).
+    A cache hit reads neither the checkpoint's weights nor the clips' media."""
+    from tribert.data.clip import list_clips
     from tribert.data.mixing import load_clips
-    from tribert.engine.checkpoint import load_system, read_checkpoint
+    from tribert.engine.checkpoint import load_system
 
     checkpoint = Path(checkpoint)
-    stored = migrate(read_checkpoint(checkpoint)["hyper_parameters"]["config"])
-    kind = (stored.get("model") or {}).get("kind", ModelConfig.kind)
-    if kind != "tribert":
-        raise CheckpointError(f"retrieval needs a TriBERT checkpoint; this one holds a "
-                              f"{kind} model (no transformer)", checkpoint)
+    if not checkpoint.is_file():
+        raise CheckpointError("checkpoint not found", checkpoint)
     fingerprint = checkpoint_fingerprint(checkpoint)
-    classes = tuple(stored.get("data", {}).get("classes") or ())
-    from tribert.config import MUSIC21_CLASSES
-
-    clips = load_clips(data_dir, classes or MUSIC21_CLASSES)
+    clips = [Clip(d) for d in list_clips(data_dir)]
     key = hashlib.sha1(f"{fingerprint}|{data_fingerprint(clips)}|{EMBEDDING_FORMAT}".encode()).hexdigest()[:20]
     path = cache_dir() / "retrieval" / f"{key}.pt"
     if cache and path.exists():
@@ -199,7 +194,11 @@ def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | 
             return ClipEmbeddings.load(path)
         except Exception:  # an unreadable or outdated cache file is recomputed, never trusted
             pass
-    system = load_system(checkpoint, expect_model="tribert")
+    system = load_system(checkpoint)
+    if system.config.model.kind != "tribert":
+        raise CheckpointError(f"retrieval needs a TriBERT checkpoint; this one holds a "
+                              f"{system.config.model.kind} model (no transformer)", checkpoint)
+    clips = load_clips(data_dir, system.config.data.classes)  # every label must be a known class
     emb = embed_clips(system, clips, batch_size=batch_size, device=device, progress=progress)
     emb.checkpoint, emb.fingerprint = str(checkpoint), fingerprint
     if cache:
