@@ -228,3 +228,16 @@ def test_hard_distractors_come_from_the_query_neighbours_and_are_distinct():
         assert set(row[:2]) <= set(near[q].tolist())
     uniform = distractors(queries, 40, 2, g)
     assert all(q not in row and len(set(row)) == 2 for q, row in zip(queries.tolist(), uniform.tolist()))
+
+
+def test_heads_trained_from_a_relative_checkpoint_path_evaluate_from_another_folder(tmp_path, clips, monkeypatch):
+    (tmp_path / "work").mkdir()
+    write_checkpoint(tmp_path / "work" / "a.ckpt")
+    monkeypatch.chdir(tmp_path / "work")
+    assert runner.invoke(app, ["retrieve", "train", "--checkpoint", "a.ckpt", "--data", str(clips), "--out",
+                               str(tmp_path / "heads"), "--epochs", "1", "--variant", "audio2vision"]).exit_code == 0
+    monkeypatch.chdir(tmp_path)  # retrieval.json must name the checkpoint so that it is found from here
+    res = runner.invoke(app, ["retrieve", "evaluate", "--heads", str(tmp_path / "heads"), "--data", str(clips),
+                              "--pool", "6"])
+    assert res.exit_code == 0, res.output
+    assert "Audio -> Vision" in res.output

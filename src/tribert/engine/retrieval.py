@@ -191,7 +191,9 @@ def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | 
     path = cache_dir() / "retrieval" / f"{key}.pt"
     if cache and path.exists():
         try:
-            return ClipEmbeddings.load(path)
+            emb = ClipEmbeddings.load(path)
+            emb.checkpoint = str(checkpoint.resolve())  # the same contents, wherever the file is now
+            return emb
         except Exception:  # an unreadable or outdated cache file is recomputed, never trusted
             pass
     system = load_system(checkpoint)
@@ -200,7 +202,7 @@ def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | 
                               f"{system.config.model.kind} model (no transformer)", checkpoint)
     clips = load_clips(data_dir, system.config.data.classes)  # every label must be a known class
     emb = embed_clips(system, clips, batch_size=batch_size, device=device, progress=progress)
-    emb.checkpoint, emb.fingerprint = str(checkpoint), fingerprint
+    emb.checkpoint, emb.fingerprint = str(checkpoint.resolve()), fingerprint  # evaluate may run from another folder
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         emb.save(path)
