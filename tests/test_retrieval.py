@@ -241,3 +241,17 @@ def test_heads_trained_from_a_relative_checkpoint_path_evaluate_from_another_fol
                               "--pool", "6"])
     assert res.exit_code == 0, res.output
     assert "Audio -> Vision" in res.output
+
+
+def test_an_exported_checkpoint_serves_retrieval_and_its_figure(tmp_path, clips):
+    ckpt = write_checkpoint(tmp_path / "a.ckpt")
+    exported = tmp_path / "a.pt"
+    assert runner.invoke(app, ["export", str(ckpt), str(exported)]).exit_code == 0
+    heads, fig = tmp_path / "heads", tmp_path / "fig.png"
+    res = runner.invoke(app, ["retrieve", "train", "--checkpoint", str(exported), "--data", str(clips),
+                              "--out", str(heads), "--epochs", "1", "--variant", "audio2vision"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["retrieve", "evaluate", "--heads", str(heads), "--data", str(clips), "--pool", "6",
+                              "--figure", str(fig)])
+    assert res.exit_code == 0, res.output
+    assert fig.stat().st_size > 10_000

@@ -72,12 +72,15 @@ def retrieval_figure(heads_dir: str | Path, emb: ClipEmbeddings, out: str | Path
 
     from tribert.audio import AudioFrontEnd
     from tribert.config import Config
+    from tribert.engine.checkpoint import read_checkpoint
 
     heads_dir = Path(heads_dir)
     trained = json.loads((heads_dir / "retrieval.json").read_text())["recipe"]["variants"]
     variants = tuple(v for v in variants if v in trained) or tuple(trained[:2])
-    config = Config.from_dict(torch.load(emb.checkpoint, map_location="cpu", weights_only=True)
-                              ["hyper_parameters"]["config"]) if emb.checkpoint else Config()
+    # read_checkpoint: the one reader of training checkpoints and exports (an export has no
+    # top-level hyper_parameters; it presents one)
+    config = Config.from_dict(read_checkpoint(emb.checkpoint)["hyper_parameters"]["config"]) \
+        if emb.checkpoint else Config()
     frontend = AudioFrontEnd(config.audio)
     clips = [Clip(d) for d in emb.clip_dirs]
     rows = len(variants) * queries
