@@ -302,7 +302,7 @@ def test_two_process_ddp_follows_one_process_with_the_combined_batch(data_root, 
 
 def test_checkpoint_saves_do_not_make_lightning_log(data_root, tmp_path):
     """Every last.ckpt / step checkpoint save used to print Lightning's "`weights_only` was not set"
-    line (13 times in one demo run)."""
+    line (13 times in one demo run), and every run start an advert for litlogger."""
     import logging
 
     records: list[logging.LogRecord] = []
@@ -311,15 +311,22 @@ def test_checkpoint_saves_do_not_make_lightning_log(data_root, tmp_path):
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record)
 
-    logger = logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector")
-    handler, level = Keep(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    loggers = [logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector"),
+               logging.getLogger("lightning.pytorch.utilities.rank_zero")]
+    handler, levels = Keep(), [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
     try:
         run = train(tiny_config(data_root, "train.max_steps=2", "train.save_every_steps=1",
                                 "train.checkpoint_steps=[1]"), runs_dir=tmp_path / "runs", progress=False)
+        # The advert filter lives only as long as the call: the caller's logger is as it was.
+        loggers[1].info("try installing [litlogger]")
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
     assert (run / "checkpoints" / "step000001.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert not [r for r in records if "weights_only" in r.getMessage()]
+    assert [r.getMessage() for r in records if "litlogger" in r.getMessage()] == ["try installing [litlogger]"]
+    assert any("GPU available" in r.getMessage() for r in records)  # the logger was listened to

@@ -111,13 +111,25 @@ QUIET = ("Experiment logs directory .* exists and is not empty",
          ".*LeafSpec.* is deprecated", "Checkpoint directory .* exists and is not empty")
 
 
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "Tip: try installing litlogger" notice (printed at every run start)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+_LIGHTNING_INFO = "lightning.pytorch.utilities.rank_zero"  # the logger of Lightning's rank-0 notices
+
+
 def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None,
           resume: str | Path | None = None, progress: bool = True, run_dir: str | Path | None = None) -> Path:
     """Train one model; returns the run folder (a new one under ``runs_dir``, or ``run_dir``).
 
-    Lightning's notices in ``QUIET`` are silenced for this call only (the caller's warning
-    filters are as they were afterwards).
+    Lightning's notices in ``QUIET`` and its litlogger advert are silenced for this call only (the
+    caller's warning filters and loggers are as they were afterwards).
     """
+    adverts = _NoAdverts()
+    logging.getLogger(_LIGHTNING_INFO).addFilter(adverts)
     try:
         with warnings.catch_warnings():
             for pattern in QUIET:
@@ -125,6 +137,7 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
             return _train(config, runs_dir, name, resume, progress, run_dir)
     finally:  # also when a run fails before it starts: the next call in this process starts afresh
         os.environ.pop("TRIBERT_RUN_DIR", None)
+        logging.getLogger(_LIGHTNING_INFO).removeFilter(adverts)
 
 
 def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
