@@ -153,3 +153,60 @@ def test_ddp_ranks_draw_the_planned_mixtures_without_repeats():
     sync = StepSamplerSync(StepSampler(5, batch))
     with pytest.raises(ConfigError, match="less than one step"):  # 5 < 2 x 3
         sync.setup(trainers[0], None, "fit")
+
+
+def test_frame_augmentation_crops_and_flips_a_video_as_one():
+    import numpy as np
+
+    from tribert.data.mixing import augment_frames, model_frames
+
+    # A left-right ramp image (pixel value = column * 4); frame k adds 20 * k to every pixel.
+    ramp = np.tile((np.arange(48) * 4).astype(np.uint8)[None, :, None], (48, 1, 3))
+    frames = np.stack([ramp + 20 * k for k in range(3)])  # [K=3, 48, 48, 3]
+    plain = model_frames(frames, 32)
+    # No margin, no flip: exactly the evaluation view.
+    np.testing.assert_array_equal(augment_frames(frames, 32, 0.0, False, np.random.default_rng(0)), plain)
+    flips = 0
+    for seed in range(12):
+        x = augment_frames(frames, 32, 0.25, True, np.random.default_rng(seed))  # 40 px -> 32 px crop
+        assert x.shape == (3, 3, 32, 32) and x.dtype == np.float32
+        # One crop for the whole video: the frames still differ by the same constant everywhere.
+        for a, b in ((0, 1), (1, 2)):
+            diff = (x[b] - x[a]).reshape(3, -1)  # per channel (each has its own normalisation)
+            assert np.ptp(diff, axis=1).max() < 1e-4 and diff.mean() > 0.3
+        row = x[0, 0, 16]
+        increasing = row[-1] > row[0]
+        flips += not increasing
+        # A crop is narrower than the whole ramp (40 px scaled, 32 kept): the span shrinks by 32/40.
+        full = plain[0, 0, 16]
+        assert abs(abs(row[-1] - row[0]) - (full[-1] - full[0]) * 32 / 40) < 0.05 * (full[-1] - full[0])
+    assert 2 <= flips <= 10  # about half of the videos flipped
+
+
+def test_training_frames_are_augmented_evaluation_frames_are_not(clip_root, tmp_path):
+    from dataclasses import replace
+
+    import numpy as np
+    from PIL import Image
+
+    from tribert.data.clip import frame_name
+    from helpers import make_clip
+
+    root = tmp_path / "textured"
+    for name, label in (("a", "violin"), ("b", "flute")):
+        d = make_clip(root, name, [label], [440.0])
+        rng = np.random.default_rng(0)
+        for i in range(len(list((d / "frames").iterdir()))):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(d / "frames" / frame_name(i))
+    data = DataConfig()
+    clips = load_clips(root, data.classes)
+    on = MixDataset(clips, AUDIO, VIDEO, data, length=4, seed=1)
+    off = MixDataset(clips, AUDIO, replace(VIDEO, crop_margin=0.0, flip=False), data, length=4, seed=1)
+    # Augmentation changes the frames only: the same mixtures, crops and gains either way.
+    torch.testing.assert_close(on[0].mix_wav, off[0].mix_wav, rtol=0, atol=0)
+    assert not torch.allclose(on[0].frames, off[0].frames)
+    # Fixed evaluation mixtures never augment.
+    specs = make_mixture_list(clips, 2, AUDIO.crop_samples, seed=0)
+    ev_on = MixDataset(clips, AUDIO, VIDEO, data, mixtures=specs)
+    ev_off = MixDataset(clips, AUDIO, replace(VIDEO, crop_margin=0.0, flip=False), data, mixtures=specs)
+    torch.testing.assert_close(ev_on[0].frames, ev_off[0].frames, rtol=0, atol=0)

@@ -54,6 +54,11 @@ class VideoConfig:
     num_frames: int = 3  # consecutive frames per video sample (paper: 3)
     max_persons: int = 2  # pose persons per video (paper: 2)
     pose_frames: int = 256  # T of the ST-GCN (paper: 256); pose is resampled to T over the crop
+    # Training frames only: resize to (1 + crop_margin) x frame_size, take a random frame_size crop
+    # and flip half the videos left-right, the same crop and flip for a video's K frames (the
+    # authors' code: Resize(1.1 x size), RandomCrop, RandomHorizontalFlip). 0 turns it off.
+    crop_margin: float = 0.1
+    flip: bool = True
 
 
 @dataclass

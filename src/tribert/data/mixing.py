@@ -57,6 +57,24 @@ def model_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return normalise_frames(np.stack(out))
 
 
+def augment_frames(frames: np.ndarray, size: int, margin: float, flip: bool,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Training-time view of a video's frames: the same random crop and flip for all K of them.
+
+    uint8 RGB [K, H, W, 3] -> float32 [K, 3, size, size]: PIL bilinear resize to
+    ``round((1 + margin) * size)`` square, a random ``size`` x ``size`` crop, a left-right flip with
+    probability 1/2 (if ``flip``), ImageNet normalisation. The pose is left as it is: no stream
+    carries positions into the transformer, so nothing ties frame pixels to pose coordinates.
+    """
+    big = max(size, int(round((1 + margin) * size)))
+    x = model_frames(frames, big)  # [K, 3, big, big]
+    top, left = (int(v) for v in rng.integers(0, big - size + 1, size=2))
+    x = x[:, :, top:top + size, left:left + size]
+    if flip and rng.random() < 0.5:
+        x = x[..., ::-1]
+    return np.ascontiguousarray(x)
+
+
 def pose_window(pose: np.ndarray, pose_fps: float, start_s: float, dur_s: float, frames: int,
                 width: int, height: int) -> np.ndarray:
     """Pose [T, P, 68, 3] (pixels) over [start, start + dur] resampled (nearest) to ``frames``
@@ -189,10 +207,14 @@ class MixDataset(Dataset):
         return group, offsets, gains
 
     # --- reading one video ----------------------------------------------------------------------
-    def _frames(self, clip: Clip, centre_s: float) -> np.ndarray:
-        """K consecutive frames around ``centre_s`` -> float32 [K, 3, H, W], ImageNet-normalised."""
+    def _frames(self, clip: Clip, centre_s: float, rng: np.random.Generator | None) -> np.ndarray:
+        """K consecutive frames around ``centre_s`` -> float32 [K, 3, H, W], ImageNet-normalised;
+        with ``rng`` (training) randomly cropped and flipped (``augment_frames``)."""
         idx = frame_window(centre_s, clip.meta.fps, self.video.num_frames, clip.meta.num_frames)
-        return model_frames(clip.frames(idx), self.video.frame_size)
+        v = self.video
+        if rng is None or (v.crop_margin <= 0 and not v.flip):
+            return model_frames(clip.frames(idx), v.frame_size)
+        return augment_frames(clip.frames(idx), v.frame_size, v.crop_margin, v.flip, rng)
 
     def _pose(self, clip: Clip, start_s: float, dur_s: float) -> np.ndarray:
         """Pose over [start, start + dur] resampled to Tp frames -> [P, Tp, 68, 3], xy in [0,1]."""
@@ -209,6 +231,8 @@ class MixDataset(Dataset):
     # --- the item -------------------------------------------------------------------------------
     def __getitem__(self, index: int) -> MixBatch:
         group, offsets, gains = self._spec(index)
+        # Frame augmentation draws from its own stream, so turning it on or off keeps the mixtures.
+        augment = np.random.default_rng((self.seed, index, 1)) if self.mixtures is None else None
         a, L, n, p = self.audio, self.audio.crop_samples, len(group), self.video.max_persons
         scale = 1.0 / n if self.data.divide_by_n else 1.0
         sources, slots, src_object, src_label = [], [], [], []
@@ -232,7 +256,7 @@ class MixDataset(Dataset):
                 src_object.append(-1)
                 src_label.append(self.class_index[clip.meta.labels[0]] if len(clip.meta.labels) == 1 else -1)
             start_s = offset / a.sample_rate
-            frames.append(self._frames(clip, start_s + L / a.sample_rate / 2))
+            frames.append(self._frames(clip, start_s + L / a.sample_rate / 2, augment))
             poses.append(self._pose(clip, start_s, L / a.sample_rate))
             labels.append(self._labels(clip.meta.labels))
 
