@@ -8,6 +8,10 @@ In one run, for one recipe (default ``synth_small``, batch 12):
    memory (what the step can consume);
 3. the two together: the real loop (loader with W workers feeding the step), against (2).
 
+Rows marked "cached" keep each clip's audio, pose and resized frames in memory
+(``data.cache_clips``, the SynthMUSIC recipes' setting), read once before the clock starts; the
+other rows read every clip from disk (the setting for data sets larger than memory).
+
 The ratio loader / step is the margin (the target is >= 2x: the loader must never starve the
 step). On a 2-core machine the loader's workers and the step share the same cores, so (3) is
 the number that counts there; on a GPU machine the step runs on the device.
@@ -41,10 +45,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    def loader(workers: int):
+    def loader(workers: int, cache: bool = False):
         config = Config.load(args.config, [f"data.train_dir={args.train}", f"data.num_workers={workers}",
-                                           f"train.epoch_size={(args.batches + 1) * 12}"])
-        return config, train_loader(config)
+                                           f"train.epoch_size={(args.batches + 1) * 12}",
+                                           f"data.cache_clips={str(cache).lower()}"])
+        batches = train_loader(config)
+        batches.dataset.preload()  # cached: every clip read once before the clock starts
+        return config, batches
 
     def rate_of(batches, step=None) -> float:
         it = iter(batches)
@@ -77,8 +84,12 @@ def main() -> None:
     rows.append({"what": "training step alone (batch in memory)", "workers": None, "batches_per_s": step_rate})
     for w in (int(x) for x in args.workers.split(",")):
         rows.append({"what": "loader alone", "workers": w, "batches_per_s": rate_of(loader(w)[1])})
+    rows.append({"what": "loader alone, clips cached in memory", "workers": 0,
+                 "batches_per_s": rate_of(loader(0, cache=True)[1])})
     for w in (int(x) for x in args.workers.split(",")):
         rows.append({"what": "loader feeding the step", "workers": w, "batches_per_s": rate_of(loader(w)[1], step)})
+    rows.append({"what": "loader feeding the step, clips cached", "workers": 0,
+                 "batches_per_s": rate_of(loader(0, cache=True)[1], step)})
     for r in rows:
         r["vs_step"] = r["batches_per_s"] / step_rate
     print(f"{args.config}, batch 12, {args.threads} torch threads, {os.cpu_count()} CPUs, "

@@ -210,3 +210,41 @@ def test_training_frames_are_augmented_evaluation_frames_are_not(clip_root, tmp_
     ev_on = MixDataset(clips, AUDIO, VIDEO, data, mixtures=specs)
     ev_off = MixDataset(clips, AUDIO, replace(VIDEO, crop_margin=0.0, flip=False), data, mixtures=specs)
     torch.testing.assert_close(ev_on[0].frames, ev_off[0].frames, rtol=0, atol=0)
+
+
+def test_clip_cache_gives_the_same_items_without_rereading(clip_root):
+    import shutil
+    from dataclasses import replace
+
+    data = DataConfig()
+    cached = replace(data, cache_clips=True)
+    specs = make_mixture_list(load_clips(clip_root, data.classes), 2, AUDIO.crop_samples, seed=0)
+    for kwargs in (dict(length=6, seed=2), dict(mixtures=specs)):  # training (augmented) and evaluation
+        plain = MixDataset(load_clips(clip_root, data.classes), AUDIO, VIDEO, data, **kwargs)
+        fast = MixDataset(load_clips(clip_root, data.classes), AUDIO, VIDEO, cached, **kwargs)
+        for i in range(len(plain)):
+            a, b = plain[i], fast[i]
+            for name, x in a.tensors().items():
+                torch.testing.assert_close(getattr(b, name), x, rtol=0, atol=0, msg=name)
+    # The cached data set no longer reads the clip folders: move them away and read again.
+    moved = clip_root.parent / (clip_root.name + "-moved")  # clip_root is tmp_path itself
+    clips = load_clips(clip_root, data.classes)
+    fast = MixDataset(clips, AUDIO, VIDEO, cached, mixtures=specs)
+    first = [fast[i].frames for i in range(len(fast))]
+    training = MixDataset(clips, AUDIO, VIDEO, cached, length=6, seed=2)
+    training.preload()  # every clip, before any item was drawn
+    shutil.move(str(clip_root), moved)
+    try:
+        again = [fast[i].frames for i in range(len(fast))]
+        drawn = [training[i] for i in range(len(training))]
+    finally:
+        shutil.move(str(moved), clip_root)
+    for x, y in zip(first, again):
+        torch.testing.assert_close(y, x, rtol=0, atol=0)
+    assert len(drawn) == 6
+    shutil.move(str(clip_root), moved)
+    try:
+        with pytest.raises(TribertError):  # without the cache the moved folders are missed
+            MixDataset(clips, AUDIO, VIDEO, data, mixtures=specs)[0]
+    finally:
+        shutil.move(str(moved), clip_root)

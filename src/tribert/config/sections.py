@@ -76,6 +76,9 @@ class DataConfig:
     use_stems: bool = True  # a duet with ground-truth stems counts as two sources
     classes: tuple[str, ...] = MUSIC21_CLASSES
     num_workers: int = 0
+    # Keep each clip's audio, pose and resized frames in memory after the first read (per loader
+    # process): about 1 MB per 6-s clip at 64 x 64, 5 MB at 224 x 224. For data sets that fit in RAM.
+    cache_clips: bool = False
     seed: int = 0
 
 

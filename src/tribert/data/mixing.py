@@ -44,17 +44,27 @@ def frame_window(centre_s: float, fps: float, count: int, total: int) -> list[in
     return [min(max(i, 0), total - 1) for i in range(first, first + count)]
 
 
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB [K, H, W, 3] -> uint8 [K, size, size, 3]: PIL bilinear (the aspect ratio is not kept)."""
+    from PIL import Image
+
+    if frames.shape[1:3] == (size, size):
+        return frames
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames])
+
+
 def model_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """Stored frames -> the visual nets' input; training and separation both go through it.
 
-    uint8 RGB [K, H, W, 3] -> float32 [K, 3, size, size]: PIL bilinear resize to ``size`` x ``size``
-    (the aspect ratio is not kept), then ImageNet normalisation.
+    uint8 RGB [K, H, W, 3] -> float32 [K, 3, size, size]: ``resize_frames`` then ImageNet
+    normalisation.
     """
-    from PIL import Image
+    return normalise_frames(resize_frames(frames, size))
 
-    out = [f if f.shape[:2] == (size, size) else
-           np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames]
-    return normalise_frames(np.stack(out))
+
+def augmented_size(size: int, margin: float) -> int:
+    """Side of the frames a random ``size`` crop is taken from (at least ``size``)."""
+    return max(size, int(round((1 + margin) * size)))
 
 
 def augment_frames(frames: np.ndarray, size: int, margin: float, flip: bool,
@@ -66,7 +76,7 @@ def augment_frames(frames: np.ndarray, size: int, margin: float, flip: bool,
     probability 1/2 (if ``flip``), ImageNet normalisation. The pose is left as it is: no stream
     carries positions into the transformer, so nothing ties frame pixels to pose coordinates.
     """
-    big = max(size, int(round((1 + margin) * size)))
+    big = augmented_size(size, margin)
     x = model_frames(frames, big)  # [K, 3, big, big]
     top, left = (int(v) for v in rng.integers(0, big - size + 1, size=2))
     x = x[:, :, top:top + size, left:left + size]
@@ -186,6 +196,7 @@ class MixDataset(Dataset):
         self.frontend = AudioFrontEnd(audio)
         self.class_index = {name: i for i, name in enumerate(data.classes)}
         self.slots = data.num_mix * video.max_persons
+        self._cache: dict[str, dict] = {}  # clip id -> what was read from it (data.cache_clips)
         if mixtures is not None:
             missing = [cid for m in mixtures for cid in m.clip_ids if cid not in self.by_id]
             if missing:
@@ -207,20 +218,51 @@ class MixDataset(Dataset):
         return group, offsets, gains
 
     # --- reading one video ----------------------------------------------------------------------
+    def preload(self) -> None:
+        """With ``data.cache_clips``: read every clip into the cache now (the first epoch is then
+        as fast as the later ones); without it, nothing."""
+        if not self.data.cache_clips:
+            return
+        v = self.video
+        sizes = {v.frame_size} | ({augmented_size(v.frame_size, v.crop_margin)} if self.mixtures is None
+                                   and (v.crop_margin > 0 or v.flip) else set())
+        for clip in self.clips:
+            for size in sizes:
+                self._cached(clip, ("frames", size), lambda: resize_frames(clip.frames(), size))
+            self._cached(clip, "frame_size", clip.frame_size)
+            self._cached(clip, "pose", lambda: clip.pose(v.max_persons))
+            self._cached(clip, "stems" if clip_sources(clip, self.data.use_stems) > 1 else "audio",
+                         clip.stems if clip_sources(clip, self.data.use_stems) > 1 else clip.audio)
+
+    def _cached(self, clip: Clip, key, read: Callable):
+        """``read()``, or with ``data.cache_clips`` its stored result after the first call."""
+        if not self.data.cache_clips:
+            return read()
+        store = self._cache.setdefault(clip.meta.id, {})
+        if key not in store:
+            store[key] = read()
+        return store[key]
+
     def _frames(self, clip: Clip, centre_s: float, rng: np.random.Generator | None) -> np.ndarray:
         """K consecutive frames around ``centre_s`` -> float32 [K, 3, H, W], ImageNet-normalised;
         with ``rng`` (training) randomly cropped and flipped (``augment_frames``)."""
         idx = frame_window(centre_s, clip.meta.fps, self.video.num_frames, clip.meta.num_frames)
         v = self.video
-        if rng is None or (v.crop_margin <= 0 and not v.flip):
-            return model_frames(clip.frames(idx), v.frame_size)
-        return augment_frames(clip.frames(idx), v.frame_size, v.crop_margin, v.flip, rng)
+        augment = rng is not None and (v.crop_margin > 0 or v.flip)
+        size = augmented_size(v.frame_size, v.crop_margin) if augment else v.frame_size
+        if self.data.cache_clips:  # every frame of the clip resized once, then picked
+            frames = self._cached(clip, ("frames", size), lambda: resize_frames(clip.frames(), size))[idx]
+        else:
+            frames = resize_frames(clip.frames(idx), size)
+        if augment:
+            return augment_frames(frames, v.frame_size, v.crop_margin, v.flip, rng)
+        return normalise_frames(frames)
 
     def _pose(self, clip: Clip, start_s: float, dur_s: float) -> np.ndarray:
         """Pose over [start, start + dur] resampled to Tp frames -> [P, Tp, 68, 3], xy in [0,1]."""
-        w, h = clip.frame_size()
-        return pose_window(clip.pose(self.video.max_persons), clip.meta.pose_fps, start_s, dur_s,
-                           self.video.pose_frames, w, h)
+        w, h = self._cached(clip, "frame_size", clip.frame_size)
+        pose = self._cached(clip, "pose", lambda: clip.pose(self.video.max_persons))
+        return pose_window(pose, clip.meta.pose_fps, start_s, dur_s, self.video.pose_frames, w, h)
 
     def _labels(self, names: list[str]) -> np.ndarray:
         y = np.zeros(len(self.data.classes), np.float32)
@@ -245,13 +287,13 @@ class MixDataset(Dataset):
                 if clip.meta.num_stems > p:
                     raise TribertError(f"clip has {clip.meta.num_stems} performers, more than "
                                        f"video.max_persons = {p}", clip.dir)
-                for j, stem in enumerate(clip.stems()):
+                for j, stem in enumerate(self._cached(clip, "stems", clip.stems)):
                     sources.append(crop(stem, L, offset)[0] * gain * scale)
                     slots.append(MixBatch.slot(v, j, p))
                     src_object.append(j)
                     src_label.append(self.class_index[clip.meta.labels[j]])
             else:
-                sources.append(crop(clip.audio(), L, offset)[0] * gain * scale)
+                sources.append(crop(self._cached(clip, "audio", clip.audio), L, offset)[0] * gain * scale)
                 slots.append(MixBatch.slot(v, 0, p))
                 src_object.append(-1)
                 src_label.append(self.class_index[clip.meta.labels[0]] if len(clip.meta.labels) == 1 else -1)
