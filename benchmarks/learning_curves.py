@@ -43,39 +43,45 @@ CURVES = {
 }
 
 # The learning fixes of the recipe, in the order the ablation adds them: (row name, the fields
-# that row takes from the recipe). Every field not yet taken keeps its earlier value (BEFORE).
+# that row takes from the recipe, or "field=value" to set a value). Every field not yet taken keeps
+# its earlier value (BEFORE); a value once set holds until a later row sets that field again.
 BEFORE = {"train.audio_labels": "mixture", "model.whole_video_condition": "mean", "model.condition_norm": "none",
-          "model.condition_classes": "none", "model.dropout": "0.1", "model.attention_dropout": "0.1",
-          "model.token_mask_prob": "0.15", "model.visual_dropout": "0.2", "model.coattention_layout": "tokens",
-          "model.heads_include_sos": "false", "model.sos_pool_activation": "relu"}
+          "model.condition_classes": "none", "model.class_teacher_forcing": "0.0", "model.dropout": "0.1",
+          "model.attention_dropout": "0.1", "model.token_mask_prob": "0.15", "model.visual_dropout": "0.2",
+          "model.coattention_layout": "tokens", "model.heads_include_sos": "false",
+          "model.sos_pool_activation": "relu"}
 FIXES = [
     ("before (earlier recipe)", []),
     ("+ audio head on the video's own labels", ["train.audio_labels"]),
     ("+ solo condition from the present performer", ["model.whole_video_condition"]),
     ("+ layer-normalised condition", ["model.condition_norm"]),
     ("+ class loss on the condition", ["model.condition_classes=loss"]),
-    ("+ class posteriors to the U-Net", ["model.condition_classes"]),
-    ("+ no dropout / token masking (= recipe)", ["model.dropout", "model.attention_dropout",
-                                                 "model.token_mask_prob", "model.visual_dropout"]),
+    ("+ class posteriors to the U-Net", ["model.condition_classes=posteriors"]),
+    ("+ no dropout / token masking (= previous recipe)", ["model.dropout", "model.attention_dropout",
+                                                          "model.token_mask_prob", "model.visual_dropout"]),
+    ("+ posteriors only, true class in training (= recipe)", ["model.condition_classes",
+                                                             "model.class_teacher_forcing"]),
 ]
 
 
 def cumulative_fixes() -> dict[str, list[str]]:
-    """Row name -> overrides: BEFORE with the fields of this row and every row above taken from the
-    recipe (a "field=value" entry sets that value instead, for a row that is half a step)."""
-    rows, taken = {}, set()
+    """Row name -> overrides: BEFORE, with the fields of this row and every row above taken from the
+    recipe (plain field names) or set (``field=value``)."""
+    rows, chosen = {}, {}  # field -> value set by a row (None: the recipe's own)
     for name, fields in FIXES:
-        taken = {t for t in taken if "=" not in t} | set(fields)
-        plain = {t for t in taken if "=" not in t}
-        set_to = [t for t in taken if "=" in t]
-        rows[name] = [f"{k}={v}" for k, v in BEFORE.items()
-                      if k not in plain and k not in {t.split("=")[0] for t in set_to}] + set_to
+        for entry in fields:
+            key, _, value = entry.partition("=")
+            chosen[key] = value or None
+        rows[name] = ([f"{k}={v}" for k, v in BEFORE.items() if k not in chosen]
+                      + [f"{k}={v}" for k, v in chosen.items() if v is not None])
     return rows
 
 
-# Variants of the recipe: the authors' co-attention layout (and SOS in the heads), a tanh pooler
-# on top of it, and three more changes on top of those two.
-AUTHORS = ["model.coattention_layout=features", "model.heads_include_sos=true"]
+# Variants of the recipe as it stood before teacher forcing (PREVIOUS: embedding + posteriors to
+# the U-Net): the authors' co-attention layout (and SOS in the heads), a tanh pooler on top of it,
+# and three more changes on top of those two; then the ways of showing the U-Net the class.
+PREVIOUS = ["model.condition_classes=posteriors", "model.class_teacher_forcing=0.0"]
+AUTHORS = PREVIOUS + ["model.coattention_layout=features", "model.heads_include_sos=true"]
 TANH = AUTHORS + ["model.sos_pool_activation=tanh"]
 ABLATION = {
     **cumulative_fixes(),
@@ -86,11 +92,12 @@ ABLATION = {
                                                                           "train.warmup_frac=0.05"],
     "recipe + authors' layout + tanh, class teacher forcing 0.5": TANH + ["model.class_teacher_forcing=0.5"],
     # faster class learning: a heavier class loss, and the U-Net seeing only the class posteriors
-    "recipe, class loss weight 4": ["train.condition_weight=4"],
-    "recipe, posteriors only": ["model.condition_classes=posteriors_only"],
-    "recipe, class head on the audio encoder": ["model.audio_encoder_classes=true"],
-    "recipe, posteriors only + teacher forcing 0.5": ["model.condition_classes=posteriors_only",
-                                                      "model.class_teacher_forcing=0.5"],
+    "recipe, class loss weight 4": PREVIOUS + ["train.condition_weight=4"],
+    "recipe, posteriors only": ["model.class_teacher_forcing=0.0"],
+    "recipe, class head on the audio encoder": PREVIOUS + ["model.audio_encoder_classes=true"],
+    "recipe, posteriors only + teacher forcing 0.5": ["model.class_teacher_forcing=0.5"],
+    "recipe, posteriors only + teacher forcing 1.0": [],  # = the recipe now
+    "recipe + teacher forcing 1.0": ["model.condition_classes=posteriors"],  # embedding + posteriors
 }
 
 SETS = {"curves": CURVES, "ablation": ABLATION}

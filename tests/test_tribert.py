@@ -222,7 +222,9 @@ def test_tiny_forward_backward_reaches_every_parameter():
 @torch.no_grad()
 def test_whole_video_condition_and_objects_differ():
     torch.manual_seed(0)
-    model = build_model("tiny", whole_video_condition="present").eval()
+    # The embedding reaches the U-Net (with posteriors only, an untrained class head's near-uniform
+    # posteriors would make every object's mask nearly the same).
+    model = build_model("tiny", whole_video_condition="present", condition_classes="posteriors").eval()
     inputs = example_inputs(model.config, batch_size=2)
     inputs["pose"][0, 1] = 0.0  # video 0 is a solo: nobody in person slot 1
     enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
@@ -307,7 +309,8 @@ _DOC_WORDS = {
     "coattention_dim": "co-attention width 128", "sos_pool_dim": "SOS pooler 64", "unet_depth": "depth 6",
     "unet_base_channels": "8..128", "unet_max_channels": "8..128", "film": "FiLM",
     "condition_norm": "layer-normalised", "whole_video_condition": "present performer",
-    "condition_classes": "posteriors", "dropout": "no dropout", "attention_dropout": "attention dropout",
+    "condition_classes": "posteriors", "class_teacher_forcing": "true class in their place",
+    "dropout": "no dropout", "attention_dropout": "attention dropout",
     "visual_dropout": "visual", "token_mask_prob": "token masking", "coattention_layout": "ViLBERT layout",
     "heads_include_sos": "frame\n      tokens only",
 }

@@ -17,12 +17,16 @@ def paper_config(**overrides) -> ModelConfig:
 
 
 # What lets TriBERT learn its condition in CPU minutes (measured: benchmarks/learning_curves.py
-# --set ablation, README "Learning"): a class head on each source's condition whose posteriors
-# the U-Net also sees, a layer-normalised condition, a solo conditioned on its one performer, no
-# training-time noise (dropout, token masking), and the ViLBERT co-attention layout with WSDDN
-# heads over the frame tokens (the authors' layout scored 1.1 dB lower at 500 steps).
+# --set ablation, README "Learning"): a class head on each source's condition, whose predicted
+# class posteriors are all the U-Net sees, and in training the U-Net is shown the true class in
+# their place (teacher forcing 1.0), so it learns class-conditioned masks from step 0 as the
+# audio-only control does while the encoders learn to recognise; a layer-normalised condition, a
+# solo conditioned on its one performer, no training-time noise (dropout, token masking), and the
+# ViLBERT co-attention layout with WSDDN heads over the frame tokens (the authors' layout scored
+# 1.1 dB lower at 500 steps).
 LEARNS_FAST = dict(
-    condition_norm="layernorm", whole_video_condition="present", condition_classes="posteriors",
+    condition_norm="layernorm", whole_video_condition="present", condition_classes="posteriors_only",
+    class_teacher_forcing=1.0,
     dropout=0.0, attention_dropout=0.0, token_mask_prob=0.0, visual_dropout=0.0,
     coattention_layout="tokens", heads_include_sos=False,
 )
@@ -50,9 +54,10 @@ def small_config(**overrides) -> ModelConfig:
       SOS pooler 64 per stream (code 512).
     - condition (``LEARNS_FAST``, each change measured in the README's ablation): a layer-normalised
       condition (authors' code: sigmoid), a solo conditioned on its present performer (code: the
-      mean over both object slots), a class head on each source's condition with its posteriors
-      appended to the U-Net's condition (paper: none), and no dropout, attention dropout, visual
-      dropout or token masking (paper: 0.1 / 0.1 / 0.2 / 15%).
+      mean over both object slots), a class head on each source's condition whose posteriors are
+      what the U-Net sees, the true class in their place in training (paper: the SOS outputs
+      themselves), and no dropout, attention dropout, visual dropout or token masking (paper:
+      0.1 / 0.1 / 0.2 / 15%).
     - co-attention in the ViLBERT layout (full-width keys/values on the token axis, after
       self-attention; code: half-width on the feature axis, before) and WSDDN heads over the frame
       tokens only (code: with the SOS position).
