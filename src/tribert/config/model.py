@@ -106,10 +106,12 @@ class ModelConfig:
     # audio encoder's output stays almost constant across clips: the transformer's audio head can
     # name the classes from the other streams through co-attention, so the encoder never has to hear.
     audio_encoder_classes: bool = False
-    # Training only, with condition_classes "posteriors": the probability that a source with a
-    # known class shows the U-Net the true class one-hot in place of the predicted posteriors, so
-    # the separator learns class-conditioned masks at once while the encoders still learn to see
-    # (scheduled sampling). Evaluation and inference always use the predicted posteriors.
+    # Training only, with condition_classes "posteriors" / "posteriors_only": the probability that
+    # a source with a known class shows the U-Net the true class one-hot in place of the predicted
+    # posteriors, so the separator learns class-conditioned masks at once while the encoders still
+    # learn to see. Evaluation and inference always use the predicted posteriors. At 1.0 with
+    # "posteriors_only" (the CPU recipes) the separation loss trains the U-Net and reaches the
+    # encoders only through sources without a known class; the classification losses train them.
     class_teacher_forcing: float = 0.0
     # The WSDDN vision/pose heads see every token including the SOS position (authors' code; the
     # paper's eq. 3-4 sum over "regions"); False = only the K*O frame tokens.
