@@ -258,11 +258,11 @@ def export_command(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for everything the demo makes."),
-    clips: int = typer.Option(400, "--clips", help="SynthMUSIC clips to generate."),
-    minutes: float = typer.Option(10.0, "--minutes", help="Training budget in minutes."),
+    clips: int = typer.Option(1000, "--clips", help="SynthMUSIC clips to generate."),
+    minutes: float = typer.Option(8.0, "--minutes", help="Training budget in minutes."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Generate SynthMUSIC, train TriBERT-small, evaluate it and separate a test pair (~15 min on 2 cores)."""
+    """Generate SynthMUSIC, train TriBERT-small, evaluate it and separate a test pair (~11 min on 2 cores)."""
     from tribert.demo import run_demo
 
     run_demo(out, clips=clips, minutes=minutes, seed=seed)
