@@ -7,9 +7,9 @@ same-class duet SDR), beside the unprocessed mixture and the oracle masks. For T
 measures how often the condition names the right class (the class head's top-1 on each source
 with a known class).
 
-    tribert synth --out data/synth --clips 600 --seed 0
+    tribert synth --out data/synth2k --clips 2000 --seed 2 --splits 1,0,0
     tribert synth --out data/synth-test --clips 200 --seed 1 --splits 0,0,1
-    python benchmarks/learning_curves.py --train data/synth/train --test data/synth-test/test \\
+    python benchmarks/learning_curves.py --train data/synth2k/train --test data/synth-test/test \\
         --steps 250,500,1000,2000,3000 --out learning_curves.json --plot learning_curves.png
 
     # the ablation of the recipe's learning fixes (each row adds one change to the row above)
