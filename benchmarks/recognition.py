@@ -22,25 +22,6 @@ import json
 import time
 
 
-def condition_top1(model, batches) -> float:
-    """Top-1 of the condition's class head over every test source with a known class."""
-    import torch
-
-    right = total = 0
-    model.eval()
-    with torch.no_grad():
-        for b in batches:
-            v = b.video_inputs()
-            enc = model.encode(v["frames"], v["pose"], v["mix_logmag"])
-            _, logits = model.condition(enc, v["objects"])  # [V, P, C]
-            target = v["source_labels"].reshape(-1)
-            known = (target >= 0) & v["valid"].reshape(-1)
-            right += int((logits.reshape(-1, logits.shape[-1]).argmax(-1)[known] == target[known]).sum())
-            total += int(known.sum())
-    model.train()
-    return right / max(total, 1)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", required=True)
@@ -56,6 +37,7 @@ def main() -> None:
     import torch
 
     from tribert.config import Config
+    from tribert.engine.evaluate import condition_accuracy
     from tribert.engine.system import SeparationSystem
     from tribert.engine.train import eval_loader, train_loader
     from tribert.models.heads import classification_losses
@@ -67,9 +49,7 @@ def main() -> None:
     system = SeparationSystem(config)
     model = system.model
     opt = system.configure_optimizers()["optimizer"]
-    tc = config.train
-    weights = {"vision": tc.vision_weight, "segmentation": tc.vision_weight, "pose": tc.pose_weight,
-               "audio": tc.audio_weight, "condition": tc.condition_weight}
+    weights = system.class_loss_weights()
     test = list(eval_loader(config, args.test, limit=args.mixtures))
     curve, step, t0 = [], 0, time.time()
     while step < args.steps:
@@ -80,15 +60,18 @@ def main() -> None:
             out = TriBERTOutput(mask_logits=None, condition_logits=logits, **vars(enc))
             losses = classification_losses(out, batch.video_labels(), batch.video_labels(),
                                            v["source_labels"], batch.mixture_labels())
-            loss = sum(weights[k] * x for k, x in losses.items() if weights.get(k, 0) > 0)
+            loss = sum(weights[k] * x for k, x in losses.items() if weights[k] > 0)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
             if step % args.every == 0:
-                top1 = condition_top1(model, test)
-                curve.append({"step": step, "condition_loss": float(losses["condition"]), "test_top1": top1})
-                print(f"step {step:5d}  condition loss {float(losses['condition']):.3f}  "
+                system.eval()  # scored through the whole model, U-Net included (its masks unused)
+                with torch.no_grad():
+                    top1 = condition_accuracy(system, test)
+                system.train()
+                curve.append({"step": step, "condition_loss": losses["condition"].item(), "test_top1": top1})
+                print(f"step {step:5d}  condition loss {losses["condition"].item():.3f}  "
                       f"test top-1 {top1:.3f}  ({time.time() - t0:.0f} s)", flush=True)
             if step >= args.steps:
                 break

@@ -223,16 +223,14 @@ class MixDataset(Dataset):
         as fast as the later ones); without it, nothing."""
         if not self.data.cache_clips:
             return
-        v = self.video
-        sizes = {v.frame_size} | ({augmented_size(v.frame_size, v.crop_margin)} if self.mixtures is None
-                                   and (v.crop_margin > 0 or v.flip) else set())
         for clip in self.clips:
-            for size in sizes:
-                self._cached(clip, ("frames", size), lambda: resize_frames(clip.frames(), size))
+            self._all_frames(clip)
             self._cached(clip, "frame_size", clip.frame_size)
-            self._cached(clip, "pose", lambda: clip.pose(v.max_persons))
-            self._cached(clip, "stems" if clip_sources(clip, self.data.use_stems) > 1 else "audio",
-                         clip.stems if clip_sources(clip, self.data.use_stems) > 1 else clip.audio)
+            self._cached(clip, "pose", lambda: clip.pose(self.video.max_persons))
+            if clip_sources(clip, self.data.use_stems) > 1:
+                self._cached(clip, "stems", clip.stems)
+            else:
+                self._cached(clip, "audio", clip.audio)
 
     def _cached(self, clip: Clip, key, read: Callable):
         """``read()``, or with ``data.cache_clips`` its stored result after the first call."""
@@ -243,18 +241,31 @@ class MixDataset(Dataset):
             store[key] = read()
         return store[key]
 
+    def _augments(self) -> bool:
+        """Training items (random mixtures) with a random crop or flip of their frames."""
+        v = self.video
+        return self.mixtures is None and (v.crop_margin > 0 or v.flip)
+
+    def _read_size(self) -> int:
+        """Side the frames are resized to when read: the crop's source size when augmenting."""
+        v = self.video
+        return augmented_size(v.frame_size, v.crop_margin) if self._augments() else v.frame_size
+
+    def _all_frames(self, clip: Clip) -> np.ndarray:
+        """Every frame of the clip at ``_read_size`` (uint8 [N, S, S, 3]), kept (data.cache_clips)."""
+        size = self._read_size()
+        return self._cached(clip, ("frames", size), lambda: resize_frames(clip.frames(), size))
+
     def _frames(self, clip: Clip, centre_s: float, rng: np.random.Generator | None) -> np.ndarray:
         """K consecutive frames around ``centre_s`` -> float32 [K, 3, H, W], ImageNet-normalised;
-        with ``rng`` (training) randomly cropped and flipped (``augment_frames``)."""
+        for training items randomly cropped and flipped with ``rng`` (``augment_frames``)."""
         idx = frame_window(centre_s, clip.meta.fps, self.video.num_frames, clip.meta.num_frames)
         v = self.video
-        augment = rng is not None and (v.crop_margin > 0 or v.flip)
-        size = augmented_size(v.frame_size, v.crop_margin) if augment else v.frame_size
         if self.data.cache_clips:  # every frame of the clip resized once, then picked
-            frames = self._cached(clip, ("frames", size), lambda: resize_frames(clip.frames(), size))[idx]
+            frames = self._all_frames(clip)[idx]
         else:
-            frames = resize_frames(clip.frames(idx), size)
-        if augment:
+            frames = resize_frames(clip.frames(idx), self._read_size())
+        if self._augments():
             return augment_frames(frames, v.frame_size, v.crop_margin, v.flip, rng)
         return normalise_frames(frames)
 
@@ -274,7 +285,7 @@ class MixDataset(Dataset):
     def __getitem__(self, index: int) -> MixBatch:
         group, offsets, gains = self._spec(index)
         # Frame augmentation draws from its own stream, so turning it on or off keeps the mixtures.
-        augment = np.random.default_rng((self.seed, index, 1)) if self.mixtures is None else None
+        augment = np.random.default_rng((self.seed, index, 1)) if self._augments() else None
         a, L, n, p = self.audio, self.audio.crop_samples, len(group), self.video.max_persons
         scale = 1.0 / n if self.data.divide_by_n else 1.0
         sources, slots, src_object, src_label = [], [], [], []

@@ -58,9 +58,7 @@ class SeparationSystem(L.LightningModule):
         total = tc.sep_weight * sep
         labels = batch.video_labels()  # [V, C]
         audio_labels = batch.mixture_labels() if tc.audio_labels == "mixture" else labels
-        weights = {"vision": tc.vision_weight, "segmentation": tc.vision_weight, "pose": tc.pose_weight,
-                   "audio": tc.audio_weight, "condition": tc.condition_weight,
-                   "audio_encoder": tc.audio_encoder_weight}
+        weights = self.class_loss_weights()
         source_labels = batch.slots_by_video(batch.source_label)  # [V, P]
         for name, loss in classification_losses(out, labels, audio_labels, source_labels,
                                                      batch.mixture_labels()).items():
@@ -69,6 +67,13 @@ class SeparationSystem(L.LightningModule):
                 total = total + weights[name] * loss
         losses["loss"] = total
         return losses
+
+    def class_loss_weights(self) -> dict[str, float]:
+        """Weight of each classification loss (the names ``classification_losses`` returns)."""
+        tc = self.config.train
+        return {"vision": tc.vision_weight, "segmentation": tc.vision_weight, "pose": tc.pose_weight,
+                "audio": tc.audio_weight, "condition": tc.condition_weight,
+                "audio_encoder": tc.audio_encoder_weight}
 
     def training_step(self, batch: MixBatch, batch_idx: int) -> Tensor:
         # Seed dropout and token masking from the step, so a resumed run repeats the exact steps.
