@@ -71,7 +71,7 @@ def main() -> None:
                     top1 = condition_accuracy(system, test)
                 system.train()
                 curve.append({"step": step, "condition_loss": losses["condition"].item(), "test_top1": top1})
-                print(f"step {step:5d}  condition loss {losses["condition"].item():.3f}  "
+                print(f"step {step:5d}  condition loss {losses['condition'].item():.3f}  "
                       f"test top-1 {top1:.3f}  ({time.time() - t0:.0f} s)", flush=True)
             if step >= args.steps:
                 break
