@@ -40,6 +40,8 @@ def test_values_come_from_size_factory_then_recipe_then_derived_fields():
         Config.from_dict({"model": {"kind": "transformer"}})
     with pytest.raises(ConfigError, match="unknown model size 'huge'"):
         Config.from_dict({"model": {"size": "huge"}})
+    with pytest.raises(ConfigError, match=r"video.crop_margin must be in \[0, 1\]"):
+        Config.from_dict({"video": {"crop_margin": -0.1}})
 
 
 def test_old_layout_is_migrated_to_model_kind_and_size():

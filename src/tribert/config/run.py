@@ -126,6 +126,8 @@ class Config:
                               "(or use schedule: constant)")
         if cfg.train.audio_labels not in ("video", "mixture"):
             raise ConfigError(f"train.audio_labels must be 'video' or 'mixture', got {cfg.train.audio_labels!r}")
+        if not 0.0 <= cfg.video.crop_margin <= 1.0:
+            raise ConfigError(f"video.crop_margin must be in [0, 1] (0: no random crop), got {cfg.video.crop_margin}")
         if cfg.train.mask_loss not in ("bce", "l1"):
             raise ConfigError(f"train.mask_loss must be 'bce' or 'l1', got {cfg.train.mask_loss!r}")
         return cfg
