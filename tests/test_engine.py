@@ -330,3 +330,61 @@ def test_checkpoint_saves_do_not_make_lightning_log(data_root, tmp_path):
     assert not [r for r in records if "weights_only" in r.getMessage()]
     assert [r.getMessage() for r in records if "litlogger" in r.getMessage()] == ["try installing [litlogger]"]
     assert any("GPU available" in r.getMessage() for r in records)  # the logger was listened to
+
+
+def test_a_non_finite_loss_is_remembered_on_the_device_and_no_checkpoint_is_written(data_root, tmp_path):
+    # On a GPU the step only flags a bad loss (no host sync); the flag is read every log_every
+    # steps and before every checkpoint write, so weights a bad step touched are never saved.
+    from types import SimpleNamespace
+
+    from tribert.engine.train import LastCheckpoint
+
+    system = SeparationSystem(tiny_config(data_root))
+    system.check_finite()  # nothing flagged yet
+    for value in (1.5, float("nan"), float("inf"), 2.0):
+        system._flag_nonfinite(torch.tensor(value))
+    with pytest.raises(TribertError, match="loss is nan at step 0"):  # the first bad loss is named
+        system.check_finite()
+    path = tmp_path / "last.ckpt"
+    with pytest.raises(TribertError, match="loss is nan"):
+        LastCheckpoint(path, every=1).save(SimpleNamespace(lightning_module=system))
+    assert not path.exists() and not path.with_name("last.ckpt.tmp").exists()
+
+
+def test_gradient_clipping_works_with_any_optimiser(data_root):
+    # Lightning's mixed-precision plugin refuses to clip for a fused AdamW; the system clips itself.
+    system = SeparationSystem(tiny_config(data_root))
+    params = [p for p in system.parameters() if p.requires_grad]
+    for i, p in enumerate(params):
+        p.grad = torch.full_like(p, 0.1 * (i % 3 + 1))
+    before = torch.cat([p.grad.flatten() for p in params]).norm()
+    assert before > 5
+    system.configure_gradient_clipping(None, gradient_clip_val=1.0)
+    after = torch.cat([p.grad.flatten() for p in params])
+    assert after.norm() == pytest.approx(1.0, rel=1e-4)
+    direction = torch.cat([torch.full_like(p, 0.1 * (i % 3 + 1)).flatten() for i, p in enumerate(params)])
+    assert torch.allclose(after, direction / before, rtol=1e-4)  # scaled, not reshaped
+
+
+@pytest.mark.parametrize("setting", ["train.channels_last=true", "train.compile=true"])
+def test_gpu_only_settings_are_refused_on_the_cpu(data_root, tmp_path, setting):
+    config = tiny_config(data_root, setting, "train.max_steps=1")
+    with pytest.raises(ConfigError, match="is a GPU setting"):
+        train(config, runs_dir=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()  # refused before a run folder is made
+
+
+def test_the_speed_benchmark_batch_has_the_loader_shapes_and_its_rows_run(data_root):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import train_speed
+
+    config = tiny_config(data_root, "train.batch_size=3")
+    real = next(iter(train_loader(config)))
+    fake = train_speed.random_batch(config, 3, "cpu")
+    assert {k: v.shape for k, v in fake.tensors().items()} == {k: v.shape for k, v in real.tensors().items()}
+    assert {k: v.dtype for k, v in fake.tensors().items()} == {k: v.dtype for k, v in real.tensors().items()}
+    row = train_speed.measure(config, {"bf16": True, "fused": True, "no_sync": True}, fake, "cpu", warmup=1, steps=2)
+    assert row["ms_per_step"] > 0 and row["mixtures_per_s"] > 0

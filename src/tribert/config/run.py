@@ -62,6 +62,11 @@ class TrainConfig:
     audio_labels: str = "video"
     grad_clip: float = 1.0
     precision: str = "32-true"  # "bf16-mixed" on a GPU
+    # GPU speed settings (docs/training.md "One GPU"); channels_last and compile are refused on the
+    # CPU, where the training step crashed with them:
+    channels_last: bool = False  # NHWC convolutions (paper size on an H100: 7% slower, so off)
+    cudnn_benchmark: bool = False  # cuDNN times its algorithms per new shape (~10 s each; shapes vary)
+    compile: bool = False  # torch.compile each model block (a compilation pause first)
     accelerator: str = "auto"
     devices: str = "1"  # Lightning devices: "1", "4", "auto"
     num_nodes: int = 1

@@ -36,6 +36,13 @@ class SeparationSystem(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = build_separator(config.model)
+        if config.train.channels_last:  # NHWC convolutions: the fast layout for bf16 on GPUs
+            self.model.to(memory_format=torch.channels_last)
+        if config.train.compile:
+            # Each block compiled in place (parameter names and checkpoints stay as without); the
+            # glue between them stays eager: picking the real sources is data-dependent.
+            for block in self.model.children():
+                block.compile()
         self.frontend = AudioFrontEnd(config.audio)
 
     # --- forward and losses -------------------------------------------------------------------
@@ -81,15 +88,36 @@ class SeparationSystem(L.LightningModule):
         out, mask_logits = self(batch)
         losses = self.losses(batch, out, mask_logits)
         loss = losses["loss"]
-        if not torch.isfinite(loss):
-            raise TribertError(f"training stopped: loss is {loss.item()} at step {self.global_step} "
-                               f"(epoch {self.current_epoch}); the last good checkpoint is kept")
+        # A non-finite loss stops training, naming its step. Reading the flag back is a host sync
+        # that stalls a GPU's queue, so there it is read every log_every steps and before every
+        # checkpoint is written (no bad weights are saved); on the CPU it costs nothing: every step.
+        self._flag_nonfinite(loss.detach())
+        if self.device.type == "cpu" or self.global_step % max(1, self.config.train.log_every) == 0:
+            self.check_finite()
         # sync_dist: under DDP the logged losses are the mean over processes (one scalar
         # all-reduce per step), i.e. the loss of the combined batch, not rank 0's share of it.
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False,
                       batch_size=batch.batch_size, sync_dist=True)
         self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=batch.batch_size)
         return loss
+
+    def _flag_nonfinite(self, loss: Tensor) -> None:
+        """Remember, on the device, the first step whose loss was not finite (and that loss)."""
+        first = getattr(self, "_nonfinite_step", None)
+        if first is None:
+            first, value = loss.new_full((), -1, dtype=torch.long), loss.new_zeros(())
+        else:
+            value = self._nonfinite_loss
+        new = ~torch.isfinite(loss) & (first < 0)
+        self._nonfinite_step = torch.where(new, torch.full_like(first, self.global_step), first)
+        self._nonfinite_loss = torch.where(new, loss, value)
+
+    def check_finite(self) -> None:
+        """Raise if any training step so far had a non-finite loss (one host sync)."""
+        first = getattr(self, "_nonfinite_step", None)
+        if first is not None and int(first) >= 0:
+            raise TribertError(f"training stopped: loss is {float(self._nonfinite_loss)} at step {int(first)} "
+                               f"(epoch {self.current_epoch}); the last good checkpoint is kept")
 
     def validation_step(self, batch: MixBatch, batch_idx: int) -> None:
         out, mask_logits = self(batch)
@@ -107,10 +135,20 @@ class SeparationSystem(L.LightningModule):
         # Biases and normalisation weights (1-d tensors) are not decayed (the authors' BertAdam groups).
         decay = [p for p in self.parameters() if p.requires_grad and p.dim() > 1]
         no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() <= 1]
+        # fused: one kernel for the whole update on a GPU (the default foreach path launches
+        # several per parameter group); the CPU keeps the default.
+        # fp16 keeps the default: its gradient scaler must unscale before clipping.
+        fused = self.device.type == "cuda" and not str(tc.precision).startswith("16")
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, fused=fused or None)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, tc))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        # Lightning's mixed-precision plugin refuses to clip for a fused optimiser, assuming an fp16
+        # gradient scaler unscales inside the step; bf16 and fp32 gradients are unscaled already.
+        if gradient_clip_val:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
 
 
 def lr_factor(step: int, tc) -> float:

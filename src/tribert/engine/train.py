@@ -17,8 +17,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 from torch.utils.data import DataLoader
 
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, mix_loader,
@@ -144,6 +145,11 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     tc = config.train
     if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
         raise ConfigError("the run has no end: set train.max_steps, train.max_minutes or train.max_epochs")
+    on_gpu = tc.accelerator in ("gpu", "cuda") or (tc.accelerator == "auto" and torch.cuda.is_available())
+    if not on_gpu and (tc.channels_last or tc.compile):
+        setting = "train.channels_last" if tc.channels_last else "train.compile"
+        raise ConfigError(f"{setting} is a GPU setting: with torch {torch.__version__.split('+')[0]} "
+                          f"on the CPU the training step crashes with it (docs/training.md)")
     if tc.threads:
         torch.set_num_threads(tc.threads)
     inherited = os.environ.get("TRIBERT_RUN_DIR")  # set by rank 0 for the processes DDP spawns
@@ -179,6 +185,11 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     steps = set(tc.checkpoint_steps)
     if tc.keep_every_steps > 0 and tc.max_steps > 0:
         steps |= set(range(tc.keep_every_steps, tc.max_steps + 1, tc.keep_every_steps))
+    if progress:
+        # The bar reads the loss back from the device when it redraws: a host sync that stalls a
+        # GPU's queue, so on a GPU it redraws every log_every steps.
+        bar = RichProgressBar if _RICH_AVAILABLE else TQDMProgressBar  # Lightning's own choice
+        callbacks.append(bar(refresh_rate=max(1, tc.log_every) if on_gpu else 1))
     if steps:
         callbacks.append(StepCheckpoints(run_dir / "checkpoints", tuple(sorted(steps))))
     if tc.val_mixtures and config.data.val_dir:
@@ -190,7 +201,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         max_steps=tc.max_steps, max_epochs=tc.max_epochs,
         max_time=datetime.timedelta(minutes=tc.max_minutes) if tc.max_minutes else None,
         accelerator=tc.accelerator, devices=_devices(tc.devices), num_nodes=tc.num_nodes,
-        strategy=tc.strategy, precision=tc.precision, gradient_clip_val=tc.grad_clip or None,
+        strategy=tc.strategy, precision=tc.precision, benchmark=tc.cudnn_benchmark, gradient_clip_val=tc.grad_clip or None,
         logger=CSVLogger(run_dir, name="", version=""), callbacks=callbacks,
         log_every_n_steps=tc.log_every, enable_progress_bar=progress, enable_model_summary=False,
         default_root_dir=run_dir, num_sanity_val_steps=0,
@@ -234,6 +245,7 @@ class LastCheckpoint(L.Callback):
         self.path, self.every = Path(path), every
 
     def save(self, trainer) -> None:
+        trainer.lightning_module.check_finite()  # never save weights a non-finite step has touched
         tmp = self.path.with_name(self.path.name + ".tmp")
         trainer.save_checkpoint(tmp, weights_only=False)  # full state, for resume (said, so Lightning does not log it)
         trainer.strategy.barrier()
@@ -259,6 +271,7 @@ class StepCheckpoints(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step in self.steps:
+            trainer.lightning_module.check_finite()
             trainer.save_checkpoint(self.folder / f"step{trainer.global_step:06d}.ckpt", weights_only=False)
 
 

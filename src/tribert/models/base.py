@@ -58,8 +58,6 @@ def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: O
     if valid is None:
         x = mix_logmag[:, None].expand(v, s, *mix_logmag.shape[1:]).flatten(0, 1)  # [V*S, 1, F, T]
         return unet(x, cond.flatten(0, 1)).unflatten(0, (v, s))
-    video = torch.arange(v, device=mix_logmag.device)[:, None].expand(v, s)[valid]  # [M]
-    logits = unet(mix_logmag[video], cond[valid])  # [M, 1, F, T]
-    out = logits.new_zeros(v, s, *logits.shape[1:])
-    out[valid] = logits
-    return out
+    real = valid.flatten().nonzero().squeeze(1)  # [M] flat (video, source) indices; the one host sync
+    logits = unet(mix_logmag.index_select(0, real // s), cond.flatten(0, 1).index_select(0, real))  # [M, 1, F, T]
+    return logits.new_zeros(v * s, *logits.shape[1:]).index_copy(0, real, logits).unflatten(0, (v, s))
