@@ -5,7 +5,7 @@
 
 Each row adds one setting to the row above it, on the same machine in the same process, so the
 ratio against the first row is what the settings up to that row buy together (``--rows`` picks
-which rows run; each still has every setting above it):
+which rows run, each still with every setting above it; ``--drop`` leaves settings out of all):
 
     plain fp32 eager   fp32, AdamW with torch's defaults, the loss read back every step (the
                        non-finite check of a plain loop: one host sync per step)
@@ -55,6 +55,15 @@ ROWS = [
     ("+ cudnn.benchmark", {"cudnn_benchmark": True}),
     ("+ torch.compile", {"compile": True}),
 ]
+
+
+def row_settings(row: int, drop: str = "") -> dict:
+    """The settings of ``ROWS[row]``: its own and every row's above, less those named in ``drop``."""
+    dropped = set(filter(None, drop.split(",")))
+    unknown = dropped - {k for _, added in ROWS for k in added}
+    if unknown:
+        raise SystemExit(f"--drop: unknown setting {sorted(unknown)[0]!r}")
+    return {k: v for _, added in ROWS[:row + 1] for k, v in added.items() if k not in dropped}
 
 
 def random_batch(config: Config, batch_size: int, device: str, seed: int = 0) -> MixBatch:
@@ -180,7 +189,7 @@ def worker(args) -> None:
 def profile(args) -> None:
     """Where a step's time goes: GPU time of each model block's forward (CUDA events around
     each top-level block), then torch.profiler's operators by device time over 3 steps."""
-    settings = {k: v for _, added in ROWS[:args.profile + 1] for k, v in added.items()}
+    settings = row_settings(args.profile, args.drop)
     config = Config.load(recipe_path(args.recipe), overrides=[f"model.size={args.sizes.split(',')[0]}"])
     batch = random_batch(config, args.batch, args.device)
     system, opt, sched = build(config, settings, args.device)
@@ -231,6 +240,8 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--rows", default="", help="comma-separated row numbers (0 = plain); default all "
                                                 "(all but torch.compile on a CPU)")
+    ap.add_argument("--drop", default="", help="settings left out of every row, e.g. channels_last,cudnn_benchmark "
+                                               "(a row then repeats the one above if it only adds those)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0)
@@ -259,7 +270,7 @@ def main() -> None:
     for size in args.sizes.split(","):
         base = None
         for i in chosen:
-            name, settings = ROWS[i][0], {k: v for _, added in ROWS[:i + 1] for k, v in added.items()}
+            name, settings = ROWS[i][0], row_settings(i, args.drop)
             row = run_row(args, size, settings)
             row = {"size": size, "row": name, **row}
             if "ms_per_step" in row:
