@@ -388,3 +388,21 @@ def test_the_speed_benchmark_batch_has_the_loader_shapes_and_its_rows_run(data_r
     assert {k: v.dtype for k, v in fake.tensors().items()} == {k: v.dtype for k, v in real.tensors().items()}
     row = train_speed.measure(config, {"bf16": True, "fused": True, "no_sync": True}, fake, "cpu", warmup=1, steps=2)
     assert row["ms_per_step"] > 0 and row["mixtures_per_s"] > 0
+
+
+def test_a_bf16_run_with_the_fused_adamw_clips_and_trains(data_root, tmp_path, monkeypatch):
+    # On a GPU the engine uses the fused AdamW; Lightning's bf16 plugin then refused gradient
+    # clipping ("does not allow for gradient clipping"), so every bf16 GPU run failed at its first
+    # step. The same plugin path runs on the CPU when the fused optimiser is forced here.
+    real, made = torch.optim.AdamW, []
+
+    def fused_adamw(params, **kwargs):
+        made.append(real(params, **{**kwargs, "fused": True}))
+        return made[-1]
+
+    monkeypatch.setattr(torch.optim, "AdamW", fused_adamw)
+    config = tiny_config(data_root, "train.precision=bf16-mixed", "train.grad_clip=1.0", "train.max_steps=2",
+                         "train.epoch_size=4")
+    run = train(config, runs_dir=tmp_path / "runs", progress=False)
+    assert made and made[0].defaults["fused"] is True
+    assert (run / "checkpoints" / "last.ckpt").is_file()
