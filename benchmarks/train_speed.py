@@ -59,6 +59,8 @@ ROWS = [
 
 def row_settings(row: int, drop: str = "") -> dict:
     """The settings of ``ROWS[row]``: its own and every row's above, less those named in ``drop``."""
+    if not 0 <= row < len(ROWS):
+        raise SystemExit(f"row {row}: the rows are 0..{len(ROWS) - 1} ({', '.join(name for name, _ in ROWS)})")
     dropped = set(filter(None, drop.split(",")))
     unknown = dropped - {k for _, added in ROWS for k in added}
     if unknown:
@@ -256,9 +258,15 @@ def main() -> None:
     if args.worker:
         return worker(args)
     if args.profile >= 0:
+        if not args.device.startswith("cuda"):
+            raise SystemExit("--profile times the GPU with CUDA events: it needs --device cuda")
         return profile(args)
     if args.rows:
+        if not all(i.strip().isdigit() for i in args.rows.split(",")):
+            raise SystemExit(f"--rows: comma-separated row numbers, got {args.rows!r}")
         chosen = [int(i) for i in args.rows.split(",")]
+        for i in chosen:
+            row_settings(i)  # an unknown row stops here, before any row runs
     else:
         chosen = list(range(len(ROWS) if args.device.startswith("cuda") else len(ROWS) - 1))
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else \

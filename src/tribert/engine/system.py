@@ -44,6 +44,9 @@ class SeparationSystem(L.LightningModule):
             for block in self.model.children():
                 block.compile()
         self.frontend = AudioFrontEnd(config.audio)
+        # The first step with a non-finite loss and that loss, kept on the device (_flag_nonfinite).
+        self._nonfinite_step: Tensor | None = None
+        self._nonfinite_loss: Tensor | None = None
 
     # --- forward and losses -------------------------------------------------------------------
     def forward(self, batch: MixBatch):
@@ -103,18 +106,16 @@ class SeparationSystem(L.LightningModule):
 
     def _flag_nonfinite(self, loss: Tensor) -> None:
         """Remember, on the device, the first step whose loss was not finite (and that loss)."""
-        first = getattr(self, "_nonfinite_step", None)
+        first, value = self._nonfinite_step, self._nonfinite_loss
         if first is None:
             first, value = loss.new_full((), -1, dtype=torch.long), loss.new_zeros(())
-        else:
-            value = self._nonfinite_loss
         new = ~torch.isfinite(loss) & (first < 0)
         self._nonfinite_step = torch.where(new, torch.full_like(first, self.global_step), first)
         self._nonfinite_loss = torch.where(new, loss, value)
 
     def check_finite(self) -> None:
         """Raise if any training step so far had a non-finite loss (one host sync)."""
-        first = getattr(self, "_nonfinite_step", None)
+        first = self._nonfinite_step
         if first is not None and int(first) >= 0:
             raise TribertError(f"training stopped: loss is {float(self._nonfinite_loss)} at step {int(first)} "
                                f"(epoch {self.current_epoch}); the last good checkpoint is kept")
@@ -136,8 +137,8 @@ class SeparationSystem(L.LightningModule):
         decay = [p for p in self.parameters() if p.requires_grad and p.dim() > 1]
         no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() <= 1]
         # fused: one kernel for the whole update on a GPU (the default foreach path launches
-        # several per parameter group); the CPU keeps the default.
-        # fp16 keeps the default: its gradient scaler must unscale before clipping.
+        # several per parameter group). The CPU keeps the default, and so does fp16, whose gradient
+        # scaler must unscale before clipping.
         fused = self.device.type == "cuda" and not str(tc.precision).startswith("16")
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, fused=fused or None)
