@@ -15,7 +15,7 @@ from tribert.models.coattention import TriModalCoAttention, TriModalEncoder
 from tribert.models.heads import (AudioClassificationHead, WeakClassificationHead, classification_losses,
                                   logits_bce_loss, weak_bce_loss)
 from tribert.models.info import count_macs, example_inputs, model_info
-from tribert.models.tribert import TriBERTOutput, TriBERTTransformer, select_condition
+from tribert.models.tribert import TriBERTOutput, TriBERTTransformer, select_objects
 
 STREAMS = ("vision", "pose", "audio")
 
@@ -131,6 +131,30 @@ def test_coattention_attends_over_the_other_streams_only():
     assert not torch.allclose(out["b"], base["b"], atol=1e-6)
 
 
+def test_gated_coattention_starts_as_the_model_without_it_and_opens_with_training():
+    torch.manual_seed(0)
+    gated = TriBERTTransformer(tiny_config(coattention_gate=True)).eval()
+    plain = TriBERTTransformer(tiny_config(coattention=False)).eval()
+    missing, unexpected = plain.load_state_dict(gated.state_dict(), strict=False)
+    assert not missing and unexpected and all("co_blocks" in k for k in unexpected)
+    tokens = _tokens(gated.config, grad=True)
+    _, hidden, pooled = gated(tokens)
+    _, hidden_plain, pooled_plain = plain(tokens)
+    assert torch.allclose(pooled, pooled_plain, atol=1e-6)  # closed gates: exactly the ablation
+    # ... but the gates get a gradient, so training can open them (tanh'(0) = 1).
+    pooled.square().sum().backward()
+    gates = [p for n, p in gated.named_parameters() if ".gate." in n]
+    assert len(gates) == 2 * 3 and all(g.grad is not None and g.grad.abs().sum() > 0 for g in gates)
+    # Once open, the streams meet: vision's output moves with the audio tokens.
+    with torch.no_grad():
+        for g in gates:
+            g.fill_(0.5)
+    tokens = _tokens(gated.config, grad=True)
+    _, hidden, _ = gated(tokens)
+    hidden["vision"].square().sum().backward()
+    assert tokens["audio"].grad.abs().sum() > 0
+
+
 def test_coattention_layers_selection():
     enc = TriModalEncoder({"vision": 8, "audio": 4}, num_layers=3, heads=2, ffn_dim=8, coattention_dim=8,
                           coattention_layers=(1,))
@@ -240,12 +264,12 @@ def test_whole_video_condition_and_objects_differ():
     assert torch.allclose(out.mask_logits[:, 0], torch.stack([masks[0, 1], masks[1, 2]]), atol=1e-5)
 
 
-def test_select_condition_checks_objects():
+def test_select_objects_checks_objects():
     pooled = torch.arange(12.0).view(1, 2, 6)
-    assert torch.equal(select_condition(pooled, torch.tensor([[1, -1]]))[0],
+    assert torch.equal(select_objects(pooled, torch.tensor([[1, -1]]))[0],
                        torch.stack([pooled[0, 1], pooled[0].mean(0)]))
     with pytest.raises(TribertError, match="objects"):
-        select_condition(pooled, torch.tensor([[2]]))
+        select_objects(pooled, torch.tensor([[2]]))
 
 
 @pytest.mark.parametrize("switch", ["use_vision", "use_pose", "coattention"])

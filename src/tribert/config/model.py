@@ -122,6 +122,17 @@ class ModelConfig:
     # "tokens": full-width keys/values concatenated along the token axis, after self-attention
     # (the ViLBERT order).
     coattention_layout: str = "features"
+    # Gated co-attention (not in the paper; Flamingo's tanh gate): each stream takes a co-attention
+    # block's update through tanh(alpha), alpha = 0 at initialisation, so training starts from the
+    # "without co-attention" model and opens the gates only as far as the loss gains.
+    coattention_gate: bool = False
+    # Motion guide (not in the paper; tribert.models.motion): each performer's pose sequence through
+    # a small temporal conv net of this width, drawn as motion_guide_maps time-frequency maps that the
+    # U-Net reads beside the mixture, so the separator knows when and where in pitch *this*
+    # performer plays (what tells two players of one instrument apart). 0 = off (paper). Needs the
+    # pose stream: a "without pose" ablation has no guide either.
+    motion_guide: int = 0
+    motion_guide_maps: int = 4
 
     # --- Separator: attention U-Net ---------------------------------------------------------
     unet_depth: int = 7  # stride-2 down/up levels. paper: 7 (default); code: 4 (16x16 bottleneck)
@@ -170,6 +181,14 @@ class ModelConfig:
         if self.condition_classes == "posteriors_only":
             return self.num_classes
         return self.cond_dim() + (self.num_classes if self.condition_classes == "posteriors" else 0)
+
+    def uses_motion_guide(self) -> bool:
+        """Whether the U-Net reads motion guide maps (configured, and a pose stream to draw them from)."""
+        return self.motion_guide > 0 and self.use_pose
+
+    def unet_in_channels(self) -> int:
+        """The U-Net's input channels: the mixture's log-magnitude, plus the motion guide maps."""
+        return 1 + (self.motion_guide_maps if self.uses_motion_guide() else 0)
 
     def coattention_layer_ids(self) -> tuple[int, ...]:
         """Layers followed by a co-attention block (empty when co-attention is off)."""
@@ -225,6 +244,8 @@ class ModelConfig:
         need(self.coattention_layout != "features" or self.coattention_dim % (self.num_heads * 2) == 0,
              f"coattention_dim ({self.coattention_dim}) must be divisible by 2 * num_heads for the "
              "'features' layout (each other stream gets half of every head)")
+        need(self.motion_guide >= 0, f"motion_guide must be >= 0 (0 = off), got {self.motion_guide}")
+        need(self.motion_guide_maps >= 1, f"motion_guide_maps must be >= 1, got {self.motion_guide_maps}")
         need(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         need(self.fusion != "none" or self.film,
              "fusion 'none' needs film: true, or the separator would ignore the video")

@@ -8,7 +8,8 @@ Data flow for V video items (a video seen with its mixture)::
         -> hidden states per stream [V,(1+K)*O,D_s]  -> WSDDN heads (vision, pose), audio head
         -> SOS outputs, pooled and concatenated per object [V,O,Dc]
     objects [V,S] -> condition [V,S,Dc] (normalised; + class posteriors [V,S,C] if configured)
-        -> AttentionUNet(mix_logmag) -> mask logits [V,S,1,F,T]
+    pose --MotionGuide (if configured)--> per-person motion [V,P,Dm,Tp] -> maps [V,S,M,F,T]
+        -> AttentionUNet([mix_logmag, maps]) -> mask logits [V,S,1,F,T]
 
 Token layout of every stream (the authors' code): position 0 is the SOS "frame", whose O tokens are
 the mean over the K frames of each object's tokens; positions 1..K are the frames; flattened
@@ -39,6 +40,7 @@ from tribert.models.coattention import TriModalEncoder
 from tribert.config.model import ModelConfig
 from tribert.config.sizes import SIZES, model_config, paper_config, small_config, tiny_config
 from tribert.models.heads import AudioClassificationHead, WeakClassificationHead
+from tribert.models.motion import MotionGuide
 from tribert.models.pose import PoseEncoder, pose_presence
 from tribert.models.unet import AttentionUNet
 from tribert.models.visual import VisualSegmentationNet
@@ -64,6 +66,7 @@ class TriBERTEncoding:
     visual_top_classes: Optional[Tensor]  # [B, K, O] classes whose features became the tokens
     visual_attention: Optional[Tensor]  # [B, K, C, h, w] attention maps A_m (localisation)
     audio_encoder_logits: Optional[Tensor] = None  # [B, C] class head on the audio encoder (if configured)
+    motion: Optional[Tensor] = None  # [B, P, Dm, Tp] per-person motion features (if the motion guide is on)
 
 
 @dataclass
@@ -104,7 +107,8 @@ class TriBERTTransformer(nn.Module):
         self.embed = nn.ModuleDict({s: StreamEmbedding(in_dims[s], dims[s], config.dropout) for s in self.streams})
         self.encoder = TriModalEncoder(dims, config.num_layers, config.num_heads, config.ffn_dim,
                                        config.coattention_dim, config.coattention_layer_ids(),
-                                       config.dropout, config.attention_dropout, config.coattention_layout)
+                                       config.dropout, config.attention_dropout, config.coattention_layout,
+                                       config.coattention_gate)
         p = config.sos_pool_dim
         act = {"relu": nn.ReLU, "tanh": nn.Tanh}[config.sos_pool_activation]
         self.pool = nn.ModuleDict({s: nn.Sequential(nn.Linear(dims[s], p), act()) if p else nn.Identity()
@@ -131,23 +135,24 @@ class TriBERTTransformer(nn.Module):
         return embeddings, hidden, pooled
 
 
-def select_condition(pooled_sos: Tensor, objects: Tensor, presence: Optional[Tensor] = None) -> Tensor:
-    """Condition per requested source: the pooled SOS of object ``o``, or for ``o = -1`` (the whole
-    video) the mean over the objects marked in ``presence`` (default: all objects).
+def select_objects(per_object: Tensor, objects: Tensor, presence: Optional[Tensor] = None) -> Tensor:
+    """What each requested source is conditioned on: object ``o``'s entry, or for ``o = -1`` (the
+    whole video) the mean over the objects marked in ``presence`` (default: all objects).
 
-    pooled_sos [B, O, Dc], objects [B, S] long in -1..O-1, presence [B, O] bool -> [B, S, Dc].
+    per_object [B, O, ...] (pooled SOS [B, O, Dc], motion [B, O, Dm, Tp]), objects [B, S] long in
+    -1..O-1, presence [B, O] bool -> [B, S, ...].
     """
-    num_objects = pooled_sos.shape[1]
-    if objects.dim() != 2 or objects.shape[0] != pooled_sos.shape[0]:
-        raise TribertError(f"objects must be [B, S] with B = {pooled_sos.shape[0]}, got {tuple(objects.shape)}")
+    num_objects = per_object.shape[1]
+    if objects.dim() != 2 or objects.shape[0] != per_object.shape[0]:
+        raise TribertError(f"objects must be [B, S] with B = {per_object.shape[0]}, got {tuple(objects.shape)}")
     if bool(((objects < -1) | (objects >= num_objects)).any()):
         raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
-    weights = F.one_hot(objects.clamp_min(0).long(), num_objects).to(pooled_sos.dtype)  # [B, S, O]
+    weights = F.one_hot(objects.clamp_min(0).long(), num_objects).to(per_object.dtype)  # [B, S, O]
     if presence is None:
-        presence = torch.ones(pooled_sos.shape[:2], dtype=torch.bool, device=pooled_sos.device)
-    whole = presence.to(pooled_sos.dtype) / presence.sum(1, keepdim=True).clamp_min(1)  # [B, O]
+        presence = torch.ones(per_object.shape[:2], dtype=torch.bool, device=per_object.device)
+    whole = presence.to(per_object.dtype) / presence.sum(1, keepdim=True).clamp_min(1)  # [B, O]
     weights = torch.where((objects < 0)[..., None], whole[:, None].expand_as(weights), weights)
-    return torch.einsum("bso,bod->bsd", weights, pooled_sos)
+    return torch.einsum("bso,bo...->bs...", weights, per_object)
 
 
 class TriBERT(nn.Module):
@@ -190,8 +195,10 @@ class TriBERT(nn.Module):
             self.condition_layers["norm"] = nn.LayerNorm(c.cond_dim())
         if c.condition_classes != "none":
             self.condition_layers["head"] = nn.Linear(c.cond_dim(), c.num_classes)
+        if c.uses_motion_guide():
+            self.motion = MotionGuide(c.motion_guide, c.motion_guide_maps, c.spec_bins)
         self.separator = AttentionUNet(
-            in_channels=1, out_channels=1, depth=c.unet_depth, base_channels=c.unet_base_channels,
+            in_channels=c.unet_in_channels(), out_channels=1, depth=c.unet_depth, base_channels=c.unet_base_channels,
             max_channels=c.unet_max_channels, convs_per_level=c.unet_convs_per_level,
             attention_gates=c.attention_gates, cond_dim=c.unet_cond_dim(), fusion=c.fusion, film=c.film,
             upsample=c.unet_upsample)
@@ -244,6 +251,7 @@ class TriBERT(nn.Module):
             visual_top_classes=vis.top_classes if vis is not None else None,
             visual_attention=vis.attention if vis is not None else None,
             audio_encoder_logits=self.heads["audio_encoder"](audio) if "audio_encoder" in self.heads else None,
+            motion=self.motion.features(pose) if c.uses_motion_guide() else None,
         )
 
     def separate(self, encoding: TriBERTEncoding, objects: Tensor, valid: Optional[Tensor] = None) -> Tensor:
@@ -258,7 +266,16 @@ class TriBERT(nn.Module):
             mask logits [B, S, 1, F, T].
         """
         cond, _ = self.condition(encoding, objects)
-        return separate_sources(self.separator, encoding.mix_logmag, cond, valid)
+        return separate_sources(self.separator, encoding.mix_logmag, cond, valid, self.guide(encoding, objects))
+
+    def guide(self, encoding: TriBERTEncoding, objects: Tensor) -> Optional[Tensor]:
+        """The motion guide maps of the requested sources [B, S, M, F, T] (None when off)."""
+        if encoding.motion is None:
+            return None
+        b, s = objects.shape
+        motion = select_objects(encoding.motion, objects, encoding.object_presence)  # [B, S, Dm, Tp]
+        maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1])  # [B*S, M, F, T]
+        return maps.unflatten(0, (b, s))
 
     def condition(self, encoding: TriBERTEncoding, objects: Tensor,
                   source_labels: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
@@ -267,7 +284,7 @@ class TriBERT(nn.Module):
         objects [B, S], source_labels [B, S] (-1 unknown; used only in training, for
         ``class_teacher_forcing``) -> (condition [B, S, unet_cond_dim], logits [B, S, C] or None).
         """
-        cond = select_condition(encoding.pooled_sos, objects, encoding.object_presence)  # [B, S, Dc]
+        cond = select_objects(encoding.pooled_sos, objects, encoding.object_presence)  # [B, S, Dc]
         if self.config.condition_norm == "sigmoid":
             cond = torch.sigmoid(cond)
         elif "norm" in self.condition_layers:
@@ -298,7 +315,7 @@ class TriBERT(nn.Module):
         """
         encoding = self.encode(frames, pose, mix_logmag)
         cond, condition_logits = self.condition(encoding, objects, source_labels)
-        mask_logits = separate_sources(self.separator, encoding.mix_logmag, cond, valid)
+        mask_logits = separate_sources(self.separator, encoding.mix_logmag, cond, valid, self.guide(encoding, objects))
         return TriBERTOutput(mask_logits=mask_logits, condition_logits=condition_logits, **vars(encoding))
 
 
@@ -333,5 +350,5 @@ def build_model(name_or_config: str | ModelConfig, **overrides) -> TriBERT:
 
 
 __all__ = ["TriBERT", "TriBERTOutput", "TriBERTEncoding", "TriBERTTransformer",
-           "StreamEmbedding", "select_condition", "paper_config", "small_config", "tiny_config",
+           "StreamEmbedding", "select_objects", "paper_config", "small_config", "tiny_config",
            "model_config", "SIZES", "tribert_paper", "tribert_small", "tribert_tiny", "build_model"]
