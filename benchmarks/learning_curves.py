@@ -36,6 +36,10 @@ CURVES = {
     "TriBERT-small": [],
     "TriBERT w/o pose": ["model.use_pose=false"],
     "TriBERT w/o co-attention": ["model.coattention=false"],
+    # the recipe + the per-performer motion guide (tribert.models.motion), and without co-attention
+    "TriBERT-small + motion guide": ["model.motion_guide=64"],
+    "TriBERT + motion guide w/o co-attention": ["model.motion_guide=64", "model.coattention=false"],
+    "TriBERT + motion guide + gated co-attention": ["model.motion_guide=64", "model.coattention_gate=true"],
     "Sound-of-Pixels": ["model.kind=sound_of_pixels"],
     "Audio-only U-Net (true class)": ["model.kind=audio_only"],
     # the recipe with the authors' co-attention layout (what the H200 curves measured as TriBERT-small)
@@ -242,6 +246,10 @@ def main() -> None:
         train_one(args.train_one, variants, args)
         return
     only = args.only.split(";") if ";" in args.only else args.only.split(",")  # ';' when names hold commas
+    unknown = [n for n in only if args.only and n not in variants]
+    if unknown:
+        raise SystemExit(f"--only: no variant named {unknown[0]!r} in --set {args.set} "
+                         "(names holding commas are separated by ';')")
     names = [n for n in variants if not args.only or n in only]
     if args.stage in ("all", "train"):
         t0 = time.time()

@@ -19,6 +19,11 @@ so the streams never see each other.
 
 Streams are kept in a ``dict`` keyed "vision", "pose", "audio"; any subset of two or three works
 (the "without vision" / "without pose" ablations are two-stream co-attention, i.e. ViLBERT).
+
+``gated=True`` (not in the paper; Flamingo's gated cross-attention, Alayrac et al. 2022): each
+stream takes a co-attention block's update through a learnt gate, ``h + tanh(alpha) (block(h) - h)``
+with ``alpha = 0`` at initialisation, so the model starts as the "without co-attention" ablation
+and lets the other streams in only as far as the training loss gains from them.
 """
 
 from __future__ import annotations
@@ -104,10 +109,11 @@ class TriModalCoAttention(nn.Module):
     Args:
         dims: ordered ``{stream: width}`` of the streams taking part (two or three).
         width: co-attention Q/K/V width. heads: attention heads. ffn_dim: feed-forward width.
+        gated: each stream takes the block's update through a tanh gate that starts closed.
     """
 
     def __init__(self, dims: dict[str, int], width: int, heads: int, ffn_dim: int,
-                 dropout: float, attention_dropout: float, layout: str = "tokens"):
+                 dropout: float, attention_dropout: float, layout: str = "tokens", gated: bool = False):
         super().__init__()
         if len(dims) < 2:
             raise ValueError("co-attention needs at least two streams")
@@ -125,6 +131,8 @@ class TriModalCoAttention(nn.Module):
         self.norm = nn.ModuleDict({s: nn.LayerNorm(d, eps=1e-12) for s, d in dims.items()})
         self.ffn = nn.ModuleDict({s: FeedForward(d, ffn_dim, dropout) for s, d in dims.items()})
         self.drop = nn.Dropout(dropout)
+        # One gate per stream, closed at initialisation (see the module docstring); None = ungated.
+        self.gate = nn.ParameterDict({s: nn.Parameter(torch.zeros(1)) for s in dims}) if gated else None
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
         """h: ``{stream: [B, L_s, D_s]}`` -> the same shapes, each conditioned on the others."""
@@ -138,8 +146,8 @@ class TriModalCoAttention(nn.Module):
             v = torch.cat([values[o] for o in others], dim=axis)
             q = split_heads(self.q[s](h[s]), self.heads)  # [B, H, L_s, d]
             a = merge_heads(self.attend(q, k, v))  # [B, L_s, width]
-            x = self.norm[s](h[s] + self.drop(self.out[s](a)))
-            out[s] = self.ffn[s](x)
+            x = self.ffn[s](self.norm[s](h[s] + self.drop(self.out[s](a))))
+            out[s] = x if self.gate is None else h[s] + torch.tanh(self.gate[s]) * (x - h[s])
         return out
 
 
@@ -151,11 +159,13 @@ class TriModalEncoder(nn.Module):
         ffn_dim: feed-forward width. coattention_dim: co-attention Q/K/V width.
         coattention_layers: layer indices followed by a co-attention block (empty = none, the
             "without co-attention" ablation: streams fully independent).
+        gated: co-attention updates through gates closed at initialisation (see the module docstring).
     """
 
     def __init__(self, dims: dict[str, int], num_layers: int, heads: int, ffn_dim: int,
                  coattention_dim: int, coattention_layers: tuple[int, ...],
-                 dropout: float = 0.1, attention_dropout: float = 0.1, layout: str = "tokens"):
+                 dropout: float = 0.1, attention_dropout: float = 0.1, layout: str = "tokens",
+                 gated: bool = False):
         super().__init__()
         self.streams = tuple(dims)
         self.coattention_first = layout == "features"
@@ -164,7 +174,8 @@ class TriModalEncoder(nn.Module):
                            for s, d in dims.items()})
             for _ in range(num_layers))
         self.co_blocks = nn.ModuleDict(
-            {str(i): TriModalCoAttention(dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout, layout)
+            {str(i): TriModalCoAttention(dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout, layout,
+                                         gated)
              for i in coattention_layers})
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
