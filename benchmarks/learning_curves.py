@@ -40,6 +40,7 @@ CURVES = {
     "TriBERT-small + motion guide": ["model.motion_guide=64"],
     "TriBERT + motion guide w/o co-attention": ["model.motion_guide=64", "model.coattention=false"],
     "TriBERT + motion guide + gated co-attention": ["model.motion_guide=64", "model.coattention_gate=true"],
+    "TriBERT + motion guide + decoder FiLM": ["model.motion_guide=64", "model.motion_guide_film=true"],
     "Sound-of-Pixels": ["model.kind=sound_of_pixels"],
     "Audio-only U-Net (true class)": ["model.kind=audio_only"],
     # the recipe with the authors' co-attention layout (what the H200 curves measured as TriBERT-small)

@@ -69,11 +69,36 @@ def test_tribert_with_motion_guide_trains_the_guide_and_follows_the_requested_pe
     model.eval()
     with torch.no_grad():
         enc = model.encode(frames, pose, mix)
-        maps = model.guide(enc, objects)  # [B, S, M, F, T]
-        swapped = model.guide(enc, objects.flip(1))
+        maps, sequence = model.guide(enc, objects)  # [B, S, M, F, T], None (no decoder FiLM)
+        swapped, _ = model.guide(enc, objects.flip(1))
+    assert sequence is None
     assert maps.shape == (3, 2, 2, c.spec_bins, c.spec_frames)
     assert torch.equal(maps[:, 0], swapped[:, 1])  # the maps are the requested person's
     assert (maps[:, 0] - maps[:, 1]).abs().max() > 1e-3
+
+
+def test_motion_guide_film_modulates_every_decoder_level_over_time():
+    torch.manual_seed(0)
+    model = TriBERT(tiny_config(motion_guide=8, motion_guide_film=True))
+    c = model.config
+    films = [up.guide_film for up in model.separator.up]
+    assert len(films) == c.unet_depth - 1 and all(f is not None for f in films)
+    g = torch.Generator().manual_seed(1)
+    pose = torch.stack([torch.stack([_person(c.pose_frames, g), _person(c.pose_frames, g)]) for _ in range(2)])
+    out = model(torch.randn(2, c.num_frames, 3, c.frame_size, c.frame_size), pose,
+                torch.randn(2, 1, c.spec_bins, c.spec_frames), torch.tensor([[0, 1], [1, -1]]),
+                valid=torch.tensor([[True, True], [True, False]]))
+    out.mask_logits.square().mean().backward()
+    assert all(f.conv.weight.grad.abs().sum() > 0 for f in films)
+    # A time-varying FiLM: a guide that changes in one frame changes the output only near that frame.
+    from tribert.models.unet import TimeFiLM
+    film = TimeFiLM(4, 3)
+    x = torch.randn(1, 3, 5, 16)
+    guide = torch.randn(1, 4, 16)
+    bumped = guide.clone()
+    bumped[..., 12] += 1.0
+    diff = (film(x, bumped) - film(x, guide)).abs().sum(dim=(0, 1, 2))  # [T]
+    assert diff[12] > 0 and diff[:10].max() == 0
 
 
 def _toy_batch(batch: int, frames: int, bins: int, generator: torch.Generator):

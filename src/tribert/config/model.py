@@ -133,6 +133,9 @@ class ModelConfig:
     # pose stream: a "without pose" ablation has no guide either.
     motion_guide: int = 0
     motion_guide_maps: int = 4
+    # ... and the same motion features modulate every U-Net decoder level over time (a FiLM per
+    # channel and time frame), beside the maps at the input.
+    motion_guide_film: bool = False
 
     # --- Separator: attention U-Net ---------------------------------------------------------
     unet_depth: int = 7  # stride-2 down/up levels. paper: 7 (default); code: 4 (16x16 bottleneck)

@@ -49,20 +49,21 @@ class SeparatorOutput:
 
 
 def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: Optional[Tensor] = None,
-                     guide: Optional[Tensor] = None) -> Tensor:
+                     maps: Optional[Tensor] = None, sequence: Optional[Tensor] = None) -> Tensor:
     """One conditioned U-Net run per requested (video, source), the padding skipped.
 
-    mix_logmag [V, 1, F, T], cond [V, S, D], valid [V, S] bool or None, guide [V, S, M, F, T] or
-    None (per-source maps fed to the U-Net as M more input channels) -> mask logits
-    [V, S, 1, F, T] (logit 0 where not valid).
+    mix_logmag [V, 1, F, T], cond [V, S, D], valid [V, S] bool or None; optionally per source
+    ``maps`` [V, S, M, F, T] (M more U-Net input channels) and a ``sequence`` [V, S, Dg, Tg]
+    (the U-Net's guide) -> mask logits [V, S, 1, F, T] (logit 0 where not valid).
     """
     v, s, _ = cond.shape
     x = mix_logmag[:, None].expand(v, s, *mix_logmag.shape[1:])  # [V, S, 1, F, T]
-    if guide is not None:
-        x = torch.cat([x, guide.to(x.dtype)], dim=2)  # [V, S, 1 + M, F, T]
-    x, cond = x.flatten(0, 1), cond.flatten(0, 1)
+    if maps is not None:
+        x = torch.cat([x, maps.to(x.dtype)], dim=2)  # [V, S, 1 + M, F, T]
+    inputs = [x, cond] + ([sequence] if sequence is not None else [])
+    inputs = [t.flatten(0, 1) for t in inputs]  # [V*S, ...]
     if valid is None:
-        return unet(x, cond).unflatten(0, (v, s))
+        return unet(*inputs).unflatten(0, (v, s))
     real = valid.flatten().nonzero().squeeze(1)  # [N] flat (video, source) indices; the one host sync
-    logits = unet(x.index_select(0, real), cond.index_select(0, real))  # [N, 1, F, T]
+    logits = unet(*(t.index_select(0, real) for t in inputs))  # [N, 1, F, T]
     return logits.new_zeros(v * s, *logits.shape[1:]).index_copy(0, real, logits).unflatten(0, (v, s))

@@ -201,7 +201,8 @@ class TriBERT(nn.Module):
             in_channels=c.unet_in_channels(), out_channels=1, depth=c.unet_depth, base_channels=c.unet_base_channels,
             max_channels=c.unet_max_channels, convs_per_level=c.unet_convs_per_level,
             attention_gates=c.attention_gates, cond_dim=c.unet_cond_dim(), fusion=c.fusion, film=c.film,
-            upsample=c.unet_upsample)
+            upsample=c.unet_upsample,
+            guide_dim=c.motion_guide if c.motion_guide_film and c.uses_motion_guide() else 0)
 
     # ------------------------------------------------------------------------------------------
     def encode(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor) -> TriBERTEncoding:
@@ -266,16 +267,18 @@ class TriBERT(nn.Module):
             mask logits [B, S, 1, F, T].
         """
         cond, _ = self.condition(encoding, objects)
-        return separate_sources(self.separator, encoding.mix_logmag, cond, valid, self.guide(encoding, objects))
+        return separate_sources(self.separator, encoding.mix_logmag, cond, valid, *self.guide(encoding, objects))
 
-    def guide(self, encoding: TriBERTEncoding, objects: Tensor) -> Optional[Tensor]:
-        """The motion guide maps of the requested sources [B, S, M, F, T] (None when off)."""
+    def guide(self, encoding: TriBERTEncoding, objects: Tensor) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """The motion guide of the requested sources: its maps [B, S, M, F, T] and, with
+        ``motion_guide_film``, the motion features [B, S, Dm, Tp] for the U-Net's decoder
+        (None for what is off)."""
         if encoding.motion is None:
-            return None
+            return None, None
         b, s = objects.shape
         motion = select_objects(encoding.motion, objects, encoding.object_presence)  # [B, S, Dm, Tp]
         maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1])  # [B*S, M, F, T]
-        return maps.unflatten(0, (b, s))
+        return maps.unflatten(0, (b, s)), motion if self.config.motion_guide_film else None
 
     def condition(self, encoding: TriBERTEncoding, objects: Tensor,
                   source_labels: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
@@ -315,7 +318,7 @@ class TriBERT(nn.Module):
         """
         encoding = self.encode(frames, pose, mix_logmag)
         cond, condition_logits = self.condition(encoding, objects, source_labels)
-        mask_logits = separate_sources(self.separator, encoding.mix_logmag, cond, valid, self.guide(encoding, objects))
+        mask_logits = separate_sources(self.separator, encoding.mix_logmag, cond, valid, *self.guide(encoding, objects))
         return TriBERTOutput(mask_logits=mask_logits, condition_logits=condition_logits, **vars(encoding))
 
 

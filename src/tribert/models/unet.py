@@ -112,11 +112,27 @@ class BottleneckFusion(nn.Module):
         return self.mix(torch.cat([a, f], dim=1))
 
 
+class TimeFiLM(nn.Module):
+    """FiLM that varies over time: a guide sequence [B, D, Tg] gives ``gamma, beta`` per channel
+    and time frame, ``x * (1 + gamma) + beta`` over every frequency row of that frame."""
+
+    def __init__(self, guide_dim: int, channels: int):
+        super().__init__()
+        self.conv = nn.Conv1d(guide_dim, 2 * channels, 1)
+
+    def forward(self, x: Tensor, guide: Tensor) -> Tensor:
+        """x [B, C, F, T], guide [B, D, Tg] (resampled to T) -> [B, C, F, T]."""
+        g = F.interpolate(guide, size=x.shape[-1], mode="linear", align_corners=False)  # [B, D, T]
+        gamma, beta = self.conv(g).chunk(2, dim=1)  # [B, C, T] each
+        return x * (1 + gamma[:, :, None]) + beta[:, :, None]
+
+
 class UpLevel(nn.Module):
-    """One decoder level: up-sample x2 + conv, gated skip concatenation + conv(s), optional FiLM."""
+    """One decoder level: up-sample x2 + conv, gated skip concatenation + conv(s), optional FiLM
+    from the condition vector and from a guide sequence."""
 
     def __init__(self, in_channels: int, out_channels: int, skip_channels: int, gate: bool,
-                 convs: int, cond_dim: int, film: bool, upsample: str = "transpose"):
+                 convs: int, cond_dim: int, film: bool, upsample: str = "transpose", guide_dim: int = 0):
         super().__init__()
         relu = lambda: nn.ReLU(inplace=True)  # noqa: E731
         if upsample == "transpose":
@@ -134,9 +150,10 @@ class UpLevel(nn.Module):
             layers += conv_bn_act(out_channels, out_channels, relu())
         self.merge = nn.Sequential(*layers)
         self.film = FiLM(cond_dim, out_channels) if film else None
+        self.guide_film = TimeFiLM(guide_dim, out_channels) if guide_dim else None
 
-    def forward(self, x: Tensor, skip: Tensor | None, cond: Tensor | None) -> Tensor:
-        """x [B, Cin, H, W], skip [B, Cs, 2H, 2W] or None -> [B, Cout, 2H, 2W]."""
+    def forward(self, x: Tensor, skip: Tensor | None, cond: Tensor | None, guide: Tensor | None = None) -> Tensor:
+        """x [B, Cin, H, W], skip [B, Cs, 2H, 2W] or None, guide [B, D, Tg] or None -> [B, Cout, 2H, 2W]."""
         u = self.up(x)
         if skip is not None:
             s = self.gate(u, skip) if self.gate is not None else skip
@@ -144,6 +161,8 @@ class UpLevel(nn.Module):
         u = self.merge(u)
         if self.film is not None:
             u = self.film(u, cond)
+        if self.guide_film is not None:
+            u = self.guide_film(u, guide)
         return u
 
 
@@ -162,12 +181,14 @@ class AttentionUNet(nn.Module):
         film: FiLM from the condition after every decoder level (all but the output conv).
         upsample: "transpose" (2x2 stride-2 transposed conv; paper/code) or "bilinear" (+ 3x3 conv).
         input_norm: BatchNorm on the input spectrogram.
+        guide_dim: width of an optional guide sequence [B, D, Tg] (TriBERT: the requested
+            performer's motion features) that modulates every decoder level over time; 0 = none.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 7,
                  base_channels: int = 64, max_channels: int = 512, convs_per_level: int = 1,
                  attention_gates: bool = True, cond_dim: int = 0, fusion: str = "attention",
-                 film: bool = False, upsample: str = "transpose", input_norm: bool = True):
+                 film: bool = False, upsample: str = "transpose", input_norm: bool = True, guide_dim: int = 0):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
@@ -179,6 +200,7 @@ class AttentionUNet(nn.Module):
             fusion, film = "none", False  # nothing to condition on
         self.depth = depth
         self.cond_dim = cond_dim
+        self.guide_dim = guide_dim
         ch = level_channels(depth, base_channels, max_channels)
         self.channels = ch
         self.input_norm = nn.BatchNorm2d(in_channels) if input_norm else nn.Identity()
@@ -196,7 +218,8 @@ class AttentionUNet(nn.Module):
 
         # up[j] undoes down[depth-1-j] for the levels with a skip; the head undoes down[0].
         self.up = nn.ModuleList(
-            UpLevel(ch[i], ch[i - 1], ch[i - 1], attention_gates, convs_per_level, cond_dim, film, upsample)
+            UpLevel(ch[i], ch[i - 1], ch[i - 1], attention_gates, convs_per_level, cond_dim, film, upsample,
+                    guide_dim)
             for i in reversed(range(1, depth)))
         if upsample == "transpose":
             self.head = nn.ConvTranspose2d(ch[0], out_channels, 2, stride=2)
@@ -204,14 +227,18 @@ class AttentionUNet(nn.Module):
             self.head = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                                       nn.Conv2d(ch[0], out_channels, 3, padding=1))
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """x [B, Cin, F, T], cond [B, cond_dim] (or None when cond_dim = 0) -> logits [B, Cout, F, T]."""
+    def forward(self, x: Tensor, cond: Tensor | None = None, guide: Tensor | None = None) -> Tensor:
+        """x [B, Cin, F, T], cond [B, cond_dim] (or None when cond_dim = 0), guide [B, guide_dim, Tg]
+        (or None when guide_dim = 0) -> logits [B, Cout, F, T]."""
         step = 2 ** self.depth
         if x.shape[-2] % step or x.shape[-1] % step:
             raise ValueError(f"U-Net input {tuple(x.shape[-2:])} must be divisible by 2**depth = {step}")
         if self.cond_dim and (cond is None or cond.shape != (x.shape[0], self.cond_dim)):
             got = None if cond is None else tuple(cond.shape)
             raise ValueError(f"U-Net condition must be [{x.shape[0]}, {self.cond_dim}], got {got}")
+        if self.guide_dim and (guide is None or guide.shape[:2] != (x.shape[0], self.guide_dim)):
+            got = None if guide is None else tuple(guide.shape)
+            raise ValueError(f"U-Net guide must be [{x.shape[0]}, {self.guide_dim}, T], got {got}")
         h = self.input_norm(x)
         skips = []
         for down in self.down:
@@ -221,9 +248,9 @@ class AttentionUNet(nn.Module):
             h = self.fusion(h, cond)
         skips = skips[:-1]  # the deepest level is the bottleneck itself, not a skip
         for up in self.up:
-            h = up(h, skips.pop(), cond)  # [B, c_(i-1), F/2^i, T/2^i]
+            h = up(h, skips.pop(), cond, guide)  # [B, c_(i-1), F/2^i, T/2^i]
         return self.head(h)  # [B, Cout, F, T]
 
 
-__all__ = ["AttentionUNet", "FUSIONS", "UPSAMPLES", "AttentionGate", "FiLM", "BottleneckFusion", "UpLevel",
+__all__ = ["AttentionUNet", "FUSIONS", "UPSAMPLES", "AttentionGate", "FiLM", "TimeFiLM", "BottleneckFusion", "UpLevel",
            "level_channels"]
