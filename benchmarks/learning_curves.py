@@ -222,16 +222,41 @@ def plot(results: dict, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def merge(paths: list[str], renames: list[str], only: list[str]) -> dict:
+    """One result from several JSON files of this script, scored on the same test mixtures (their
+    reference rows must agree), models in the order given. ``renames`` ("i:OLD=NEW") rename the
+    models of file i first; ``only`` (names after renaming) keeps a subset."""
+    merged: dict = {"models": {}, "merged_from": paths, "renamed": renames}
+    for i, path in enumerate(paths):
+        results = json.loads(Path(path).read_text())
+        for entry in renames:
+            index, _, pair = entry.partition(":")
+            old, _, new = pair.partition("=")
+            if int(index) == i and old in results["models"]:
+                results["models"] = {new if k == old else k: v for k, v in results["models"].items()}
+        results["models"] = {k: v for k, v in results["models"].items() if not only or k in only}
+        if "references" not in merged:
+            merged["references"] = results["references"]
+        elif results["references"]["mixture"] != merged["references"]["mixture"]:
+            raise SystemExit(f"{path}: scored on other test mixtures than {paths[0]} (the mixture rows differ)")
+        merged["models"].update(results["models"])
+    return merged
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train", required=True)
-    p.add_argument("--test", required=True)
+    p.add_argument("--train", default="", help="training clips (every stage but merge)")
+    p.add_argument("--test", default="", help="test clips (every stage but merge)")
     p.add_argument("--set", choices=tuple(SETS), default="curves")
     p.add_argument("--only", default="", help="subset of the variants by name, separated by ',' (or ';')")
     p.add_argument("--steps", default="250,500,1000,2000,3000", help="checkpoints to score; the last is the budget")
     p.add_argument("--mixtures", type=int, default=0, help="test mixtures to score (0: all)")
     p.add_argument("--runs", default="runs/curves")
-    p.add_argument("--stage", choices=("all", "train", "score"), default="all")
+    p.add_argument("--stage", choices=("all", "train", "score", "merge"), default="all",
+                   help="merge: join the --merge JSON files into --out (and --plot); nothing is trained")
+    p.add_argument("--merge", nargs="+", default=[], help="result JSON files for --stage merge")
+    p.add_argument("--rename", action="append", default=[],
+                   help="FILE_INDEX:OLD=NEW, a model's name in the merged table (--stage merge)")
     p.add_argument("--parallel", type=int, default=1, help="variants trained at once (processes)")
     p.add_argument("--workers", type=int, default=0, help="data-loader workers per training process")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per training process")
@@ -243,6 +268,20 @@ def main() -> None:
     args = p.parse_args()
 
     variants = SETS[args.set]
+    if args.stage == "merge":  # before the name check below: merged names need not be variants
+        if not args.merge:
+            raise SystemExit("--stage merge needs --merge FILE [FILE ...]")
+        only = args.only.split(";") if ";" in args.only else [n for n in args.only.split(",") if n]
+        results = merge(args.merge, args.rename, only)
+        print(table(results))
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        if args.plot:
+            plot(results, args.plot)
+            print(f"wrote {args.plot}")
+        return
+    if not args.train or not args.test:
+        raise SystemExit("--train and --test are required (but for --stage merge)")
     if args.train_one:
         train_one(args.train_one, variants, args)
         return
