@@ -250,6 +250,16 @@ def merge(paths: list[str], renames: list[str], only: list[str]) -> dict:
     return merged
 
 
+def write_results(results: dict, args) -> None:
+    """Print the table, write the JSON (--out) and the plot (--plot)."""
+    print(table(results))
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    if args.plot:
+        plot(results, args.plot)
+        print(f"wrote {args.plot}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", default="", help="training clips (every stage but merge)")
@@ -279,13 +289,7 @@ def main() -> None:
         if not args.merge:
             raise SystemExit("--stage merge needs --merge FILE [FILE ...]")
         only = args.only.split(";") if ";" in args.only else [n for n in args.only.split(",") if n]
-        results = merge(args.merge, args.rename, only)
-        print(table(results))
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.out}")
-        if args.plot:
-            plot(results, args.plot)
-            print(f"wrote {args.plot}")
+        write_results(merge(args.merge, args.rename, only), args)
         return
     if not args.train or not args.test:
         raise SystemExit("--train and --test are required (but for --stage merge)")
@@ -321,12 +325,7 @@ def main() -> None:
         results = score(names, args)
         results["meta"] = {"steps": args.steps, "train": args.train, "test": args.test, "set": args.set,
                            "device": args.device, "command": " ".join(sys.argv)}
-        print(table(results))
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.out}")
-        if args.plot:
-            plot(results, args.plot)
-            print(f"wrote {args.plot}")
+        write_results(results, args)
 
 
 if __name__ == "__main__":
