@@ -193,6 +193,11 @@ class ModelConfig:
         """The U-Net's input channels: the mixture's log-magnitude, plus the motion guide maps."""
         return 1 + (self.motion_guide_maps if self.uses_motion_guide() else 0)
 
+    def unet_guide_dim(self) -> int:
+        """Width of the guide sequence the U-Net's decoder reads over time (the motion features
+        with ``motion_guide_film``; 0 = none)."""
+        return self.motion_guide if self.motion_guide_film and self.uses_motion_guide() else 0
+
     def coattention_layer_ids(self) -> tuple[int, ...]:
         """Layers followed by a co-attention block (empty when co-attention is off)."""
         if not self.coattention or len(self.streams()) < 2:

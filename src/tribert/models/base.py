@@ -57,13 +57,18 @@ def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: O
     (the U-Net's guide) -> mask logits [V, S, 1, F, T] (logit 0 where not valid).
     """
     v, s, _ = cond.shape
-    x = mix_logmag[:, None].expand(v, s, *mix_logmag.shape[1:])  # [V, S, 1, F, T]
+    # Pick the real (video, source) rows first, so that no input is copied for the padding.
+    real = None if valid is None else valid.flatten().nonzero().squeeze(1)  # [N]; the one host sync
+
+    def pick(per_source: Tensor) -> Tensor:  # [V, S, ...] -> [N, ...]
+        flat = per_source.flatten(0, 1)
+        return flat if real is None else flat.index_select(0, real)
+
+    videos = torch.arange(v, device=cond.device).repeat_interleave(s) if real is None else real // s
+    x = mix_logmag.index_select(0, videos)  # [N, 1, F, T]
     if maps is not None:
-        x = torch.cat([x, maps.to(x.dtype)], dim=2)  # [V, S, 1 + M, F, T]
-    inputs = [x, cond] + ([sequence] if sequence is not None else [])
-    inputs = [t.flatten(0, 1) for t in inputs]  # [V*S, ...]
-    if valid is None:
-        return unet(*inputs).unflatten(0, (v, s))
-    real = valid.flatten().nonzero().squeeze(1)  # [N] flat (video, source) indices; the one host sync
-    logits = unet(*(t.index_select(0, real) for t in inputs))  # [N, 1, F, T]
+        x = torch.cat([x, pick(maps).to(x.dtype)], dim=1)  # [N, 1 + M, F, T]
+    logits = unet(x, pick(cond), *([pick(sequence)] if sequence is not None else []))  # [N, 1, F, T]
+    if real is None:
+        return logits.unflatten(0, (v, s))
     return logits.new_zeros(v * s, *logits.shape[1:]).index_copy(0, real, logits).unflatten(0, (v, s))

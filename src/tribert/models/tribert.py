@@ -201,8 +201,7 @@ class TriBERT(nn.Module):
             in_channels=c.unet_in_channels(), out_channels=1, depth=c.unet_depth, base_channels=c.unet_base_channels,
             max_channels=c.unet_max_channels, convs_per_level=c.unet_convs_per_level,
             attention_gates=c.attention_gates, cond_dim=c.unet_cond_dim(), fusion=c.fusion, film=c.film,
-            upsample=c.unet_upsample,
-            guide_dim=c.motion_guide if c.motion_guide_film and c.uses_motion_guide() else 0)
+            upsample=c.unet_upsample, guide_dim=c.unet_guide_dim())
 
     # ------------------------------------------------------------------------------------------
     def encode(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor) -> TriBERTEncoding:
@@ -278,7 +277,7 @@ class TriBERT(nn.Module):
         b, s = objects.shape
         motion = select_objects(encoding.motion, objects, encoding.object_presence)  # [B, S, Dm, Tp]
         maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1])  # [B*S, M, F, T]
-        return maps.unflatten(0, (b, s)), motion if self.config.motion_guide_film else None
+        return maps.unflatten(0, (b, s)), motion if self.config.unet_guide_dim() else None
 
     def condition(self, encoding: TriBERTEncoding, objects: Tensor,
                   source_labels: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
