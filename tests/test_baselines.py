@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tribert.audio import AudioFrontEnd
 from tribert.errors import ConfigError, TribertError
 from tribert.models import tiny_config
-from tribert.models.base import SeparatorOutput
+from tribert.models.base import SeparatorOutput, source_weights
 from tribert.config import KINDS
 from tribert.models import SEPARATORS, TriBERT, build_separator
 from tribert.models.baselines import AudioOnlyUNet, MusicGestureStyle, SoundOfPixels
@@ -161,10 +161,10 @@ def test_music_gesture_separates_persons_by_pose(config):
         assert max_diff(out[0, 0], model(**{**batch, "pose": solo}).mask_logits[0, 1]) > 1e-4
 
 
-def test_music_gesture_person_weights():
+def test_source_weights_of_the_persons_present():
     present = torch.tensor([[True, True], [True, False], [False, False]])
     objects = torch.tensor([[-1, 1], [-1, 0], [-1, 1]])
-    w = MusicGestureStyle.person_weights(objects, present)
+    w = source_weights(objects, present)
     expected = torch.tensor([[[0.5, 0.5], [0, 1]], [[1, 0], [1, 0]], [[0.5, 0.5], [0, 1]]])
     assert torch.allclose(w, expected)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.errors import TribertError
@@ -46,6 +47,37 @@ def check_shape(name: str, x: Optional[Tensor], expected: tuple) -> None:
 @dataclass
 class SeparatorOutput:
     mask_logits: Tensor  # [V, S, 1, F, T]
+
+
+def source_weights(objects: Tensor, presence: Tensor) -> Tensor:
+    """How much each object slot counts for each requested source: one-hot for object ``o >= 0``,
+    and for ``o = -1`` (the whole video) the mean over the objects marked in ``presence`` (over
+    every object when a video has none marked).
+
+    objects [B, S] long in -1..O-1, presence [B, O] bool -> weights [B, S, O] (rows sum to 1).
+    """
+    num_objects = presence.shape[1]
+    if objects.dim() != 2 or objects.shape[0] != presence.shape[0]:
+        raise TribertError(f"objects must be [B, S] with B = {presence.shape[0]}, got {tuple(objects.shape)}")
+    if bool(((objects < -1) | (objects >= num_objects)).any()):
+        raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
+    one_hot = F.one_hot(objects.clamp_min(0).long(), num_objects).float()  # [B, S, O]
+    presence = presence | ~presence.any(1, keepdim=True)  # nobody marked: every object
+    whole = presence.float() / presence.sum(1, keepdim=True)  # [B, O]
+    return torch.where((objects < 0)[..., None], whole[:, None].expand_as(one_hot), one_hot)
+
+
+def select_objects(per_object: Tensor, objects: Tensor, presence: Optional[Tensor] = None) -> Tensor:
+    """What each requested source is conditioned on: object ``o``'s entry, or for ``o = -1`` the
+    mean over the objects marked in ``presence`` (default: all objects; see ``source_weights``).
+
+    per_object [B, O, ...] (TriBERT's pooled SOS [B, O, Dc] or motion [B, O, Dm, Tp], a baseline's
+    person features), objects [B, S], presence [B, O] bool -> [B, S, ...].
+    """
+    if presence is None:
+        presence = torch.ones(per_object.shape[:2], dtype=torch.bool, device=per_object.device)
+    weights = source_weights(objects, presence).to(per_object.dtype)  # [B, S, O]
+    return torch.einsum("bso,bo...->bs...", weights, per_object)
 
 
 def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: Optional[Tensor] = None,

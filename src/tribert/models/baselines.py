@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.errors import ConfigError, TribertError
-from tribert.models.base import SeparatorOutput, check_shape, separate_sources
+from tribert.models.base import SeparatorOutput, check_shape, select_objects, separate_sources
 from tribert.config.model import ModelConfig
 from tribert.models.pose import STGCN, pose_presence, prepare_pose
 from tribert.models.resnet import ResNet, build_resnet, load_resnet_weights
@@ -214,20 +214,6 @@ class MusicGestureStyle(nn.Module):
         x = self.trunk.features(frames.flatten(0, 1)).mean(dim=(2, 3))  # [V*K, C_vis]
         return self.video_norm(x.unflatten(0, (v, k)).mean(dim=1))  # [V, C_vis]
 
-    @staticmethod
-    def person_weights(objects: Tensor, present: Tensor) -> Tensor:
-        """Which persons condition each source: one-hot for ``j >= 0``, the mean over the persons
-        present for ``-1`` (uniform over all slots when nobody is present).
-
-        objects [V, S] long, present [V, P] bool -> weights [V, S, P] (rows sum to 1).
-        """
-        num_persons = present.shape[1]
-        one_hot = F.one_hot(objects.clamp_min(0), num_persons).float()  # [V, S, P]
-        mean = present.float()
-        mean = torch.where(mean.sum(1, keepdim=True) > 0, mean, torch.ones_like(mean))
-        mean = mean / mean.sum(1, keepdim=True)  # [V, P]
-        return torch.where((objects < 0)[..., None], mean[:, None].expand_as(one_hot), one_hot)
-
     def forward(self, frames: Tensor, pose: Tensor, mix_logmag: Tensor, objects: Tensor,
                 labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None,
                 valid: Optional[Tensor] = None) -> SeparatorOutput:
@@ -236,8 +222,7 @@ class MusicGestureStyle(nn.Module):
         nv = _check_video_inputs(c, frames, mix_logmag, objects)
         check_shape("pose", pose, (nv, c.num_objects, None, 68, 3))
         persons = self.person_features(pose)  # [V, P, Cp]
-        weights = self.person_weights(objects, pose_presence(pose)).to(persons.dtype)  # [V, S, P]
-        person = torch.einsum("vsp,vpc->vsc", weights, persons)  # [V, S, Cp]
+        person = select_objects(persons, objects, pose_presence(pose))  # [V, S, Cp]
         video = self.video_feature(frames)  # [V, Cv]
         cond = torch.cat([person, video[:, None].expand(-1, person.shape[1], -1)], dim=-1)  # [V, S, Cp+Cv]
         return SeparatorOutput(mask_logits=separate_sources(self.separator, mix_logmag, cond, valid))

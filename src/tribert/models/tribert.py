@@ -33,9 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tribert.errors import TribertError
 from tribert.models.audio import VGGishEncoder
-from tribert.models.base import SeparatorOutput, check_shape, separate_sources
+from tribert.models.base import SeparatorOutput, check_shape, select_objects, separate_sources
 from tribert.models.coattention import TriModalEncoder
 from tribert.config.model import ModelConfig
 from tribert.config.sizes import SIZES, model_config, paper_config, small_config, tiny_config
@@ -133,26 +132,6 @@ class TriBERTTransformer(nn.Module):
         num_objects = tokens[self.streams[0]].shape[2]
         pooled = torch.cat([self.pool[s](hidden[s][:, :num_objects]) for s in self.streams], dim=-1)  # [B, O, Dc]
         return embeddings, hidden, pooled
-
-
-def select_objects(per_object: Tensor, objects: Tensor, presence: Optional[Tensor] = None) -> Tensor:
-    """What each requested source is conditioned on: object ``o``'s entry, or for ``o = -1`` (the
-    whole video) the mean over the objects marked in ``presence`` (default: all objects).
-
-    per_object [B, O, ...] (pooled SOS [B, O, Dc], motion [B, O, Dm, Tp]), objects [B, S] long in
-    -1..O-1, presence [B, O] bool -> [B, S, ...].
-    """
-    num_objects = per_object.shape[1]
-    if objects.dim() != 2 or objects.shape[0] != per_object.shape[0]:
-        raise TribertError(f"objects must be [B, S] with B = {per_object.shape[0]}, got {tuple(objects.shape)}")
-    if bool(((objects < -1) | (objects >= num_objects)).any()):
-        raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
-    weights = F.one_hot(objects.clamp_min(0).long(), num_objects).to(per_object.dtype)  # [B, S, O]
-    if presence is None:
-        presence = torch.ones(per_object.shape[:2], dtype=torch.bool, device=per_object.device)
-    whole = presence.to(per_object.dtype) / presence.sum(1, keepdim=True).clamp_min(1)  # [B, O]
-    weights = torch.where((objects < 0)[..., None], whole[:, None].expand_as(weights), weights)
-    return torch.einsum("bso,bo...->bs...", weights, per_object)
 
 
 class TriBERT(nn.Module):
