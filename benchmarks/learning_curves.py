@@ -41,6 +41,10 @@ CURVES = {
     "TriBERT + motion guide w/o co-attention": ["model.motion_guide=64", "model.coattention=false"],
     "TriBERT + motion guide + gated co-attention": ["model.motion_guide=64", "model.coattention_gate=true"],
     "TriBERT + motion guide + decoder FiLM": ["model.motion_guide=64", "model.motion_guide_film=true"],
+    # ... the maps drawn beside the duet partner's motion; and with one pose step per video frame
+    # (SynthMUSIC's pose is at 8 fps: 24 steps over a 3-s crop, where 32 repeat every third frame)
+    "TriBERT + motion guide with partners": ["model.motion_guide=64", "model.motion_guide_partners=true"],
+    "TriBERT + motion guide, 24 pose steps": ["model.motion_guide=64", "video.pose_frames=24"],
     "Sound-of-Pixels": ["model.kind=sound_of_pixels"],
     "Audio-only U-Net (true class)": ["model.kind=audio_only"],
     # the recipe with the authors' co-attention layout (what the H200 curves measured as TriBERT-small)

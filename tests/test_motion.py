@@ -77,6 +77,37 @@ def test_tribert_with_motion_guide_trains_the_guide_and_follows_the_requested_pe
     assert (maps[:, 0] - maps[:, 1]).abs().max() > 1e-3
 
 
+def test_partner_weights_average_the_other_performers_present():
+    from tribert.models.base import partner_weights
+
+    objects = torch.tensor([[0, 1], [0, -1], [1, 0]])
+    presence = torch.tensor([[True, True], [True, False], [False, True]])
+    expected = torch.tensor([[[0., 1.], [1., 0.]],  # a duet: each the other
+                             [[0., 0.], [0., 0.]],  # a solo has no partner; the whole video neither
+                             [[0., 0.], [0., 1.]]])  # the only present performer is slot 1
+    assert torch.equal(partner_weights(objects, presence), expected)
+
+
+def test_motion_guide_with_partners_reads_the_duet_partner_and_not_without():
+    g = torch.Generator().manual_seed(1)
+    for partners in (True, False):
+        torch.manual_seed(0)
+        model = TriBERT(tiny_config(motion_guide=8, motion_guide_maps=2, motion_guide_partners=partners)).eval()
+        c = model.config
+        pose = torch.stack([_person(c.pose_frames, g), _person(c.pose_frames, g)])[None]  # a duet
+        other = pose.clone()
+        other[0, 1] = _person(c.pose_frames, g)  # the partner (slot 1) moves differently
+        frames = torch.randn(1, c.num_frames, 3, c.frame_size, c.frame_size)
+        mix = torch.randn(1, 1, c.spec_bins, c.spec_frames)
+        objects = torch.tensor([[0, 1]])
+        with torch.no_grad():
+            maps = model.guide(model.encode(frames, pose, mix), objects)[0]  # [1, S, M, F, T]
+            moved = model.guide(model.encode(frames, other, mix), objects)[0]
+        change = (maps[0, 0] - moved[0, 0]).abs().max()  # person 0's maps
+        assert (change > 1e-3) if partners else (change == 0)
+        assert (maps[0, 1] - moved[0, 1]).abs().max() > 1e-3  # person 1's own maps change either way
+
+
 def test_motion_guide_film_modulates_every_decoder_level_over_time():
     torch.manual_seed(0)
     model = TriBERT(tiny_config(motion_guide=8, motion_guide_film=True))

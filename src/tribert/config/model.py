@@ -136,6 +136,10 @@ class ModelConfig:
     # ... and the same motion features modulate every U-Net decoder level over time (a FiLM per
     # channel and time frame), beside the maps at the input.
     motion_guide_film: bool = False
+    # ... and the maps are drawn from this performer's motion *beside* the mean motion of the other
+    # performers in the same video (zero for a solo), so a duet's separator compares the two players
+    # ("she strikes here, he does not") instead of judging one player's movement on its own.
+    motion_guide_partners: bool = False
 
     # --- Separator: attention U-Net ---------------------------------------------------------
     unet_depth: int = 7  # stride-2 down/up levels. paper: 7 (default); code: 4 (16x16 bottleneck)

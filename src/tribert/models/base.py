@@ -67,6 +67,17 @@ def source_weights(objects: Tensor, presence: Tensor) -> Tensor:
     return torch.where((objects < 0)[..., None], whole[:, None].expand_as(one_hot), one_hot)
 
 
+def partner_weights(objects: Tensor, presence: Tensor) -> Tensor:
+    """The mean over the *other* objects marked in ``presence`` for each requested object ``o >= 0``
+    (all-zero weights when there is no other, and for ``o = -1``, the whole video).
+
+    objects [B, S] long in -1..O-1, presence [B, O] bool -> weights [B, S, O] (rows sum to 1 or 0).
+    """
+    own = source_weights(objects, presence)  # validates objects; one-hot rows for o >= 0
+    others = presence[:, None, :].float() * (1 - own) * (objects >= 0)[..., None]  # [B, S, O]
+    return others / others.sum(-1, keepdim=True).clamp_min(1)
+
+
 def select_objects(per_object: Tensor, objects: Tensor, presence: Optional[Tensor] = None) -> Tensor:
     """What each requested source is conditioned on: object ``o``'s entry, or for ``o = -1`` the
     mean over the objects marked in ``presence`` (default: all objects; see ``source_weights``).

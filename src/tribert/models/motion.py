@@ -57,13 +57,16 @@ class MotionGuide(nn.Module):
         maps: M, guide maps (extra U-Net input channels).
         bins: F, rows of the spectrogram the maps are drawn on.
         layers: temporal convolutions (kernel 3, dilation 1, 2, 4, ...) after the per-frame projection.
+        partners: draw the maps from the requested performer's features beside the mean features of
+            the other performers in the same video (``maps(..., partners=)``), not from theirs alone.
 
     Shapes:
         ``features``: pose [B, P, Tp, 68, 3] -> [B, P, D, Tp].
-        ``maps``: features of the requested sources [N, D, Tp], frames T -> [N, M, F, T].
+        ``maps``: features of the requested sources [N, D, Tp], frames T, with ``partners`` also the
+        partners' mean features [N, D, Tp] -> [N, M, F, T].
     """
 
-    def __init__(self, dim: int, maps: int, bins: int, layers: int = 2):
+    def __init__(self, dim: int, maps: int, bins: int, layers: int = 2, partners: bool = False):
         super().__init__()
         self.maps_count, self.bins = maps, bins
         inputs = FEATURES_PER_JOINT * NUM_KEYPOINTS
@@ -73,18 +76,23 @@ class MotionGuide(nn.Module):
             blocks += [nn.Conv1d(dim, dim, 3, padding=d, dilation=d, bias=False), nn.BatchNorm1d(dim),
                        nn.ReLU(inplace=True)]
         self.temporal = nn.Sequential(*blocks)
-        self.draw = nn.Conv1d(dim, maps * bins, 1)
+        self.partners = partners
+        self.draw = nn.Conv1d(dim * (2 if partners else 1), maps * bins, 1)
 
     def features(self, pose: Tensor) -> Tensor:
         b, p = pose.shape[:2]
         x = motion_input(pose).flatten(0, 1)  # [B*P, 340, Tp]
         return self.temporal(x).unflatten(0, (b, p))  # [B, P, D, Tp]
 
-    def maps(self, features: Tensor, frames: int) -> Tensor:
+    def maps(self, features: Tensor, frames: int, partners: Tensor | None = None) -> Tensor:
         # Pose step i samples the centre of the i-th of Tp equal slices of the crop, and STFT
         # frame j sits near the centre of the j-th of T: interpolating between slice centres
         # aligns the two clocks (to within about half an STFT frame).
-        x = F.interpolate(features, size=frames, mode="linear", align_corners=False)  # [N, D, T]
+        if self.partners != (partners is not None):
+            raise ValueError("MotionGuide(partners=True) draws from the partners' features, and only then")
+        if partners is not None:
+            features = torch.cat([features, partners], dim=1)  # [N, 2D, Tp]
+        x = F.interpolate(features, size=frames, mode="linear", align_corners=False)  # [N, D or 2D, T]
         return self.draw(x).unflatten(1, (self.maps_count, self.bins))  # [N, M, F, T]
 
 

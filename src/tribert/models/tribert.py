@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.models.audio import VGGishEncoder
-from tribert.models.base import SeparatorOutput, check_shape, select_objects, separate_sources
+from tribert.models.base import SeparatorOutput, check_shape, partner_weights, select_objects, separate_sources
 from tribert.models.coattention import TriModalEncoder
 from tribert.config.model import ModelConfig
 from tribert.config.sizes import SIZES, model_config, paper_config, small_config, tiny_config
@@ -175,7 +175,8 @@ class TriBERT(nn.Module):
         if c.condition_classes != "none":
             self.condition_layers["head"] = nn.Linear(c.cond_dim(), c.num_classes)
         if c.uses_motion_guide():
-            self.motion = MotionGuide(c.motion_guide, c.motion_guide_maps, c.spec_bins)
+            self.motion = MotionGuide(c.motion_guide, c.motion_guide_maps, c.spec_bins,
+                                      partners=c.motion_guide_partners)
         self.separator = AttentionUNet(
             in_channels=c.unet_in_channels(), out_channels=1, depth=c.unet_depth, base_channels=c.unet_base_channels,
             max_channels=c.unet_max_channels, convs_per_level=c.unet_convs_per_level,
@@ -255,7 +256,11 @@ class TriBERT(nn.Module):
             return None, None
         b, s = objects.shape
         motion = select_objects(encoding.motion, objects, encoding.object_presence)  # [B, S, Dm, Tp]
-        maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1])  # [B*S, M, F, T]
+        partners = None
+        if self.config.motion_guide_partners:  # the other performers of the video: zero for a solo
+            weights = partner_weights(objects, encoding.object_presence).to(motion.dtype)  # [B, S, P]
+            partners = torch.einsum("bsp,bp...->bs...", weights, encoding.motion).flatten(0, 1)  # [B*S, Dm, Tp]
+        maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1], partners)  # [B*S, M, F, T]
         return maps.unflatten(0, (b, s)), motion if self.config.unet_guide_dim() else None
 
     def condition(self, encoding: TriBERTEncoding, objects: Tensor,
