@@ -45,6 +45,8 @@ CURVES = {
     # (SynthMUSIC's pose is at 8 fps: 24 steps over a 3-s crop, where 32 repeat every third frame)
     "TriBERT + motion guide with partners": ["model.motion_guide=64", "model.motion_guide_partners=true"],
     "TriBERT + motion guide, 24 pose steps": ["model.motion_guide=64", "video.pose_frames=24"],
+    # ... and the guide's own loss: its first map trained as the source's mask (train.motion_guide_weight)
+    "TriBERT + motion guide + guide loss": ["model.motion_guide=64", "train.motion_guide_weight=1.0"],
     "Sound-of-Pixels": ["model.kind=sound_of_pixels"],
     "Audio-only U-Net (true class)": ["model.kind=audio_only"],
     # the recipe with the authors' co-attention layout (what the H200 curves measured as TriBERT-small)

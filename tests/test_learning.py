@@ -137,3 +137,28 @@ def test_condition_class_loss_reaches_the_pooler(tmp_path):
     # and the U-Net is not trained by the class loss
     assert all(p.grad is None or not p.grad.any() for p in system.model.separator.parameters())
 
+
+
+def test_motion_guide_loss_trains_the_guide_and_not_the_unet(tmp_path):
+    rng = np.random.default_rng(2)
+    for i in range(4):
+        make_toy_clip(tmp_path, f"c{i}", CLASSES[i], rng)
+    for weight in (0.0, 1.0):
+        config = Config.load(overrides=OVERRIDES + [f"data.train_dir={tmp_path}", "model.motion_guide=8",
+                                                    f"train.motion_guide_weight={weight}"])
+        torch.manual_seed(0)
+        system = SeparationSystem(config)
+        batch = next(iter(mix_loader(
+            MixDataset(load_clips(tmp_path, config.data.classes), config.audio, config.video, config.data,
+                       length=4), batch_size=4)))
+        out, mask_logits = system(batch)
+        losses = system.losses(batch, out, mask_logits)
+        if weight == 0:
+            assert "guide" not in losses  # off by default: nothing added to the loss
+            continue
+        # A guide that draws nothing yet scores about ln 2 per weighted pixel, as an untrained mask does.
+        assert 0.1 < float(losses["guide"]) < 2.0
+        losses["guide"].backward()
+        assert system.model.motion.draw.weight.grad.abs().sum() > 0
+        assert system.model.motion.temporal[0].weight.grad.abs().sum() > 0
+        assert all(p.grad is None or not p.grad.any() for p in system.model.separator.parameters())

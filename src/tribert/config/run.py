@@ -57,6 +57,11 @@ class TrainConfig:
     audio_weight: float = 1.0
     condition_weight: float = 1.0  # class loss on each source's condition (model.condition_classes)
     audio_encoder_weight: float = 1.0  # class loss on the audio encoder's output (model.audio_encoder_classes)
+    # The motion guide's own loss (model.motion_guide; not in the paper): its first map, read as mask
+    # logits, against the source's mask with the separation loss, so the guide learns to draw what
+    # its performer plays from the movement alone, before and beside what the U-Net makes of it.
+    # Without a guide (no pose stream, another model) there is nothing to weigh.
+    motion_guide_weight: float = 0.0
     # What the audio head is trained to name: "video" = the labels of the video whose tokens it
     # co-attended with (the authors' code), "mixture" = every class heard in the mixture.
     audio_labels: str = "video"
@@ -135,6 +140,8 @@ class Config:
             raise ConfigError(f"video.crop_margin must be in [0, 1] (0: no random crop), got {cfg.video.crop_margin}")
         if cfg.train.mask_loss not in ("bce", "l1"):
             raise ConfigError(f"train.mask_loss must be 'bce' or 'l1', got {cfg.train.mask_loss!r}")
+        if cfg.train.motion_guide_weight < 0:
+            raise ConfigError(f"train.motion_guide_weight must be >= 0, got {cfg.train.motion_guide_weight}")
         return cfg
 
     @staticmethod

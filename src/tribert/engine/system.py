@@ -53,19 +53,27 @@ class SeparationSystem(L.LightningModule):
         out = self.model(**batch.video_inputs())
         return out, batch.slots_by_mixture(out.mask_logits)  # [B, S, 1, F, T]
 
-    def losses(self, batch: MixBatch, out, mask_logits: Tensor) -> dict[str, Tensor]:
-        tc = self.config.train
-        valid = batch.source_valid.to(mask_logits.dtype)  # [B, S]
-        if tc.mask_loss == "bce":
+    def mask_loss(self, batch: MixBatch, mask_logits: Tensor) -> Tensor:
+        """The separation loss of mask logits [B, S, 1, F, T], averaged over the real sources."""
+        if self.config.train.mask_loss == "bce":
             per_pixel = F.binary_cross_entropy_with_logits(
                 mask_logits.float(), batch.masks, reduction="none") * batch.weight[:, None]
         else:  # "l1": L1 between the masked mixture magnitude and the source magnitude
             est = torch.sigmoid(mask_logits.float()) * batch.mix_mag[:, None]
             per_pixel = (est - batch.source_mags).abs()
+        valid = batch.source_valid.to(per_pixel.dtype)  # [B, S]
         per_source = per_pixel.flatten(2).mean(-1)  # [B, S]
-        sep = (per_source * valid).sum() / valid.sum().clamp_min(1)
+        return (per_source * valid).sum() / valid.sum().clamp_min(1)
+
+    def losses(self, batch: MixBatch, out, mask_logits: Tensor) -> dict[str, Tensor]:
+        tc = self.config.train
+        sep = self.mask_loss(batch, mask_logits)
         losses = {"sep": sep}
         total = tc.sep_weight * sep
+        maps = getattr(out, "motion_maps", None)  # [V, P, M, F, T]
+        if maps is not None and tc.motion_guide_weight > 0:
+            losses["guide"] = self.mask_loss(batch, batch.slots_by_mixture(maps[:, :, :1]))
+            total = total + tc.motion_guide_weight * losses["guide"]
         labels = batch.video_labels()  # [V, C]
         audio_labels = batch.mixture_labels() if tc.audio_labels == "mixture" else labels
         weights = self.class_loss_weights()

@@ -74,6 +74,7 @@ class TriBERTOutput(TriBERTEncoding, SeparatorOutput):
     ``condition_logits`` [B, S, C] (the class head on each source's condition; None without one)."""
 
     condition_logits: Optional[Tensor] = None
+    motion_maps: Optional[Tensor] = None  # [B, S, M, F, T] the motion guide's maps of each requested source
 
 
 class StreamEmbedding(nn.Module):
@@ -301,8 +302,10 @@ class TriBERT(nn.Module):
         """
         encoding = self.encode(frames, pose, mix_logmag)
         cond, condition_logits = self.condition(encoding, objects, source_labels)
-        mask_logits = separate_sources(self.separator, encoding.mix_logmag, cond, valid, *self.guide(encoding, objects))
-        return TriBERTOutput(mask_logits=mask_logits, condition_logits=condition_logits, **vars(encoding))
+        maps, sequence = self.guide(encoding, objects)
+        mask_logits = separate_sources(self.separator, encoding.mix_logmag, cond, valid, maps, sequence)
+        return TriBERTOutput(mask_logits=mask_logits, condition_logits=condition_logits, motion_maps=maps,
+                             **vars(encoding))
 
 
 # ---------------------------------------------------------------------------------------------
