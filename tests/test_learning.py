@@ -119,17 +119,24 @@ def test_condition_class_head_names_the_source(trained):
     assert right / total > 0.9, f"condition top-1 {right}/{total}"
 
 
-def test_condition_class_loss_reaches_the_pooler(tmp_path):
-    rng = np.random.default_rng(1)
+def _losses_on_a_toy_batch(root: Path, seed: int, *overrides: str):
+    """A fresh SeparationSystem (with ``overrides``) and its losses on one batch of 4 toy mixtures."""
+    rng = np.random.default_rng(seed)
     for i in range(4):
-        make_toy_clip(tmp_path, f"c{i}", CLASSES[i], rng)
-    config = Config.load(overrides=OVERRIDES + [f"data.train_dir={tmp_path}"])
+        if not (root / f"c{i}").exists():
+            make_toy_clip(root, f"c{i}", CLASSES[i], rng)
+    config = Config.load(overrides=OVERRIDES + [f"data.train_dir={root}", *overrides])
+    torch.manual_seed(0)
     system = SeparationSystem(config)
     batch = next(iter(mix_loader(
-        MixDataset(load_clips(tmp_path, config.data.classes), config.audio, config.video, config.data,
+        MixDataset(load_clips(root, config.data.classes), config.audio, config.video, config.data,
                    length=4), batch_size=4)))
     out, mask_logits = system(batch)
-    losses = system.losses(batch, out, mask_logits)
+    return system, system.losses(batch, out, mask_logits)
+
+
+def test_condition_class_loss_reaches_the_pooler(tmp_path):
+    system, losses = _losses_on_a_toy_batch(tmp_path, 1)
     losses["condition"].backward()
     pooler = [p for name, p in system.model.transformer.pool.named_parameters()]
     assert pooler and all(p.grad is not None and p.grad.abs().sum() > 0 for p in pooler)
@@ -138,27 +145,13 @@ def test_condition_class_loss_reaches_the_pooler(tmp_path):
     assert all(p.grad is None or not p.grad.any() for p in system.model.separator.parameters())
 
 
-
 def test_motion_guide_loss_trains_the_guide_and_not_the_unet(tmp_path):
-    rng = np.random.default_rng(2)
-    for i in range(4):
-        make_toy_clip(tmp_path, f"c{i}", CLASSES[i], rng)
-    for weight in (0.0, 1.0):
-        config = Config.load(overrides=OVERRIDES + [f"data.train_dir={tmp_path}", "model.motion_guide=8",
-                                                    f"train.motion_guide_weight={weight}"])
-        torch.manual_seed(0)
-        system = SeparationSystem(config)
-        batch = next(iter(mix_loader(
-            MixDataset(load_clips(tmp_path, config.data.classes), config.audio, config.video, config.data,
-                       length=4), batch_size=4)))
-        out, mask_logits = system(batch)
-        losses = system.losses(batch, out, mask_logits)
-        if weight == 0:
-            assert "guide" not in losses  # off by default: nothing added to the loss
-            continue
-        # A guide that draws nothing yet scores about ln 2 per weighted pixel, as an untrained mask does.
-        assert 0.1 < float(losses["guide"]) < 2.0
-        losses["guide"].backward()
-        assert system.model.motion.draw.weight.grad.abs().sum() > 0
-        assert system.model.motion.temporal[0].weight.grad.abs().sum() > 0
-        assert all(p.grad is None or not p.grad.any() for p in system.model.separator.parameters())
+    _, losses = _losses_on_a_toy_batch(tmp_path, 2, "model.motion_guide=8")
+    assert "guide" not in losses  # off by default: nothing added to the loss
+    system, losses = _losses_on_a_toy_batch(tmp_path, 2, "model.motion_guide=8", "train.motion_guide_weight=1.0")
+    # A guide that draws nothing yet scores about ln 2 per weighted pixel, as an untrained mask does.
+    assert 0.1 < float(losses["guide"]) < 2.0
+    losses["guide"].backward()
+    assert system.model.motion.draw.weight.grad.abs().sum() > 0
+    assert system.model.motion.temporal[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None or not p.grad.any() for p in system.model.separator.parameters())

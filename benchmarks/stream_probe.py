@@ -1,0 +1,99 @@
+"""Where does the class go? A nearest-class-centroid probe of each TriBERT stream before and after
+the transformer, and of the pooled condition, for one or more checkpoints.
+
+TriBERT can only condition a source on its class if some stream carries it to the pooled SOS. This
+probe asks each stage in turn: for the solo videos of ``--train`` (the centroids) and of ``--test``
+(the queries), it takes the mean over the frame tokens of each stream's embedding (the encoder's
+tokens projected to the stream's width: what enters the transformer) and of its hidden state
+(what leaves it), and the pooled condition of the performer, standardises each feature with the
+training statistics, and counts how often a test solo's nearest class centroid is its own class.
+Chance is 1 / classes; a stream that knows the class before the transformer and not after it is
+losing it inside. No training: a few forward passes per checkpoint.
+
+    python benchmarks/stream_probe.py --train data/synth2k/train --test data/synth-test/test \\
+        --checkpoints runs/a/checkpoints/step003000.ckpt runs/b/checkpoints/step003000.ckpt \\
+        --out benchmarks/results/stream_probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, "torch.Tensor"]:  # noqa: F821
+    """{stage: [N, D]} features and [N] classes of the solo videos in ``mixtures`` fixed mixtures."""
+    import torch
+
+    from tribert.engine.train import eval_loader
+
+    feats: dict[str, list] = {}
+    classes = []
+    model = system.model
+    for batch in eval_loader(system.config, data_dir, limit=mixtures, seed=0):
+        inputs = batch.video_inputs()
+        with torch.no_grad():
+            enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
+        labels = batch.video_labels()  # [V, C]
+        solo = labels.sum(-1) == 1
+        objects = model.config.num_objects
+        for s in enc.embeddings:
+            feats.setdefault(f"{s} before", []).append(enc.embeddings[s][:, objects:].mean(1)[solo])
+            feats.setdefault(f"{s} after", []).append(enc.hidden[s][:, objects:].mean(1)[solo])
+        # the performer's condition: a solo is person / object 0 of the present ones
+        feats.setdefault("pooled condition", []).append(enc.pooled_sos[:, 0][solo])
+        classes.append(labels[solo].argmax(-1))
+    return {k: torch.cat(v) for k, v in feats.items()}, torch.cat(classes)
+
+
+def centroid_top1(train: "torch.Tensor", train_y, test, test_y, num_classes: int) -> float:  # noqa: F821
+    import torch
+
+    mu, sd = train.mean(0), train.std(0) + 1e-6
+    train, test = (train - mu) / sd, (test - mu) / sd
+    far = torch.full_like(train[0], float("inf"))
+    centroids = torch.stack([train[train_y == c].mean(0) if (train_y == c).any() else far
+                             for c in range(num_classes)])
+    return float((torch.cdist(test, centroids).argmin(-1) == test_y).float().mean())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", required=True, help="prepared clips for the class centroids")
+    p.add_argument("--test", required=True, help="prepared clips to probe")
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--mixtures", type=int, default=96, help="fixed mixtures per folder")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="stream_probe.json")
+    args = p.parse_args()
+
+    import torch
+
+    from tribert.engine.checkpoint import load_system
+    from tribert.io import atomic_write_text
+
+    torch.set_num_threads(args.threads)
+    results = {}
+    for ckpt in args.checkpoints:
+        system = load_system(ckpt, expect_model="tribert")
+        num_classes = len(system.config.data.classes)
+        train, train_y = solo_features(system, args.train, args.mixtures)
+        test, test_y = solo_features(system, args.test, args.mixtures)
+        row = {stage: centroid_top1(train[stage], train_y, test[stage], test_y, num_classes) for stage in train}
+        results[ckpt] = {"top1": row, "train_solos": len(train_y), "test_solos": len(test_y),
+                         "chance": 1 / num_classes}
+        print(f"{ckpt}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
+              + f" ({len(test_y)} test solos, chance {1 / num_classes:.2f})", flush=True)
+    stages = list(dict.fromkeys(s for r in results.values() for s in r["top1"]))  # first-seen order
+    print("| checkpoint | " + " | ".join(stages) + " |")
+    print("|---" * (len(stages) + 1) + "|")
+    for ckpt, r in results.items():
+        print(f"| {Path(ckpt).parent.parent.name}/{Path(ckpt).name} | "
+              + " | ".join(f"{r['top1'][s]:.2f}" if s in r["top1"] else "-" for s in stages) + " |")
+    atomic_write_text(Path(args.out), json.dumps({"args": vars(args), "results": results}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
