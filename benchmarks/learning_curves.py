@@ -38,6 +38,7 @@ CURVES = {
     "TriBERT w/o co-attention": ["model.coattention=false"],
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?
     "TriBERT w/o pose and co-attention": ["model.use_pose=false", "model.coattention=false"],
+    "TriBERT w/o pose + gated co-attention": ["model.use_pose=false", "model.coattention_gate=true"],
     # the recipe + the per-performer motion guide (tribert.models.motion), and without co-attention
     "TriBERT-small + motion guide": ["model.motion_guide=64"],
     "TriBERT + motion guide w/o co-attention": ["model.motion_guide=64", "model.coattention=false"],
