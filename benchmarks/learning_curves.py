@@ -117,6 +117,18 @@ ABLATION = {
 SETS = {"curves": CURVES, "ablation": ABLATION}
 
 
+def parse_only(text: str, known: dict | None = None) -> list[str]:
+    """``--only`` names: separated by ';' when one holds a comma, else by ','; a single name holding
+    a comma (no ';') is taken whole when it is a known variant."""
+    if ";" in text:
+        names = text.split(";")
+    elif known is not None and text in known:
+        names = [text]
+    else:
+        names = text.split(",")
+    return [n for n in names if n]
+
+
 def slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")[:60]
 
@@ -297,15 +309,14 @@ def main() -> None:
     if args.stage == "merge":  # before the name check below: merged names need not be variants
         if not args.merge:
             raise SystemExit("--stage merge needs --merge FILE [FILE ...]")
-        only = args.only.split(";") if ";" in args.only else [n for n in args.only.split(",") if n]
-        write_results(merge(args.merge, args.rename, only), args)
+        write_results(merge(args.merge, args.rename, parse_only(args.only)), args)
         return
     if not args.train or not args.test:
         raise SystemExit("--train and --test are required (but for --stage merge)")
     if args.train_one:
         train_one(args.train_one, variants, args)
         return
-    only = args.only.split(";") if ";" in args.only else args.only.split(",")  # ';' when names hold commas
+    only = parse_only(args.only, variants)
     unknown = [n for n in only if args.only and n not in variants]
     if unknown:
         raise SystemExit(f"--only: no variant named {unknown[0]!r} in --set {args.set} "
