@@ -87,8 +87,13 @@ def select_objects(per_object: Tensor, objects: Tensor, presence: Optional[Tenso
     """
     if presence is None:
         presence = torch.ones(per_object.shape[:2], dtype=torch.bool, device=per_object.device)
-    weights = source_weights(objects, presence).to(per_object.dtype)  # [B, S, O]
-    return torch.einsum("bso,bo...->bs...", weights, per_object)
+    return weigh_objects(per_object, source_weights(objects, presence))
+
+
+def weigh_objects(per_object: Tensor, weights: Tensor) -> Tensor:
+    """per_object [B, O, ...] averaged with weights [B, S, O] (``source_weights``,
+    ``partner_weights``) -> [B, S, ...]."""
+    return torch.einsum("bso,bo...->bs...", weights.to(per_object.dtype), per_object)
 
 
 def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: Optional[Tensor] = None,

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.models.audio import VGGishEncoder
-from tribert.models.base import SeparatorOutput, check_shape, partner_weights, select_objects, separate_sources
+from tribert.models.base import (SeparatorOutput, check_shape, partner_weights, select_objects, separate_sources,
+                                 weigh_objects)
 from tribert.models.coattention import TriModalEncoder
 from tribert.config.model import ModelConfig
 from tribert.config.sizes import SIZES, model_config, paper_config, small_config, tiny_config
@@ -259,8 +260,8 @@ class TriBERT(nn.Module):
         motion = select_objects(encoding.motion, objects, encoding.object_presence)  # [B, S, Dm, Tp]
         partners = None
         if self.config.motion_guide_partners:  # the other performers of the video: zero for a solo
-            weights = partner_weights(objects, encoding.object_presence).to(motion.dtype)  # [B, S, P]
-            partners = torch.einsum("bsp,bp...->bs...", weights, encoding.motion).flatten(0, 1)  # [B*S, Dm, Tp]
+            weights = partner_weights(objects, encoding.object_presence)  # [B, S, P]
+            partners = weigh_objects(encoding.motion, weights).flatten(0, 1)  # [B*S, Dm, Tp]
         maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1], partners)  # [B*S, M, F, T]
         return maps.unflatten(0, (b, s)), motion if self.config.unet_guide_dim() else None
 
