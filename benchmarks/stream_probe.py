@@ -71,15 +71,19 @@ def main() -> None:
     import torch
 
     from tribert.engine.checkpoint import load_system
+    from tribert.errors import TribertError
     from tribert.io import atomic_write_text
 
     torch.set_num_threads(args.threads)
     results = {}
     for ckpt in args.checkpoints:
-        system = load_system(ckpt, expect_model="tribert")
+        try:  # a missing or wrong checkpoint or data folder: one line
+            system = load_system(ckpt, expect_model="tribert")
+            train, train_y = solo_features(system, args.train, args.mixtures)
+            test, test_y = solo_features(system, args.test, args.mixtures)
+        except TribertError as err:
+            raise SystemExit(f"stream_probe: {err}") from None
         num_classes = len(system.config.data.classes)
-        train, train_y = solo_features(system, args.train, args.mixtures)
-        test, test_y = solo_features(system, args.test, args.mixtures)
         row = {stage: centroid_top1(train[stage], train_y, test[stage], test_y, num_classes) for stage in train}
         results[ckpt] = {"top1": row, "train_solos": len(train_y), "test_solos": len(test_y),
                          "chance": 1 / num_classes}
