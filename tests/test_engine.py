@@ -163,6 +163,31 @@ def test_lr_schedule_warm_up_then_linear_decay_to_zero():
         Config.load(overrides=["train.schedule=linear"])
 
 
+def test_a_linear_schedule_in_a_time_bound_run_follows_the_minutes():
+    from tribert.config import TrainConfig
+    from tribert.engine.system import lr_factor
+
+    tc = TrainConfig(max_minutes=10, warmup_frac=0.1, schedule="linear")
+    # the step does not matter here, the fraction of the budget spent does
+    assert lr_factor(5000, tc, budget_spent=0.05) == pytest.approx(0.5)
+    assert lr_factor(0, tc, budget_spent=0.55) == pytest.approx(0.5)
+    assert lr_factor(7, tc, budget_spent=1.0) == 0.0
+    # a constant schedule, or a run with max_steps, keeps its step-based factor
+    assert lr_factor(5, TrainConfig(max_minutes=10, warmup_frac=0.0), budget_spent=0.9) == 1.0
+    assert lr_factor(50, TrainConfig(max_steps=100, warmup_frac=0.0, schedule="linear"),
+                     budget_spent=0.9) == pytest.approx(0.5)
+
+
+def test_a_time_bound_linear_run_ends_near_zero_learning_rate(data_root, tmp_path):
+    run = train(tiny_config(data_root, "train.schedule=linear", "train.max_minutes=0.08", "train.epoch_size=2"),
+                runs_dir=tmp_path, name="linear", progress=False)
+    with open(run / "metrics.csv") as f:
+        lrs = [float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")]
+    assert len(lrs) >= 5, lrs  # several steps in ~5 s
+    assert lrs[0] > 0.8e-3 and lrs[-1] < 0.3e-3, (lrs[0], lrs[-1])  # lr 1e-3, down to near zero
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
 def test_biases_and_norm_weights_are_not_decayed(data_root):
     system = SeparationSystem(tiny_config(data_root, "train.weight_decay=0.1"))
     groups = system.configure_optimizers()["optimizer"].param_groups

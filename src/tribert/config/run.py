@@ -40,9 +40,10 @@ class TrainConfig:
     lr: float = 1e-5
     weight_decay: float = 0.01
     warmup_frac: float = 0.1  # linear warm-up over this fraction of max_steps ...
-    # ... then "linear": decay to zero at max_steps (the authors' BertAdam warmup_linear), or
-    # "constant" (the default, since a run without max_steps has no end to decay to). Biases
-    # and normalisation weights are never weight-decayed (authors' code).
+    # ... then "linear": decay to zero at max_steps (the authors' BertAdam warmup_linear; in a run
+    # bounded by max_minutes alone, warm-up and decay follow the minutes spent), or "constant"
+    # (the default: a run bounded by epochs has no end to decay to). Biases and normalisation
+    # weights are never weight-decayed (authors' code).
     schedule: str = "constant"
     batch_size: int = 12  # mixtures per step (each of num_mix videos)
     max_steps: int = -1  # -1: no step limit
@@ -131,9 +132,9 @@ class Config:
                               "model")
         if cfg.train.schedule not in ("linear", "constant"):
             raise ConfigError(f"train.schedule must be 'linear' or 'constant', got {cfg.train.schedule!r}")
-        if cfg.train.schedule == "linear" and cfg.train.max_steps <= 0:
-            raise ConfigError("train.schedule 'linear' decays to zero at train.max_steps: set max_steps "
-                              "(or use schedule: constant)")
+        if cfg.train.schedule == "linear" and cfg.train.max_steps <= 0 and cfg.train.max_minutes <= 0:
+            raise ConfigError("train.schedule 'linear' decays to zero at train.max_steps or, without "
+                              "them, at train.max_minutes: set one (or use schedule: constant)")
         if cfg.train.audio_labels not in ("video", "mixture"):
             raise ConfigError(f"train.audio_labels must be 'video' or 'mixture', got {cfg.train.audio_labels!r}")
         if not 0.0 <= cfg.video.crop_margin <= 1.0:

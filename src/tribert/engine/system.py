@@ -10,6 +10,7 @@ audio class loss.
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -110,6 +111,8 @@ class SeparationSystem(L.LightningModule):
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False,
                       batch_size=batch.batch_size, sync_dist=True)
         self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=batch.batch_size)
+        if self._trainer is not None and self.trainer.optimizers:  # the schedule, in metrics.csv
+            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch.batch_size)
         return loss
 
     def _flag_nonfinite(self, loss: Tensor) -> None:
@@ -150,8 +153,20 @@ class SeparationSystem(L.LightningModule):
         fused = self.device.type == "cuda" and not str(tc.precision).startswith("16")
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, fused=fused or None)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, tc))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, tc, self._budget_spent()))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _budget_spent(self) -> float | None:
+        """The fraction of ``train.max_minutes`` spent (Lightning's Timer, which a resumed run
+        restores), for a linear schedule bounded by time alone; None for every other run."""
+        tc = self.config.train
+        if tc.schedule != "linear" or tc.max_steps > 0 or tc.max_minutes <= 0 or self._trainer is None:
+            return None
+        if self.trainer.world_size > 1:  # each process's clock differs: their weights would drift apart
+            raise TribertError("train.schedule 'linear' over train.max_minutes runs on one process only: "
+                               "set train.max_steps for a multi-process run")
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        return 0.0 if timer is None else min(1.0, timer.time_elapsed() / (60.0 * tc.max_minutes))
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         # Lightning's mixed-precision plugin refuses to clip for a fused optimiser, assuming an fp16
@@ -160,17 +175,27 @@ class SeparationSystem(L.LightningModule):
             torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
 
 
-def lr_factor(step: int, tc) -> float:
+def lr_factor(step: int, tc, budget_spent: float | None = None) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up over ``warmup_frac * max_steps``, then
-    constant or (``schedule: linear``) a linear decay to zero at ``max_steps``."""
+    constant or (``schedule: linear``) a linear decay to zero at ``max_steps``.
+
+    A linear schedule in a run bounded by time alone (``max_minutes``, no ``max_steps``) follows
+    the fraction of that budget spent (``budget_spent``, 0..1) instead of the step: warm-up over
+    the first ``warmup_frac`` of the minutes, then down to zero when they run out. Decaying to zero
+    at the budget's end is what budgeted training does best with (Li et al., ICLR 2020); a constant
+    rate ends on whatever the last noisy step left.
+    """
     total = tc.max_steps if tc.max_steps > 0 else 0
+    if total == 0 and tc.schedule == "linear" and budget_spent is not None:
+        if tc.warmup_frac > 0 and budget_spent < tc.warmup_frac:
+            return max(budget_spent, 1e-3) / tc.warmup_frac
+        return max(0.0, (1.0 - budget_spent) / (1.0 - tc.warmup_frac))
     warmup = int(tc.warmup_frac * total)
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     if tc.schedule == "linear" and total > 0:
         return max(0.0, (total - step) / max(1, total - warmup))
     return 1.0
-
 
 
 __all__ = ["SeparationSystem", "lr_factor"]
