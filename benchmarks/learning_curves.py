@@ -195,8 +195,8 @@ def score(names: list[str], args) -> dict:
             print(f"  {name} @ {step}: single {res['single']['sdr']:.2f}, multi {res['multi']['sdr']:.2f}, "
                   f"same-class {res['same_class']['sdr']:.2f} dB, condition top-1 "
                   f"{res['condition_accuracy']:.2f} ({time.time() - t0:.1f} s)", flush=True)
-        out["models"][name] = {"run": str(run), "minutes": minutes, "overrides": [*SETS[args.set][name], *args.set_override],
-                               "curve": curve}
+        out["models"][name] = {"run": str(run), "minutes": minutes,
+                               "overrides": [*SETS[args.set][name], *args.set_override], "curve": curve}
     return out
 
 
