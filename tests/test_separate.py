@@ -165,3 +165,35 @@ def test_pose_library_log_lines_are_silenced_and_ours_kept(cue_inputs, synth, tm
     native = [ln for ln in proc.stderr.splitlines() if re.match(r"[IWEF]\d{4} ", ln)]
     assert not native, native[:3]  # e.g. "W0000 ... inference_feedback_manager.cc:114] ..."
     assert proc.stdout.count("wrote ") == 6  # mixture, 2 x (WAV + MP4), figure
+
+
+def test_the_pair_benchmark_scores_an_oracle_high_and_the_mixture_at_zero(tmp_path):
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from helpers import make_clip
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import separate_pairs
+
+    pair = [make_clip(tmp_path, "a", ["violin"], [440.0]), make_clip(tmp_path, "b", ["flute"], [1250.0])]
+    refs = np.stack([Clip(p).audio() / 2 for p in pair])
+    crop = 4000
+
+    class Fake:  # Separator's interface: stems of the clips' mean, or of the given mixture
+        config = SimpleNamespace(audio=SimpleNamespace(crop_samples=crop))
+
+        def __init__(self, oracle: bool):
+            self.oracle = oracle
+
+        def separate(self, videos, mixture=None):
+            n = refs.shape[1] if mixture is None else len(mixture)
+            stems = refs[:, :n] if self.oracle else np.stack([refs.sum(0)[:n]] * 2)
+            return SimpleNamespace(stems=list(stems))
+
+    oracle = separate_pairs.pair_gains(Fake(True), pair)
+    assert set(oracle) == {"whole clip", "first crop, windowed", "first crop, one window"}
+    assert all(len(g) == 2 and min(g) > 30 for g in oracle.values()), oracle
+    unprocessed = separate_pairs.pair_gains(Fake(False), pair)
+    assert all(abs(x) < 1e-3 for g in unprocessed.values() for x in g), unprocessed
