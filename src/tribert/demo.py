@@ -49,6 +49,10 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     out = Path(out)
     t0 = time.time()
     synth_dir = out / "synth"
+    # The recipe and its overrides are resolved first: a bad --set is one line before any data is made.
+    config = Config.load(recipe, [*overrides, f"data.train_dir={synth_dir / 'train'}",
+                                  f"data.val_dir={synth_dir / 'val'}", f"data.test_dir={synth_dir / 'test'}",
+                                  f"train.max_minutes={minutes}", f"train.seed={seed}"])
     log.info("[1/4] SynthMUSIC: %d clips -> %s", clips, synth_dir)
     # More clips beat more steps here: with 4x the training clips the condition's test top-1 after
     # 500 steps rose from 0.78 to 0.92 (README, "Learning"). Skipping the MP4 copies (a third of
@@ -56,10 +60,6 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     generate(synth_dir, clips=clips, seed=seed, workers=workers, mp4=False, progress=progress)
 
     log.info("[2/4] training TriBERT (%s) for %g minutes", recipe, minutes)
-    config = Config.load(recipe, [*overrides, f"data.train_dir={synth_dir / 'train'}",
-                                         f"data.val_dir={synth_dir / 'val'}",
-                                         f"data.test_dir={synth_dir / 'test'}",
-                                         f"train.max_minutes={minutes}", f"train.seed={seed}"])
     run_dir = train(config, runs_dir=out / "runs", name="tribert", progress=progress)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
 
