@@ -22,22 +22,18 @@ import json
 from pathlib import Path
 
 
-def solo_clips(test: Path) -> list[Path]:
-    clips = sorted(p for p in test.iterdir() if (p / "meta.json").is_file())
-    return [p for p in clips if len(json.loads((p / "meta.json").read_text())["labels"]) == 1]
-
-
 def pair_gains(separator, pair: list[Path]) -> dict[str, list[float]]:
     """Per-stem SDR gain over the mixture (dB) of one pair, for the three spans / runs above."""
     import numpy as np
 
     from tribert.data.clip import Clip
+    from tribert.demo import mixture_references
     from tribert.metrics import bss_eval
 
     crop = separator.config.audio.crop_samples
-    refs = [Clip(p).audio() for p in pair]
-    n = min(len(r) for r in refs)
-    refs = np.stack([r[:n] / len(pair) for r in refs])  # each source as it sits in the mean mixture
+    clips = [Clip(p) for p in pair]
+    refs = mixture_references(clips, min(c.meta.num_samples for c in clips))  # [2, n]
+    n = refs.shape[1]
     mix = refs.sum(0)
     whole = np.stack(separator.separate(pair).stems)[:, :n]
     alone = np.stack(separator.separate(pair, mixture=mix[:crop]).stems)[:, :crop]
@@ -62,14 +58,13 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from tribert.data.clip import solo_clips
     from tribert.errors import TribertError
     from tribert.separate import Separator
 
     torch.set_num_threads(args.threads)
     test = Path(args.test)
     try:
-        if not test.is_dir():
-            raise TribertError("no such test folder", test)
         separator = Separator.from_checkpoint(args.checkpoint)
         solos = solo_clips(test)
         if len(solos) < 2 * args.pairs:

@@ -8,15 +8,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
-from tribert.data.clip import Clip
+from tribert.data.clip import Clip, solo_clips
 from tribert.errors import TribertError
 
 log = logging.getLogger(__name__)
+
+
+def mixture_references(clips, n: int) -> "np.ndarray":  # noqa: F821
+    """[S, n]: each clip's audio as it sits in the mean of the clips (the separation's mixture)."""
+    import numpy as np
+
+    return np.stack([c.audio()[:n] / len(clips) for c in clips])
 
 
 def stem_sdr(result, clips) -> tuple[list[float], list[float]]:
@@ -30,7 +36,7 @@ def stem_sdr(result, clips) -> tuple[list[float], list[float]]:
     from tribert.metrics import bss_eval
 
     n = min(len(result.mixture), *(c.meta.num_samples for c in clips))
-    refs = np.stack([c.audio()[:n] / len(clips) for c in clips])
+    refs = mixture_references(clips, n)
     ests = np.stack([s[:n] for s in result.stems])
     mixture = np.stack([np.asarray(result.mixture[:n])] * len(clips))
     return list(bss_eval(refs, ests)[0]), list(bss_eval(refs, mixture)[0])
@@ -75,8 +81,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     write_results(out / "results.json", results, {"checkpoint": str(ckpt), "data": str(synth_dir / "test")})
 
     log.info("[4/4] separating a test pair")
-    test_clips = sorted(p for p in (synth_dir / "test").iterdir() if (p / "meta.json").is_file())
-    solos = [p for p in test_clips if len(json.loads((p / "meta.json").read_text())["labels"]) == 1]
+    solos = solo_clips(synth_dir / "test")
     if len(solos) < 2:
         raise TribertError("the test split has fewer than two solo clips; generate more clips", synth_dir)
     # The prepared clip folders carry pose (ground truth here; mediapipe for `tribert prepare`d

@@ -91,6 +91,11 @@ def list_clips(root: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_clip(p))
 
 
+def solo_clips(root: str | Path) -> list[Path]:
+    """The clips of ``list_clips(root)`` with one performer."""
+    return [p for p in list_clips(root) if len(read_meta(p).labels) == 1]
+
+
 class Clip:
     """Lazy reader of one prepared clip folder."""
 

@@ -111,8 +111,8 @@ class SeparationSystem(L.LightningModule):
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False,
                       batch_size=batch.batch_size, sync_dist=True)
         self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=batch.batch_size)
-        if self._trainer is not None and self.trainer.optimizers:  # the schedule, in metrics.csv
-            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch.batch_size)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"],  # the schedule, in metrics.csv
+                 batch_size=batch.batch_size)
         return loss
 
     def _flag_nonfinite(self, loss: Tensor) -> None:
