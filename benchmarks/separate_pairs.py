@@ -54,6 +54,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="separate_pairs.json")
     args = p.parse_args()
+    if args.pairs < 1:
+        p.error(f"--pairs must be at least 1, got {args.pairs}")
 
     import numpy as np
     import torch
