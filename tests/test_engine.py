@@ -172,6 +172,10 @@ def test_a_linear_schedule_in_a_time_bound_run_follows_the_minutes():
     assert lr_factor(5000, tc, budget_spent=0.05) == pytest.approx(0.5)
     assert lr_factor(0, tc, budget_spent=0.55) == pytest.approx(0.5)
     assert lr_factor(7, tc, budget_spent=1.0) == 0.0
+    whole = TrainConfig(max_minutes=10, warmup_frac=1.0, schedule="linear")  # warm-up over the whole budget
+    assert lr_factor(0, whole, budget_spent=0.5) == pytest.approx(0.5) and lr_factor(0, whole, budget_spent=1.0) == 0.0
+    with pytest.raises(ConfigError, match="warmup_frac"):
+        Config.load(overrides=["train.warmup_frac=1.5"])
     # a constant schedule, or a run with max_steps, keeps its step-based factor
     assert lr_factor(5, TrainConfig(max_minutes=10, warmup_frac=0.0), budget_spent=0.9) == 1.0
     assert lr_factor(50, TrainConfig(max_steps=100, warmup_frac=0.0, schedule="linear"),

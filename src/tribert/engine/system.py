@@ -189,7 +189,7 @@ def lr_factor(step: int, tc, budget_spent: float | None = None) -> float:
     if total == 0 and tc.schedule == "linear" and budget_spent is not None:
         if tc.warmup_frac > 0 and budget_spent < tc.warmup_frac:
             return max(budget_spent, 1e-3) / tc.warmup_frac
-        return max(0.0, (1.0 - budget_spent) / (1.0 - tc.warmup_frac))
+        return max(0.0, 1.0 - budget_spent) / max(1.0 - tc.warmup_frac, 1e-9)  # warmup_frac 1: 0 at the end
     warmup = int(tc.warmup_frac * total)
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
