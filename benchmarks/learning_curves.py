@@ -50,6 +50,10 @@ CURVES = {
     "TriBERT + motion guide, 24 pose steps": ["model.motion_guide=64", "video.pose_frames=24"],
     # ... and the guide's own loss: its first map trained as the source's mask (train.motion_guide_weight)
     "TriBERT + motion guide + guide loss": ["model.motion_guide=64", "train.motion_guide_weight=1.0"],
+    # ... drawn through a hidden per-frame layer; and that layer also reading the source's class
+    "TriBERT + motion guide, hidden draw": ["model.motion_guide=64", "model.motion_guide_hidden=128"],
+    "TriBERT + motion guide, class-conditioned draw": ["model.motion_guide=64", "model.motion_guide_hidden=128",
+                                                       "model.motion_guide_condition=true"],
     "Sound-of-Pixels": ["model.kind=sound_of_pixels"],
     "Audio-only U-Net (true class)": ["model.kind=audio_only"],
     # the recipe with the authors' co-attention layout (what the H200 curves measured as TriBERT-small)

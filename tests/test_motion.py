@@ -108,6 +108,27 @@ def test_motion_guide_with_partners_reads_the_duet_partner_and_not_without():
         assert (maps[0, 1] - moved[0, 1]).abs().max() > 1e-3  # person 1's own maps change either way
 
 
+def test_motion_guide_condition_draws_one_movement_differently_per_class_and_not_without():
+    for with_condition in (True, False):
+        torch.manual_seed(0)
+        model = TriBERT(tiny_config(motion_guide=8, motion_guide_maps=2, motion_guide_hidden=16,
+                                    motion_guide_condition=with_condition))
+        c = model.config
+        person = _person(c.pose_frames, torch.Generator().manual_seed(1))
+        pose = torch.stack([person, person])[None].repeat(2, 1, 1, 1, 1)  # two videos, the same movement
+        frames = torch.randn(2, c.num_frames, 3, c.frame_size, c.frame_size)
+        mix = torch.randn(2, 1, c.spec_bins, c.spec_frames)
+        labels = torch.tensor([[0, 0], [1, 1]])  # teacher forcing: the true class is the condition
+        out = model.train()(frames, pose, mix, torch.tensor([[0, 1], [0, 1]]), source_labels=labels)
+        change = (out.motion_maps[0] - out.motion_maps[1]).abs().max()
+        assert (change > 1e-3) if with_condition else (change < 1e-5)
+        if with_condition:  # the drawing learns from the separation loss through the condition's columns
+            out.mask_logits.square().mean().backward()
+            assert model.motion.draw[0].weight.grad[:, -c.num_classes:].abs().sum() > 0
+    with pytest.raises(ConfigError, match="motion_guide_condition needs motion_guide_hidden"):
+        tiny_config(motion_guide=8, motion_guide_condition=True).validate()
+
+
 def test_motion_guide_film_modulates_every_decoder_level_over_time():
     torch.manual_seed(0)
     model = TriBERT(tiny_config(motion_guide=8, motion_guide_film=True))

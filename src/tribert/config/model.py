@@ -140,6 +140,16 @@ class ModelConfig:
     # performers in the same video (zero for a solo), so a duet's separator compares the two players
     # ("she strikes here, he does not") instead of judging one player's movement on its own.
     motion_guide_partners: bool = False
+    # ... and the maps are drawn through a hidden per-frame layer of this width (1x1 conv + ReLU)
+    # instead of one linear map: 0 = linear. A linear draw can only add up fixed frequency profiles
+    # weighted by the motion features; where the hand sits maps to pitch, and pitch to a harmonic
+    # comb, through a non-linear map.
+    motion_guide_hidden: int = 0
+    # ... and that hidden layer also reads the source's condition (the class the U-Net is given,
+    # with condition_classes: posteriors_only), so one hand position can draw a different pitch and
+    # timbre for each instrument. Needs motion_guide_hidden (a linear draw would only add a constant
+    # map per class).
+    motion_guide_condition: bool = False
 
     # --- Separator: attention U-Net ---------------------------------------------------------
     unet_depth: int = 7  # stride-2 down/up levels. paper: 7 (default); code: 4 (16x16 bottleneck)
@@ -258,6 +268,11 @@ class ModelConfig:
              "'features' layout (each other stream gets half of every head)")
         need(self.motion_guide >= 0, f"motion_guide must be >= 0 (0 = off), got {self.motion_guide}")
         need(self.motion_guide_maps >= 1, f"motion_guide_maps must be >= 1, got {self.motion_guide_maps}")
+        need(self.motion_guide_hidden >= 0,
+             f"motion_guide_hidden must be >= 0 (0 = a linear draw), got {self.motion_guide_hidden}")
+        need(not self.motion_guide_condition or self.motion_guide_hidden > 0,
+             "motion_guide_condition needs motion_guide_hidden > 0 (a linear draw would only add a "
+             "constant map per condition)")
         need(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         need(self.fusion != "none" or self.film,
              "fusion 'none' needs film: true, or the separator would ignore the video")

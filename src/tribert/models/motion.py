@@ -59,14 +59,20 @@ class MotionGuide(nn.Module):
         layers: temporal convolutions (kernel 3, dilation 1, 2, 4, ...) after the per-frame projection.
         partners: draw the maps from the requested performer's features beside the mean features of
             the other performers in the same video (``maps(..., partners=)``), not from theirs alone.
+        hidden: width of a hidden per-frame layer (1x1 conv + ReLU) before the drawing; 0 = one
+            linear map from the features to the maps.
+        condition_dim: C, width of a per-source condition (e.g. its class) the drawing reads at
+            every frame beside the motion (``maps(..., condition=)``); 0 = none.
 
     Shapes:
         ``features``: pose [B, P, Tp, 68, 3] -> [B, P, D, Tp].
         ``maps``: features of the requested sources [N, D, Tp], frames T, with ``partners`` also the
-        partners' mean features [N, D, Tp] -> [N, M, F, T].
+        partners' mean features [N, D, Tp], with ``condition_dim`` also the condition [N, C]
+        -> [N, M, F, T].
     """
 
-    def __init__(self, dim: int, maps: int, bins: int, layers: int = 2, partners: bool = False):
+    def __init__(self, dim: int, maps: int, bins: int, layers: int = 2, partners: bool = False,
+                 hidden: int = 0, condition_dim: int = 0):
         super().__init__()
         self.maps_count, self.bins = maps, bins
         inputs = FEATURES_PER_JOINT * NUM_KEYPOINTS
@@ -77,22 +83,33 @@ class MotionGuide(nn.Module):
                        nn.ReLU(inplace=True)]
         self.temporal = nn.Sequential(*blocks)
         self.partners = partners
-        self.draw = nn.Conv1d(dim * (2 if partners else 1), maps * bins, 1)
+        self.condition_dim = condition_dim
+        width = dim * (2 if partners else 1) + condition_dim
+        if hidden:
+            self.draw = nn.Sequential(nn.Conv1d(width, hidden, 1), nn.ReLU(inplace=True),
+                                      nn.Conv1d(hidden, maps * bins, 1))
+        else:
+            self.draw = nn.Conv1d(width, maps * bins, 1)
 
     def features(self, pose: Tensor) -> Tensor:
         b, p = pose.shape[:2]
         x = motion_input(pose).flatten(0, 1)  # [B*P, 340, Tp]
         return self.temporal(x).unflatten(0, (b, p))  # [B, P, D, Tp]
 
-    def maps(self, features: Tensor, frames: int, partners: Tensor | None = None) -> Tensor:
+    def maps(self, features: Tensor, frames: int, partners: Tensor | None = None,
+             condition: Tensor | None = None) -> Tensor:
         # Pose step i samples the centre of the i-th of Tp equal slices of the crop, and STFT
         # frame j sits near the centre of the j-th of T: interpolating between slice centres
         # aligns the two clocks (to within about half an STFT frame).
         if self.partners != (partners is not None):
             raise ValueError("MotionGuide(partners=True) draws from the partners' features, and only then")
+        if (self.condition_dim > 0) != (condition is not None):
+            raise ValueError("MotionGuide(condition_dim > 0) draws from a condition [N, C], and only then")
         if partners is not None:
             features = torch.cat([features, partners], dim=1)  # [N, 2D, Tp]
         x = F.interpolate(features, size=frames, mode="linear", align_corners=False)  # [N, D or 2D, T]
+        if condition is not None:  # the same vector at every frame
+            x = torch.cat([x, condition[..., None].to(x.dtype).expand(-1, -1, frames)], dim=1)  # [N, D + C, T]
         return self.draw(x).unflatten(1, (self.maps_count, self.bins))  # [N, M, F, T]
 
 

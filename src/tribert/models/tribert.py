@@ -178,7 +178,8 @@ class TriBERT(nn.Module):
             self.condition_layers["head"] = nn.Linear(c.cond_dim(), c.num_classes)
         if c.uses_motion_guide():
             self.motion = MotionGuide(c.motion_guide, c.motion_guide_maps, c.spec_bins,
-                                      partners=c.motion_guide_partners)
+                                      partners=c.motion_guide_partners, hidden=c.motion_guide_hidden,
+                                      condition_dim=c.unet_cond_dim() if c.motion_guide_condition else 0)
         self.separator = AttentionUNet(
             in_channels=c.unet_in_channels(), out_channels=1, depth=c.unet_depth, base_channels=c.unet_base_channels,
             max_channels=c.unet_max_channels, convs_per_level=c.unet_convs_per_level,
@@ -248,12 +249,14 @@ class TriBERT(nn.Module):
             mask logits [B, S, 1, F, T].
         """
         cond, _ = self.condition(encoding, objects)
-        return separate_sources(self.separator, encoding.mix_logmag, cond, valid, *self.guide(encoding, objects))
+        return separate_sources(self.separator, encoding.mix_logmag, cond, valid, *self.guide(encoding, objects, cond))
 
-    def guide(self, encoding: TriBERTEncoding, objects: Tensor) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    def guide(self, encoding: TriBERTEncoding, objects: Tensor,
+              cond: Optional[Tensor] = None) -> tuple[Optional[Tensor], Optional[Tensor]]:
         """The motion guide of the requested sources: its maps [B, S, M, F, T] and, with
         ``motion_guide_film``, the motion features [B, S, Dm, Tp] for the U-Net's decoder
-        (None for what is off)."""
+        (None for what is off). ``cond`` [B, S, unet_cond_dim]: the U-Net's condition of each
+        source, which the drawing reads with ``motion_guide_condition``."""
         if encoding.motion is None:
             return None, None
         b, s = objects.shape
@@ -262,7 +265,9 @@ class TriBERT(nn.Module):
         if self.config.motion_guide_partners:  # the other performers of the video: zero for a solo
             weights = partner_weights(objects, encoding.object_presence)  # [B, S, P]
             partners = weigh_objects(encoding.motion, weights).flatten(0, 1)  # [B*S, Dm, Tp]
-        maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1], partners)  # [B*S, M, F, T]
+        drawn_from = cond.flatten(0, 1) if self.config.motion_guide_condition else None  # [B*S, C]
+        maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1], partners,
+                                drawn_from)  # [B*S, M, F, T]
         return maps.unflatten(0, (b, s)), motion if self.config.unet_guide_dim() else None
 
     def condition(self, encoding: TriBERTEncoding, objects: Tensor,
@@ -303,7 +308,7 @@ class TriBERT(nn.Module):
         """
         encoding = self.encode(frames, pose, mix_logmag)
         cond, condition_logits = self.condition(encoding, objects, source_labels)
-        maps, sequence = self.guide(encoding, objects)
+        maps, sequence = self.guide(encoding, objects, cond)
         mask_logits = separate_sources(self.separator, encoding.mix_logmag, cond, valid, maps, sequence)
         return TriBERTOutput(mask_logits=mask_logits, condition_logits=condition_logits, motion_maps=maps,
                              **vars(encoding))
