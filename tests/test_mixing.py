@@ -81,6 +81,20 @@ def test_duet_with_stems_brings_two_sources(clip_root):
     assert ds2[duet_idx].source_valid.sum() == 2
 
 
+def test_duet_weight_draws_duets_that_many_times_as_often(clip_root):
+    clips = load_clips(clip_root, DataConfig().classes)  # 3 solos and 1 duet with stems
+    draws = 3000
+    for weight, expected in ((1.0, 1 / 4), (3.0, 3 / 6)):  # a video's first pick: weight share of the duet
+        ds = MixDataset(clips, AUDIO, VIDEO, DataConfig(duet_weight=weight), length=draws, seed=0)
+        share = sum(ds._spec(i)[0][0].meta.id == "duet" for i in range(draws)) / draws
+        assert abs(share - expected) < 0.03, (weight, share)
+    # without stems a duet is one source, so no clip counts as a duet
+    ds = MixDataset(clips, AUDIO, VIDEO, DataConfig(duet_weight=3.0, use_stems=False), length=draws, seed=0)
+    assert ds.draw_p is None or len(set(ds.draw_p.tolist())) == 1
+    with pytest.raises(ConfigError, match="data.duet_weight must be > 0"):
+        MixDataset(clips, AUDIO, VIDEO, DataConfig(duet_weight=0.0), length=8)
+
+
 def test_fixed_mixture_list_round_trip_and_determinism(clip_root, tmp_path):
     data = DataConfig()
     clips = load_clips(clip_root, data.classes)

@@ -74,6 +74,9 @@ class DataConfig:
     divide_by_n: bool = True  # ... and the mixture divided by N (the authors' code)
     mask: str = "binary"  # "binary" (paper) or "ratio"
     use_stems: bool = True  # a duet with ground-truth stems counts as two sources
+    # Training draws a clip that contributes two or more sources (a duet with stems) this many
+    # times as often as a solo; 1 = every clip alike. Evaluation mixtures are not affected.
+    duet_weight: float = 1.0
     classes: tuple[str, ...] = MUSIC21_CLASSES
     num_workers: int = 0
     # Keep each clip's audio, pose and resized frames in memory after the first read (per loader

@@ -25,7 +25,7 @@ from tribert.audio import AudioFrontEnd, crop
 from tribert.config import AudioConfig, DataConfig, VideoConfig
 from tribert.data.batch import MixBatch
 from tribert.data.clip import Clip, list_clips
-from tribert.errors import TribertError
+from tribert.errors import ConfigError, TribertError
 from tribert.io import atomic_path
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -197,6 +197,12 @@ class MixDataset(Dataset):
         self.class_index = {name: i for i, name in enumerate(data.classes)}
         self.slots = data.num_mix * video.max_persons
         self._cache: dict[str, dict] = {}  # clip id -> what was read from it (data.cache_clips)
+        if not data.duet_weight > 0:
+            raise ConfigError(f"data.duet_weight must be > 0, got {data.duet_weight}")
+        self.draw_p = None  # training draws: every clip alike, or duets duet_weight times as often
+        if data.duet_weight != 1.0:
+            w = np.array([data.duet_weight if clip_sources(c, data.use_stems) > 1 else 1.0 for c in clips])
+            self.draw_p = w / w.sum()
         if mixtures is not None:
             missing = [cid for m in mixtures for cid in m.clip_ids if cid not in self.by_id]
             if missing:
@@ -212,7 +218,7 @@ class MixDataset(Dataset):
             return [self.by_id[c] for c in m.clip_ids], list(m.offsets), list(m.gains)
         rng = np.random.default_rng((self.seed, index))
         n = self.data.num_mix
-        group = [self.clips[j] for j in rng.choice(len(self.clips), size=n, replace=False)]
+        group = [self.clips[j] for j in rng.choice(len(self.clips), size=n, replace=False, p=self.draw_p)]
         offsets = [int(rng.integers(0, max(c.meta.num_samples - self.audio.crop_samples, 0) + 1)) for c in group]
         gains = [float(rng.uniform(self.data.gain_min, self.data.gain_max)) for _ in group]
         return group, offsets, gains
