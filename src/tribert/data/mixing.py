@@ -200,7 +200,7 @@ class MixDataset(Dataset):
         if not data.duet_weight > 0:
             raise ConfigError(f"data.duet_weight must be > 0, got {data.duet_weight}")
         self.draw_p = None  # training draws: every clip alike, or duets duet_weight times as often
-        if data.duet_weight != 1.0:
+        if data.duet_weight != 1.0 and mixtures is None:  # a fixed mixture list draws nothing
             w = np.array([data.duet_weight if clip_sources(c, data.use_stems) > 1 else 1.0 for c in clips])
             self.draw_p = w / w.sum()
         if mixtures is not None:

@@ -256,7 +256,8 @@ class TriBERT(nn.Module):
         """The motion guide of the requested sources: its maps [B, S, M, F, T] and, with
         ``motion_guide_film``, the motion features [B, S, Dm, Tp] for the U-Net's decoder
         (None for what is off). ``cond`` [B, S, unet_cond_dim]: the U-Net's condition of each
-        source, which the drawing reads with ``motion_guide_condition``."""
+        source, which the drawing reads with ``motion_guide_condition`` (computed here if not
+        given; callers that already have it pass it)."""
         if encoding.motion is None:
             return None, None
         b, s = objects.shape
@@ -265,9 +266,11 @@ class TriBERT(nn.Module):
         if self.config.motion_guide_partners:  # the other performers of the video: zero for a solo
             weights = partner_weights(objects, encoding.object_presence)  # [B, S, P]
             partners = weigh_objects(encoding.motion, weights).flatten(0, 1)  # [B*S, Dm, Tp]
-        drawn_from = cond.flatten(0, 1) if self.config.motion_guide_condition else None  # [B*S, C]
+        condition = None
+        if self.config.motion_guide_condition:
+            condition = (self.condition(encoding, objects)[0] if cond is None else cond).flatten(0, 1)  # [B*S, C]
         maps = self.motion.maps(motion.flatten(0, 1), encoding.mix_logmag.shape[-1], partners,
-                                drawn_from)  # [B*S, M, F, T]
+                                condition)  # [B*S, M, F, T]
         return maps.unflatten(0, (b, s)), motion if self.config.unet_guide_dim() else None
 
     def condition(self, encoding: TriBERTEncoding, objects: Tensor,
