@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tribert.config import DataConfig
+from tribert.config import Config, DataConfig
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, read_mixture_list,
                                  write_mixture_list)
 from tribert.errors import ConfigError, TribertError
@@ -93,6 +93,8 @@ def test_duet_weight_draws_duets_that_many_times_as_often(clip_root):
     assert ds.draw_p is None or len(set(ds.draw_p.tolist())) == 1
     with pytest.raises(ConfigError, match="data.duet_weight must be > 0"):
         MixDataset(clips, AUDIO, VIDEO, DataConfig(duet_weight=0.0), length=8)
+    with pytest.raises(ConfigError, match="data.duet_weight must be > 0"):  # refused when the config loads
+        Config.load(overrides=["data.duet_weight=-1"])
 
 
 def test_fixed_mixture_list_round_trip_and_determinism(clip_root, tmp_path):

@@ -132,6 +132,7 @@ class Config:
                               "model")
         if cfg.train.schedule not in ("linear", "constant"):
             raise ConfigError(f"train.schedule must be 'linear' or 'constant', got {cfg.train.schedule!r}")
+        cfg.data.validate()
         if not 0.0 <= cfg.train.warmup_frac <= 1.0:
             raise ConfigError(f"train.warmup_frac must be in [0, 1] (a fraction of the run), got {cfg.train.warmup_frac}")
         if cfg.train.schedule == "linear" and cfg.train.max_steps <= 0 and cfg.train.max_minutes <= 0:

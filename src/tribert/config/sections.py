@@ -84,5 +84,12 @@ class DataConfig:
     cache_clips: bool = False
     seed: int = 0
 
+    def validate(self) -> None:
+        """Raise a one-line ConfigError for a value no data set can use."""
+        from tribert.errors import ConfigError
+
+        if not self.duet_weight > 0:
+            raise ConfigError(f"data.duet_weight must be > 0, got {self.duet_weight}")
+
 
 __all__ = ["AudioConfig", "VideoConfig", "DataConfig", "MUSIC21_CLASSES", "MUSIC11_CLASSES"]

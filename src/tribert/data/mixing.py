@@ -25,7 +25,7 @@ from tribert.audio import AudioFrontEnd, crop
 from tribert.config import AudioConfig, DataConfig, VideoConfig
 from tribert.data.batch import MixBatch
 from tribert.data.clip import Clip, list_clips
-from tribert.errors import ConfigError, TribertError
+from tribert.errors import TribertError
 from tribert.io import atomic_path
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -197,8 +197,7 @@ class MixDataset(Dataset):
         self.class_index = {name: i for i, name in enumerate(data.classes)}
         self.slots = data.num_mix * video.max_persons
         self._cache: dict[str, dict] = {}  # clip id -> what was read from it (data.cache_clips)
-        if not data.duet_weight > 0:
-            raise ConfigError(f"data.duet_weight must be > 0, got {data.duet_weight}")
+        data.validate()
         self.draw_p = None  # training draws: every clip alike, or duets duet_weight times as often
         if data.duet_weight != 1.0 and mixtures is None:  # a fixed mixture list draws nothing
             w = np.array([data.duet_weight if clip_sources(c, data.use_stems) > 1 else 1.0 for c in clips])
