@@ -169,7 +169,12 @@ def run_row(args, size: str, settings: dict) -> dict:
     cmd = [sys.executable, __file__, "--worker", json.dumps(settings), "--sizes", size, "--recipe", args.recipe,
            "--batch", str(args.batch), "--device", args.device, "--warmup", str(args.warmup),
            "--steps", str(args.steps), "--threads", str(args.threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for kv in args.set:
+        cmd += ["--set", kv]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.row_timeout or None)
+    except subprocess.TimeoutExpired:
+        return {"error": f"stopped at --row-timeout {args.row_timeout} s"}
     lines = proc.stdout.strip().splitlines()
     if proc.returncode == 0 and lines:
         return json.loads(lines[-1])
@@ -179,7 +184,7 @@ def run_row(args, size: str, settings: dict) -> dict:
 
 def worker(args) -> None:
     settings = json.loads(args.worker)
-    config = Config.load(recipe_path(args.recipe), overrides=[f"model.size={args.sizes}"])
+    config = Config.load(recipe_path(args.recipe), overrides=[f"model.size={args.sizes}", *args.set])
     batch = random_batch(config, args.batch, args.device)
     try:
         row = measure(config, settings, batch, args.device, args.warmup, args.steps)
@@ -192,7 +197,7 @@ def profile(args) -> None:
     """Where a step's time goes: GPU time of each model block's forward (CUDA events around
     each top-level block), then torch.profiler's operators by device time over 3 steps."""
     settings = row_settings(args.profile, args.drop)
-    config = Config.load(recipe_path(args.recipe), overrides=[f"model.size={args.sizes.split(',')[0]}"])
+    config = Config.load(recipe_path(args.recipe), overrides=[f"model.size={args.sizes.split(',')[0]}", *args.set])
     batch = random_batch(config, args.batch, args.device)
     system, opt, sched = build(config, settings, args.device)
     step = make_step(system, opt, sched, batch, settings, args.device)
@@ -244,6 +249,9 @@ def main() -> None:
                                                 "(all but torch.compile on a CPU)")
     ap.add_argument("--drop", default="", help="settings left out of every row, e.g. channels_last,cudnn_benchmark "
                                                "(a row then repeats the one above if it only adds those)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for every row, e.g. model.pose_frozen=true (repeatable)")
+    ap.add_argument("--row-timeout", type=float, default=0, help="seconds a row may take (0 = no limit)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0)
@@ -272,7 +280,7 @@ def main() -> None:
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"{machine}; torch {torch.__version__}; batch {args.batch}; {args.steps} timed steps after {args.warmup}")
-    meta = {"machine": machine, "torch": torch.__version__, "batch": args.batch, "recipe": args.recipe,
+    meta = {"machine": machine, "torch": torch.__version__, "batch": args.batch, "recipe": args.recipe, "set": args.set,
             "warmup": args.warmup, "steps": args.steps, "schedule_steps": args.schedule_steps}
     results = []
     for size in args.sizes.split(","):

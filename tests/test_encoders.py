@@ -319,6 +319,28 @@ def test_pose_ignores_coordinates_of_undetected_points():
         assert not torch.equal(enc(detected), a)
 
 
+def test_a_frozen_stgcn_is_a_fixed_extractor_while_the_token_layer_trains():
+    torch.manual_seed(0)
+    trainable = PoseEncoder(**TINY_POSE)
+    frozen = PoseEncoder(**TINY_POSE, frozen=True)
+    frozen.load_state_dict(trainable.state_dict())
+    frozen.train()
+    assert frozen.training and not frozen.stgcn.training and frozen.proj.training
+    stats = {k: v.clone() for k, v in frozen.stgcn.state_dict().items()}
+    pose = random_pose(2, 2, 16)
+    tokens = frozen(pose)
+    tokens.pow(2).mean().backward()
+    assert all(p.grad is None for p in frozen.stgcn.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in frozen.proj.parameters())
+    for k, v in frozen.stgcn.state_dict().items():  # BN running statistics untouched by a training forward
+        assert torch.equal(v, stats[k]), k
+    # In training it gives what the trainable encoder gives in eval mode (running statistics), and
+    # not its training-mode output (batch statistics).
+    with torch.no_grad():
+        assert torch.allclose(tokens.detach(), trainable.eval()(pose), atol=1e-6)
+        assert not torch.allclose(tokens.detach(), trainable.train()(pose), atol=1e-3)
+
+
 @pytest.mark.parametrize("t", [1, 5, 16])
 def test_stgcn_accepts_any_length(t):
     net = STGCN(channels=(8, 16, 16), num_persons=2).eval()

@@ -80,6 +80,25 @@ def test_kill_and_resume_gives_the_same_next_steps(data_root, tmp_path):
     assert '"revision"' in (full / "run.json").read_text()
 
 
+def test_a_frozen_pose_encoder_keeps_the_weights_it_was_given(data_root, tmp_path, caplog):
+    steps = ["train.epoch_size=4", "train.max_steps=3"]
+    first = train(tiny_config(data_root, *steps), runs_dir=tmp_path / "runs", name="first", progress=False)
+    with caplog.at_level("WARNING", logger="tribert.engine.train"):
+        second = train(tiny_config(data_root, *steps, "model.pose_frozen=true",
+                                   f"train.init_from={first / 'checkpoints' / 'last.ckpt'}"),
+                       runs_dir=tmp_path / "runs", name="second", progress=False)
+    assert "pose_frozen" not in caplog.text
+    before = load_system(first / "checkpoints" / "last.ckpt").state_dict()
+    after = load_system(second / "checkpoints" / "last.ckpt").state_dict()
+    stgcn = [k for k in after if ".pose.stgcn." in k]
+    assert stgcn and all(torch.equal(after[k], before[k]) for k in stgcn)  # weights and BN statistics
+    assert not torch.equal(after["model.pose.proj.weight"], before["model.pose.proj.weight"])
+    with caplog.at_level("WARNING", logger="tribert.engine.train"):  # frozen at random: said, not refused
+        train(tiny_config(data_root, "train.max_steps=1", "model.pose_frozen=true"),
+              runs_dir=tmp_path / "runs", name="random", progress=False)
+    assert "random initialisation" in caplog.text
+
+
 def test_checkpoint_errors(data_root, tmp_path):
     filters = list(warnings.filters)
     run = train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=1"),

@@ -57,6 +57,11 @@ class ModelConfig:
     pose_channels: tuple[int, ...] = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
     pose_strides: tuple[int, ...] = ()  # temporal stride per layer; () = st-gcn: 2 where width grows
     pose_dim: int = 1024  # token width out of the pose encoder (paper 3x2x1024)
+    # The ST-GCN as a fixed feature extractor, as in the paper and the authors' code (they
+    # retrained st-gcn on their keypoints separately and fed TriBERT its stored features): no
+    # gradient, BN on its running statistics; the linear layer to tokens still trains. Its
+    # weights come from train.init_from (a run that trained it); without, they stay random.
+    pose_frozen: bool = False
 
     # --- Audio VGGish -----------------------------------------------------------------------
     vggish_channels: tuple[int, ...] = (64, 128, 256, 512, 512)  # VGGish conv stages

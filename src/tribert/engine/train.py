@@ -175,8 +175,11 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     L.seed_everything(tc.seed, workers=True, verbose=False)
 
     system = SeparationSystem(config)
-    if tc.init_from and resume is None:
-        init_weights_from(system, tc.init_from)
+    left_new = init_weights_from(system, tc.init_from) if tc.init_from and resume is None else None
+    if config.model.pose_frozen and config.model.use_pose and resume is None and \
+            (left_new is None or any(".stgcn." in name for name in left_new)):
+        log.warning("model.pose_frozen: the frozen ST-GCN was not loaded from train.init_from, so it stays "
+                    "at its random initialisation (a fixed random feature extractor)")
     loaders = {"train_dataloaders": train_loader(config)}
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
     # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.

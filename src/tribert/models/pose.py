@@ -28,6 +28,7 @@ parameters (53 M) for the same information.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 
@@ -200,6 +201,10 @@ class PoseEncoder(nn.Module):
         channels, temporal_kernel, temporal_strides, dropout: the ST-GCN (see ``STGCN``).
         pose_frames: nominal T of the input (paper: 256); informational only, any T >= 1 works
             because time is pooled into ``num_frames`` segments.
+        frozen: the ST-GCN is a fixed feature extractor (the paper's setting: the authors trained
+            st-gcn apart and stored its features): no gradient reaches it and it stays in eval
+            mode (BN on running statistics) while the module trains; ``proj`` still trains. Its
+            forward then keeps no activations for a backward pass, most of its training cost.
 
     Shapes:
         pose [B, P, T, 68, 3] (x, y in [0, 1], confidence) -> tokens [B, num_frames, P, token_dim].
@@ -209,16 +214,30 @@ class PoseEncoder(nn.Module):
 
     def __init__(self, num_frames: int = 3, token_dim: int = 1024, num_persons: int = 2,
                  channels: Sequence[int] = PAPER_CHANNELS, temporal_kernel: int = 9,
-                 temporal_strides: Sequence[int] | None = None, dropout: float = 0.0, pose_frames: int = 256):
+                 temporal_strides: Sequence[int] | None = None, dropout: float = 0.0, pose_frames: int = 256,
+                 frozen: bool = False):
         super().__init__()
         self.num_frames = num_frames
         self.pose_frames = pose_frames
+        self.frozen = frozen
         self.stgcn = STGCN(3, channels, temporal_kernel, temporal_strides, dropout, num_persons)
+        self.stgcn.requires_grad_(not frozen)
         self.proj = nn.Linear(self.stgcn.out_channels * NUM_KEYPOINTS, token_dim)
+
+    def train(self, mode: bool = True) -> PoseEncoder:
+        super().train(mode)
+        if self.frozen:
+            self.stgcn.eval()  # a fixed extractor: its BN must not learn the batch's statistics
+        return self
 
     def forward(self, pose: torch.Tensor) -> torch.Tensor:
         B, P = pose.shape[:2]
-        x = self.stgcn(prepare_pose(pose))  # [B, P, C, T', V]
+        if self.frozen and self.stgcn.training:
+            # Also here, not only in train(): Lightning restores each submodule's training flag
+            # by assignment, and a freshly built module is in training mode.
+            self.stgcn.eval()
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            x = self.stgcn(prepare_pose(pose))  # [B, P, C, T', V]
         V = x.shape[-1]
         x = F.adaptive_avg_pool2d(x.flatten(0, 1), (self.num_frames, V))  # [B*P, C, K, V]: K time segments
         x = x.unflatten(0, (B, P)).permute(0, 3, 1, 2, 4).flatten(3)  # [B, K, P, C*V]

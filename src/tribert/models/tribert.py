@@ -157,7 +157,7 @@ class TriBERT(nn.Module):
         if c.use_pose:
             self.pose = PoseEncoder(num_frames=c.num_frames, token_dim=c.pose_dim, num_persons=c.num_objects,
                                     pose_frames=c.pose_frames, channels=c.pose_channels,
-                                    temporal_strides=c.pose_strides or None)
+                                    temporal_strides=c.pose_strides or None, frozen=c.pose_frozen)
         # VGGish normalises its input itself (a BatchNorm: the log-magnitude is far from N(0, 1)).
         self.audio = VGGishEncoder(in_channels=1, channels=c.vggish_channels, out_dim=c.audio_dim)
         self.transformer = TriBERTTransformer(c)
