@@ -97,6 +97,18 @@ def test_duet_weight_draws_duets_that_many_times_as_often(clip_root):
         Config.load(overrides=["data.duet_weight=-1"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("data.mask=soft", "data.mask must be 'binary' or 'ratio'"),
+    ("data.num_mix=0", "data.num_mix must be >= 1"),
+    ("data.gain_min=2.0", "gain_min <= gain_max"),
+    ("data.gain_min=-0.5", "0 <= gain_min"),
+    ("data.num_workers=-1", "data.num_workers must be >= 0"),
+])
+def test_data_values_no_data_set_can_use_are_refused_when_the_config_loads(override, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.load(overrides=[override])
+
+
 def test_fixed_mixture_list_round_trip_and_determinism(clip_root, tmp_path):
     data = DataConfig()
     clips = load_clips(clip_root, data.classes)

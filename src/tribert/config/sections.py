@@ -90,6 +90,15 @@ class DataConfig:
 
         if not self.duet_weight > 0:
             raise ConfigError(f"data.duet_weight must be > 0, got {self.duet_weight}")
+        if self.mask not in ("binary", "ratio"):
+            raise ConfigError(f"data.mask must be 'binary' or 'ratio', got {self.mask!r}")
+        if self.num_mix < 1:
+            raise ConfigError(f"data.num_mix must be >= 1, got {self.num_mix}")
+        if not 0 <= self.gain_min <= self.gain_max:
+            raise ConfigError(f"data.gain_min and gain_max must satisfy 0 <= gain_min <= gain_max, "
+                              f"got {self.gain_min} and {self.gain_max}")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
 
 
 __all__ = ["AudioConfig", "VideoConfig", "DataConfig", "MUSIC21_CLASSES", "MUSIC11_CLASSES"]

@@ -328,12 +328,8 @@ class MixDataset(Dataset):
         mix_mag = mags[:1]
         source_mags = torch.zeros(self.slots, *mix_mag.shape[1:])
         source_mags[slot] = mags[1:]
-        if self.data.mask == "binary":
-            masks = fe.binary_mask(source_mags, mix_mag)
-        elif self.data.mask == "ratio":
-            masks = fe.ratio_mask(source_mags, mix_mag)
-        else:
-            raise TribertError(f"data.mask must be 'binary' or 'ratio', got {self.data.mask!r}")
+        # data.mask is "binary" or "ratio" (DataConfig.validate)
+        masks = fe.binary_mask(source_mags, mix_mag) if self.data.mask == "binary" else fe.ratio_mask(source_mags, mix_mag)
 
         def per_slot(values: list, fill) -> torch.Tensor:
             out = torch.full((self.slots,), fill)
