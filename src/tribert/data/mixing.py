@@ -329,7 +329,8 @@ class MixDataset(Dataset):
         source_mags = torch.zeros(self.slots, *mix_mag.shape[1:])
         source_mags[slot] = mags[1:]
         # data.mask is "binary" or "ratio" (DataConfig.validate)
-        masks = fe.binary_mask(source_mags, mix_mag) if self.data.mask == "binary" else fe.ratio_mask(source_mags, mix_mag)
+        mask = fe.binary_mask if self.data.mask == "binary" else fe.ratio_mask
+        masks = mask(source_mags, mix_mag)
 
         def per_slot(values: list, fill) -> torch.Tensor:
             out = torch.full((self.slots,), fill)

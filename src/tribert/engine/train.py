@@ -176,7 +176,8 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
 
     system = SeparationSystem(config)
     left_new = init_weights_from(system, tc.init_from) if tc.init_from and resume is None else None
-    if config.model.pose_frozen and config.model.use_pose and resume is None and \
+    frozen_pose = config.model.kind == "tribert" and config.model.use_pose and config.model.pose_frozen
+    if frozen_pose and resume is None and \
             (left_new is None or any(".stgcn." in name for name in left_new)):
         log.warning("model.pose_frozen: the frozen ST-GCN was not loaded from train.init_from, so it stays "
                     "at its random initialisation (a fixed random feature extractor)")
