@@ -8,7 +8,9 @@
 #      feature extractor trained apart);
 #   3. where the time of the defaults goes (--profile), if time is left.
 #   bash benchmarks/gpu/train_speed.sh OUT_DIR
-# Earlier versions also ran a paper-size `tribert train` and the `small` table (README).
+# Each compile row spends 1-4 minutes compiling at its first step (H200: 77 s with the ST-GCN
+# trained, 212 s frozen); COMPILE_S bounds each row. Earlier versions also ran a paper-size
+# `tribert train` and the `small` table (README).
 set -uo pipefail
 out=${1:-gpu-out}
 mkdir -p "$out"
@@ -20,7 +22,7 @@ quiet() { grep -v "Warning\|warn\|W1[0-9][0-9][0-9]\|Tip:\|litlogger" | tee -a "
 speed() {  # speed NAME ROWS [--set ...]: one table
     local name=$1 rows=$2; shift 2
     python3 benchmarks/train_speed.py --sizes paper --recipe music21_paper --batch 12 --rows "$rows" \
-        --drop channels_last,cudnn_benchmark --warmup 5 --steps 20 --row-timeout "${COMPILE_S:-170}" \
+        --drop channels_last,cudnn_benchmark --warmup 5 --steps 20 --row-timeout "${COMPILE_S:-240}" \
         --out "$out/train_speed_paper_$name.json" "$@" 2>&1 | quiet
 }
 speed frozen 0,4,6 --set model.pose_frozen=true
