@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tribert.audio import AudioFrontEnd, crop, resample, warp_grid
+from tribert.audio import AudioFrontEnd, crop, resample, share_masks, warp_grid
 from tribert.config import AudioConfig
 
 
@@ -115,3 +115,18 @@ def test_resample_and_crop(rng):
     np.testing.assert_array_equal(seg, out[off:off + 5000])
     seg, _ = crop(out[:100], 300)
     assert len(seg) == 300 and np.all(seg[100:] == 0)
+
+
+def test_shared_masks_against_known_answers():
+    # One mixture, three slots (the last is padding), two bins: [0.8, 0.6] sum to 1.4, [0.3, 0.2] to 0.5.
+    masks = torch.tensor([[[0.8, 0.3], [0.6, 0.2], [0.9, 0.9]]], requires_grad=True)  # [B=1, S=3, bins]
+    valid = torch.tensor([[True, True, False]])
+    assert torch.equal(share_masks(masks, "none", valid), masks)
+    cap = share_masks(masks, "cap", valid)
+    assert torch.allclose(cap, torch.tensor([[[0.8 / 1.4, 0.3], [0.6 / 1.4, 0.2], [0.0, 0.0]]]))
+    part = share_masks(masks, "partition", valid)
+    assert torch.allclose(part, torch.tensor([[[0.8 / 1.4, 0.6], [0.6 / 1.4, 0.4], [0.0, 0.0]]]))
+    part[0, 0, 1].backward()  # a source's share falls as its partner's mask rises
+    assert masks.grad[0, 0, 1] > 0 and masks.grad[0, 1, 1] < 0 and masks.grad[0, 2].abs().sum() == 0
+    empty = share_masks(torch.zeros(1, 2, 3), "partition")  # a bin every source leaves empty stays 0
+    assert torch.equal(empty, torch.zeros(1, 2, 3))

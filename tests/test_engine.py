@@ -58,6 +58,25 @@ def test_loss_falls_on_a_fixed_batch(data_root):
     assert last["sep"] < first["sep"]
 
 
+def test_partitioned_masks_sum_to_one_and_still_learn(data_root):
+    torch.manual_seed(0)
+    config = tiny_config(data_root, "model.mask_sharing=partition")
+    system = SeparationSystem(config)
+    batch = next(iter(train_loader(config)))
+    opt = torch.optim.Adam(system.parameters(), lr=3e-3)
+    seps = []
+    for _ in range(40):
+        out, mask_logits = system(batch)
+        loss = system.losses(batch, out, mask_logits)
+        opt.zero_grad()
+        loss["loss"].backward()
+        opt.step()
+        seps.append(loss["sep"].item())
+    total = (torch.sigmoid(mask_logits.detach()) * batch.source_valid[:, :, None, None, None]).sum(1)
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-4)  # the real sources split every bin
+    assert seps[-1] < 0.92 * seps[0], seps  # measured: 0.85 after 40 steps (free masks: 0.86)
+
+
 def _losses(run_dir) -> dict[int, float]:
     with open(run_dir / "metrics.csv") as f:
         return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}

@@ -100,6 +100,19 @@ def cue_inputs(synth, tmp_path_factory):
     return silent, folder / "mixture.wav", folder / "tiny.ckpt"
 
 
+def test_partitioned_stems_add_up_to_the_mixture(synth):
+    _, videos = synth
+    torch.manual_seed(0)
+    system = SeparationSystem(Config.load(overrides=[*TINY, "model.mask_sharing=partition"])).eval()
+    result = Separator(system).separate(videos, pose=POSE)
+    mix = result.mixture[:len(result.stems[0])]
+    residual = sum(result.stems) - mix
+    assert np.sqrt(np.mean(residual ** 2)) < 1e-3 * np.sqrt(np.mean(mix ** 2))
+    # without the sharing the two stems are free, and do not add up
+    free = Separator(tiny_system()).separate(videos, pose=POSE)
+    assert np.sqrt(np.mean((sum(free.stems) - mix) ** 2)) > 0.05 * np.sqrt(np.mean(mix ** 2))
+
+
 def test_cue_only_videos_separate_a_given_mixture(cue_inputs, tmp_path):
     from typer.testing import CliRunner
 

@@ -70,6 +70,23 @@ def warp_grid(out_rows: int, in_rows: int, frames: int, inverse: bool = False,
     return torch.stack([grid_x, grid_y], dim=-1).unsqueeze(0).float()
 
 
+def share_masks(masks: Tensor, mode: str, valid: Tensor | None = None) -> Tensor:
+    """The masks [B, S, ...] (in [0, 1]) of the S sources of each mixture, shared between them.
+
+    ``mode`` (``model.mask_sharing``): "none" returns them unchanged; "cap" scales a bin's masks
+    down where they sum to more than 1; "partition" scales them to sum to 1 at every bin.
+    ``valid`` [B, S] marks the real sources: padding slots take no share and come back 0.
+    """
+    if mode == "none":
+        return masks
+    if valid is not None:
+        masks = masks * valid.reshape(*valid.shape, *[1] * (masks.dim() - 2)).to(masks.dtype)
+    total = masks.sum(1, keepdim=True)
+    # A source's share never exceeds 1 (it is one term of the sum); the floor only keeps a bin
+    # that every source leaves empty finite.
+    return masks / total.clamp(min=1.0 if mode == "cap" else 1e-4)
+
+
 class AudioFrontEnd(nn.Module):
     """Batched STFT / log-frequency warp / mask / iSTFT, with every constant from AudioConfig.
 

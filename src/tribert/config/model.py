@@ -21,6 +21,7 @@ UPSAMPLES = ("transpose", "bilinear")  # the U-Net's up-sampling
 
 BACKBONES = ("resnet18", "resnet50")  # what tribert.models.resnet builds
 CONDITION_NORMS = ("sigmoid", "layernorm", "none")
+MASK_SHARING = ("none", "cap", "partition")  # how the masks of one mixture's sources relate
 CONDITION_CLASSES = ("none", "loss", "posteriors", "posteriors_only")
 
 
@@ -172,6 +173,12 @@ class ModelConfig:
     # "none" = not at the bottleneck (use with film=True).
     fusion: str = "attention"
     film: bool = False  # FiLM scale/shift from the condition at every decoder level
+    # How the masks of one mixture's sources relate (training, evaluation and separation alike):
+    # "none" = each source's mask on its own (paper), "cap" = where they sum to more than 1 at a
+    # time-frequency bin they are scaled down to sum to 1 (together they cannot hold more than the
+    # mixture), "partition" = scaled to sum to 1 at every bin (the sources split each bin, so two
+    # sources must compete for it).
+    mask_sharing: str = "none"
 
     def __post_init__(self) -> None:
         self.visual_layers = tuple(self.visual_layers)
@@ -255,6 +262,8 @@ class ModelConfig:
         need(self.sos_pool_dim >= 0, "sos_pool_dim must be >= 0")
         need(self.unet_upsample in UPSAMPLES,
              f"unet_upsample must be one of {', '.join(UPSAMPLES)}, got {self.unet_upsample!r}")
+        need(self.mask_sharing in MASK_SHARING,
+             f"mask_sharing must be one of {', '.join(MASK_SHARING)}, got {self.mask_sharing!r}")
         need(self.sos_pool_activation in ("relu", "tanh"),
              f"sos_pool_activation must be 'relu' or 'tanh', got {self.sos_pool_activation!r}")
         need(self.condition_norm in CONDITION_NORMS,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tribert.audio import AudioFrontEnd
+from tribert.audio import AudioFrontEnd, share_masks
 from tribert.data.batch import MixBatch
 from tribert.config import Config
 from tribert.errors import TribertError
@@ -52,7 +52,13 @@ class SeparationSystem(L.LightningModule):
     # --- forward and losses -------------------------------------------------------------------
     def forward(self, batch: MixBatch):
         out = self.model(**batch.video_inputs())
-        return out, batch.slots_by_mixture(out.mask_logits)  # [B, S, 1, F, T]
+        mask_logits = batch.slots_by_mixture(out.mask_logits)  # [B, S, 1, F, T]
+        if self.config.model.mask_sharing != "none":
+            # The shared masks go back to logits, so the loss and evaluation read them as any other.
+            shared = share_masks(torch.sigmoid(mask_logits.float()), self.config.model.mask_sharing,
+                                 batch.source_valid).clamp(1e-6, 1 - 1e-6)
+            mask_logits = torch.log(shared) - torch.log1p(-shared)
+        return out, mask_logits
 
     def mask_loss(self, batch: MixBatch, mask_logits: Tensor) -> Tensor:
         """The separation loss of mask logits [B, S, 1, F, T], averaged over the real sources."""

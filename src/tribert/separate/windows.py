@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tribert.audio import AudioFrontEnd
+from tribert.audio import AudioFrontEnd, share_masks
 from tribert.config import Config
 from tribert.data.mixing import frame_window, model_frames, pose_window
 from tribert.separate.inputs import VideoInput
@@ -109,6 +109,7 @@ def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, 
                     objects=obj.repeat(w, 1), labels=None, source_labels=None)
         soft = torch.sigmoid(out.mask_logits.float()).view(w, n_videos, s_max, *out.mask_logits.shape[2:])
         chosen = torch.stack([soft[:, vi, si] for vi, si in real], dim=1)  # [W, sources, 1, F, T]
+        chosen = share_masks(chosen, config.model.mask_sharing)  # the sources of this one mixture
         for k in range(w):
             pieces.append(frontend.apply_mask(chosen[k], spec[k:k + 1].expand(len(real), -1, -1), length).cpu().numpy())
         if logmag0 is None:
