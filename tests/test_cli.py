@@ -123,6 +123,14 @@ def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path)
     with pytest.raises(TribertError):
         train(Config.load(run / "config.yaml"), resume=run, progress=False)
     assert "TRIBERT_RUN_DIR" not in os.environ  # a failed start leaves nothing behind for the next run
+    from tribert.data.clip import read_wav
+
+    res = runner.invoke(app, ["separate", str(clips / "violin"), str(clips / "flute"), "--checkpoint", str(ckpt),
+                              "--out", str(root / "shared"), "--mask-sharing", "partition"])
+    assert res.exit_code == 0, res.output
+    mix, _ = read_wav(root / "shared" / "mixture.wav")
+    stems = sum(read_wav(root / "shared" / f"{name}.wav")[0] for name in ("violin", "flute"))
+    assert np.abs(stems - mix).max() < 1e-3 * np.abs(mix).max()  # shared masks: the stems add up to the mixture
 
 
 def test_evaluate_several_checkpoints_in_one_table_and_the_threshold(trained, tmp_path):
@@ -130,7 +138,8 @@ def test_evaluate_several_checkpoints_in_one_table_and_the_threshold(trained, tm
     scores); --threshold 0.5 binarises the predicted masks, which moves the model rows only."""
     root, clips, ckpt = trained
     scores = {}
-    for name, extra in (("soft", []), ("binary", ["--threshold", "0.5"])):
+    for name, extra in (("soft", []), ("binary", ["--threshold", "0.5"]),
+                        ("partition", ["--mask-sharing", "partition"])):
         out = tmp_path / f"{name}.json"
         res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--checkpoint", str(ckpt), "--label", "a",
                                   "--label", "b", "--data", str(clips), "--out", str(out), *extra])
@@ -142,6 +151,11 @@ def test_evaluate_several_checkpoints_in_one_table_and_the_threshold(trained, tm
     for ref in ("mixture", "IBM", "IRM"):
         assert soft[ref] == binary[ref]
     assert soft["a"]["single"]["sdr"] != binary["a"]["single"]["sdr"]
+    shared = scores["partition"]  # the checkpoint trained with free masks, scored with shared ones
+    assert all(shared[ref] == soft[ref] for ref in ("mixture", "IBM", "IRM"))
+    assert shared["a"]["single"]["sdr"] != soft["a"]["single"]["sdr"]
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--mask-sharing", "some"])
+    assert "--mask-sharing must be one of none, cap, partition" in str(res.exception)
 
 
 def test_evaluate_refuses_a_bad_backend_and_checkpoints_with_other_video_settings(trained, tmp_path):

@@ -171,6 +171,18 @@ def train(
     typer.echo(f"run folder: {folder}")
 
 
+MASK_SHARING_HELP = ("How the masks of a mixture's sources relate: none (each on its own), cap (scaled "
+                     "down where they sum over 1), partition (they split every bin); default: the "
+                     "checkpoint's own model.mask_sharing.")
+
+
+def check_mask_sharing(value: Optional[str]) -> None:
+    from tribert.config.model import MASK_SHARING
+
+    if value is not None and value not in MASK_SHARING:
+        raise TribertError(f"--mask-sharing must be one of {', '.join(MASK_SHARING)}, got {value!r}")
+
+
 @app.command()
 def evaluate(
     checkpoint: List[Path] = typer.Option(..., "--checkpoint", help="Checkpoint(s) to score; several give one table."),
@@ -181,6 +193,7 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Binarise predicted masks at this value (the authors' evaluation used 0.5); default: soft masks. A mask that is all zero gives a silent estimate and an SDR of -inf."),
     backend: str = typer.Option("fast", "--backend", help="fast (our BSS Eval: one factorisation per mixture for all rows), fast_bss_eval or mir_eval (the reference); all agree within 0.01 dB."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
+    mask_sharing: Optional[str] = typer.Option(None, "--mask-sharing", help=MASK_SHARING_HELP),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the mixture and oracle rows instead of reading them from the cache ($TRIBERT_CACHE, default ~/.cache/tribert)."),
 ) -> None:
     """Score separation (SDR/SIR/SAR) beside the mixture and the oracle masks; a Table-1-shaped report."""
@@ -193,9 +206,12 @@ def evaluate(
         raise TribertError("give one --label per --checkpoint")
     if backend not in BACKENDS:  # checked before any model runs
         raise TribertError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    check_mask_sharing(mask_sharing)
     systems = {}
     for i, path in enumerate(checkpoint):
         system = load_system(path)
+        if mask_sharing is not None:
+            system.config.model.mask_sharing = mask_sharing
         name = label[i] if label else f"{system.config.model.kind}-{system.config.model.size}"
         systems[name] = system
     first = next(iter(systems.values()))
@@ -214,7 +230,8 @@ def evaluate(
     typer.echo(format_table(results))
     if out is not None:
         write_results(out, results, {"checkpoints": [str(c) for c in checkpoint], "data": str(data),
-                                     "seed": seed, "limit": limit, "threshold": threshold, "backend": backend})
+                                     "seed": seed, "limit": limit, "threshold": threshold, "backend": backend,
+                                     "mask_sharing": mask_sharing})
         typer.echo(f"results: {out}")
 
 
@@ -225,6 +242,7 @@ def separate(
     out: Path = typer.Option(..., "--out", help="Output folder for WAVs, MP4s and the figure."),
     mixture: Optional[Path] = typer.Option(None, "--mixture", help="Separate this recording, using the videos only as visual/pose cues."),
     no_pose: bool = typer.Option(False, "--no-pose", help="Do not run mediapipe; the pose stream sees no person."),
+    mask_sharing: Optional[str] = typer.Option(None, "--mask-sharing", help=MASK_SHARING_HELP),
 ) -> None:
     """Separate the sounds of the videos' performers; writes one WAV and one MP4 per source and a figure.
 
@@ -235,7 +253,10 @@ def separate(
 
     for video in videos:  # cheap checks first: a missing file is not reported after loading a model
         check_video(video, audio_required=mixture is None)
+    check_mask_sharing(mask_sharing)
     sep = Separator.from_checkpoint(checkpoint)
+    if mask_sharing is not None:
+        sep.config.model.mask_sharing = mask_sharing
     result = sep.separate(list(videos), mixture=mixture, pose="none" if no_pose else "mediapipe")
     for path in result.write(out):
         typer.echo(f"wrote {path}")
