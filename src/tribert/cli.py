@@ -171,9 +171,9 @@ def train(
     typer.echo(f"run folder: {folder}")
 
 
-MASK_SHARING_HELP = ("How the masks of a mixture's sources relate: none (each on its own), cap (scaled "
-                     "down where they sum over 1), partition (they split every bin); default: the "
-                     "checkpoint's own model.mask_sharing.")
+MASK_SHARING_HELP = ("How the masks of a mixture's sources (those separated) relate: none (each on its "
+                     "own), cap (scaled down where they sum over 1), partition (they split every bin, "
+                     "so the stems add up to the mixture); default: the checkpoint's model.mask_sharing.")
 
 
 def check_mask_sharing(value: Optional[str]) -> None:
