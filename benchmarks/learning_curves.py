@@ -54,6 +54,12 @@ CURVES = {
     "TriBERT + motion guide, hidden draw": ["model.motion_guide=64", "model.motion_guide_hidden=128"],
     "TriBERT + motion guide, class-conditioned draw": ["model.motion_guide=64", "model.motion_guide_hidden=128",
                                                        "model.motion_guide_condition=true"],
+    # the multi-source margin: the U-Net trained to separate from the motion guide alone
+    # (model.class_dropout), and mixtures of two players of one instrument (data.same_class_mix)
+    "TriBERT-small, class dropout 0.3": ["model.class_dropout=0.3"],
+    "TriBERT-small, class dropout 0.5": ["model.class_dropout=0.5"],
+    "TriBERT-small, same-class mixtures 0.3": ["data.same_class_mix=0.3"],
+    "Audio-only U-Net (true class), same-class mixtures 0.3": ["model.kind=audio_only", "data.same_class_mix=0.3"],
     "Sound-of-Pixels": ["model.kind=sound_of_pixels"],
     "Audio-only U-Net (true class)": ["model.kind=audio_only"],
     # the recipe with the authors' co-attention layout (what the H200 curves measured as TriBERT-small)

@@ -97,6 +97,23 @@ def test_duet_weight_draws_duets_that_many_times_as_often(clip_root):
         Config.load(overrides=["data.duet_weight=-1"])
 
 
+def test_same_class_mix_draws_players_of_one_instrument(clip_root):
+    clips = load_clips(clip_root, DataConfig().classes)  # violin solo, violin duet, flute, cello
+    draws = 2000
+
+    def sharing(mix: float) -> float:
+        ds = MixDataset(clips, AUDIO, VIDEO, DataConfig(same_class_mix=mix), length=draws, seed=0)
+        groups = [ds._spec(i)[0] for i in range(draws)]
+        return sum(bool(set(a.meta.labels) & set(b.meta.labels)) for a, b in groups) / draws
+
+    # A first pick that has a partner (the two violin clips: half the draws) gets one with
+    # probability `mix`; at random, 1 of the 3 others shares its instrument: 1/2 * 1/3 = 1/6.
+    for mix, expected in ((0.0, 1 / 6), (0.6, 1 / 6 + 0.6 * (1 / 2 - 1 / 6)), (1.0, 1 / 2)):
+        assert abs(sharing(mix) - expected) < 0.04, (mix, sharing(mix))
+    with pytest.raises(ConfigError, match="data.same_class_mix must be in"):
+        Config.load(overrides=["data.same_class_mix=1.5"])
+
+
 @pytest.mark.parametrize("override, message", [
     ("data.mask=soft", "data.mask must be 'binary' or 'ratio'"),
     ("data.num_mix=0", "data.num_mix must be >= 1"),

@@ -437,6 +437,32 @@ def test_class_teacher_forcing_only_in_training():
         tiny_config(condition_classes="loss", class_teacher_forcing=0.5)
 
 
+def test_class_dropout_shows_the_unknown_posterior_in_training_only():
+    torch.manual_seed(0)
+    cfg = tiny_config(condition_classes="posteriors_only", class_teacher_forcing=1.0, class_dropout=0.4,
+                      condition_norm="layernorm")
+    model = TriBERT(cfg)
+    inputs = example_inputs(cfg, batch_size=2, num_sources=2)
+    labels = torch.tensor([[3, 4], [5, 7]])
+    c = cfg.num_classes
+    uniform = torch.full((c,), 1.0 / c)
+    with torch.no_grad():
+        enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
+        model.train()
+        drawn = torch.stack([model.condition(enc, inputs["objects"], labels)[0] for _ in range(300)])  # [300, B, S, C]
+        model.eval()
+        plain, logits = model.condition(enc, inputs["objects"], labels)
+    dropped = torch.isclose(drawn, uniform).all(-1)  # [300, B, S]
+    truth = torch.nn.functional.one_hot(labels, c).float()
+    assert torch.equal(drawn[~dropped], truth.expand_as(drawn)[~dropped]), "kept rows show the true class"
+    assert abs(dropped.float().mean().item() - 0.4) < 0.05  # 1200 draws: 3 standard deviations ~ 0.04
+    assert torch.allclose(plain, logits.softmax(-1)) and not torch.isclose(plain, uniform).all(-1).any()
+    with pytest.raises(ConfigError, match="class_dropout"):
+        tiny_config(condition_classes="loss", class_teacher_forcing=0.0, class_dropout=0.3)
+    with pytest.raises(ConfigError, match="class_dropout"):
+        tiny_config(condition_classes="posteriors", class_dropout=1.0)
+
+
 
 def test_posteriors_only_condition_is_the_class_distribution():
     torch.manual_seed(0)

@@ -119,6 +119,11 @@ class ModelConfig:
     # "posteriors_only" (the CPU recipes) the separation loss trains the U-Net and reaches the
     # encoders only through sources without a known class; the classification losses train them.
     class_teacher_forcing: float = 0.0
+    # Training only, with condition_classes "posteriors" / "posteriors_only": the probability that
+    # a source's class input (true or predicted) is replaced by the uniform "unknown" posterior, so
+    # the U-Net must separate that source from its motion guide alone: the skill that tells two
+    # players of one instrument apart, which the class cannot. Evaluation never drops it.
+    class_dropout: float = 0.0
     # The WSDDN vision/pose heads see every token including the SOS position (authors' code; the
     # paper's eq. 3-4 sum over "regions"); False = only the K*O frame tokens.
     heads_include_sos: bool = True
@@ -275,6 +280,9 @@ class ModelConfig:
         need(0.0 <= self.class_teacher_forcing <= 1.0, "class_teacher_forcing must be in [0, 1]")
         need(self.class_teacher_forcing == 0.0 or self.condition_classes.startswith("posteriors"),
              "class_teacher_forcing needs condition_classes: posteriors or posteriors_only")
+        need(0.0 <= self.class_dropout < 1.0, "class_dropout must be in [0, 1)")
+        need(self.class_dropout == 0.0 or self.condition_classes.startswith("posteriors"),
+             "class_dropout needs condition_classes: posteriors or posteriors_only")
         need(self.coattention_layout in ("features", "tokens"),
              f"coattention_layout must be 'features' or 'tokens', got {self.coattention_layout!r}")
         need(self.coattention_layout != "features" or self.coattention_dim % (self.num_heads * 2) == 0,

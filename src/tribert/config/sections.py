@@ -77,6 +77,10 @@ class DataConfig:
     # Training draws a clip that contributes two or more sources (a duet with stems) this many
     # times as often as a solo; 1 = every clip alike. Evaluation mixtures are not affected.
     duet_weight: float = 1.0
+    # Training only: the probability that a mixture's other videos are drawn among the clips that
+    # share an instrument with its first one (two players of one instrument in different videos:
+    # only their movement tells them apart); 0 = every mixture drawn at random.
+    same_class_mix: float = 0.0
     classes: tuple[str, ...] = MUSIC21_CLASSES
     num_workers: int = 0
     # Keep each clip's audio, pose and resized frames in memory after the first read (per loader
@@ -90,6 +94,8 @@ class DataConfig:
 
         if not self.duet_weight > 0:
             raise ConfigError(f"data.duet_weight must be > 0, got {self.duet_weight}")
+        if not 0 <= self.same_class_mix <= 1:
+            raise ConfigError(f"data.same_class_mix must be in [0, 1], got {self.same_class_mix}")
         if self.mask not in ("binary", "ratio"):
             raise ConfigError(f"data.mask must be 'binary' or 'ratio', got {self.mask!r}")
         if self.num_mix < 1:

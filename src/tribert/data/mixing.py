@@ -202,6 +202,14 @@ class MixDataset(Dataset):
         if data.duet_weight != 1.0 and mixtures is None:  # a fixed mixture list draws nothing
             w = np.array([data.duet_weight if clip_sources(c, data.use_stems) > 1 else 1.0 for c in clips])
             self.draw_p = w / w.sum()
+        self.same_class: list[np.ndarray] = []  # clip index -> the other clips sharing an instrument
+        if data.same_class_mix > 0 and mixtures is None:
+            by_label: dict[str, set[int]] = {}
+            for j, c in enumerate(clips):
+                for name in c.meta.labels:
+                    by_label.setdefault(name, set()).add(j)
+            self.same_class = [np.array(sorted(set().union(*(by_label[n] for n in c.meta.labels)) - {j}), dtype=int)
+                               for j, c in enumerate(clips)]
         if mixtures is not None:
             missing = [cid for m in mixtures for cid in m.clip_ids if cid not in self.by_id]
             if missing:
@@ -217,7 +225,13 @@ class MixDataset(Dataset):
             return [self.by_id[c] for c in m.clip_ids], list(m.offsets), list(m.gains)
         rng = np.random.default_rng((self.seed, index))
         n = self.data.num_mix
-        group = [self.clips[j] for j in rng.choice(len(self.clips), size=n, replace=False, p=self.draw_p)]
+        idx = rng.choice(len(self.clips), size=n, replace=False, p=self.draw_p)
+        # (the extra draw only with same_class_mix, so other runs keep their mixtures)
+        if self.same_class and n > 1 and rng.random() < self.data.same_class_mix:
+            partners = self.same_class[idx[0]]
+            if len(partners) >= n - 1:
+                idx[1:] = rng.choice(partners, size=n - 1, replace=False)
+        group = [self.clips[j] for j in idx]
         offsets = [int(rng.integers(0, max(c.meta.num_samples - self.audio.crop_samples, 0) + 1)) for c in group]
         gains = [float(rng.uniform(self.data.gain_min, self.data.gain_max)) for _ in group]
         return group, offsets, gains

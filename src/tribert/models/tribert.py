@@ -296,6 +296,9 @@ class TriBERT(nn.Module):
                 force = known & (torch.rand(known.shape, device=known.device) < p)  # [B, S]
                 truth = F.one_hot(source_labels.clamp_min(0).long(), classes.shape[-1]).to(classes.dtype)
                 classes = torch.where(force[..., None], truth, classes)
+            if self.training and self.config.class_dropout > 0:
+                drop = torch.rand(classes.shape[:-1], device=classes.device) < self.config.class_dropout
+                classes = torch.where(drop[..., None], torch.full_like(classes, 1.0 / classes.shape[-1]), classes)
             if self.config.condition_classes == "posteriors_only":
                 return classes.to(cond.dtype), logits  # [B, S, C]
             cond = torch.cat([cond, classes.to(cond.dtype)], dim=-1)  # [B, S, Dc + C]
