@@ -36,6 +36,7 @@ CURVES = {
     "TriBERT-small": [],
     "TriBERT w/o pose": ["model.use_pose=false"],
     "TriBERT w/o co-attention": ["model.coattention=false"],
+    "TriBERT-small + co-attention": ["model.coattention=true"],  # the recipe before it dropped co-attention
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?
     "TriBERT w/o pose and co-attention": ["model.use_pose=false", "model.coattention=false"],
     "TriBERT w/o pose + gated co-attention": ["model.use_pose=false", "model.coattention_gate=true"],
