@@ -35,7 +35,7 @@ TANH_CURVE = ["model.coattention_layout=features", "model.heads_include_sos=true
 CURVES = {
     "TriBERT-small": [],
     "TriBERT w/o pose": ["model.use_pose=false"],
-    "TriBERT w/o co-attention": ["model.coattention=false"],
+    "TriBERT w/o co-attention": ["model.coattention=false"],  # = the recipe since synth_small dropped it
     "TriBERT-small + co-attention": ["model.coattention=true"],  # the recipe before it dropped co-attention
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?
     "TriBERT w/o pose and co-attention": ["model.use_pose=false", "model.coattention=false"],
