@@ -37,13 +37,19 @@ CURVES = {
     "TriBERT w/o pose": ["model.use_pose=false"],
     "TriBERT w/o co-attention": ["model.coattention=false"],  # = the recipe since synth_small dropped it
     "TriBERT-small + co-attention": ["model.coattention=true"],  # the recipe before it dropped co-attention
+    # co-attention that starts closed (the recipe at initialisation) and opens as far as the loss gains
+    "TriBERT-small + gated co-attention": ["model.coattention=true", "model.coattention_gate=true"],
+    # co-attention before the last layer only: the first layer's streams settle on their own first
+    "TriBERT-small + co-attention in the last layer": ["model.coattention=true", "model.coattention_layers=[1]"],
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?
     "TriBERT w/o pose and co-attention": ["model.use_pose=false", "model.coattention=false"],
-    "TriBERT w/o pose + gated co-attention": ["model.use_pose=false", "model.coattention_gate=true"],
+    "TriBERT w/o pose + gated co-attention": ["model.use_pose=false", "model.coattention=true",
+                                              "model.coattention_gate=true"],
     # the recipe + the per-performer motion guide (tribert.models.motion), and without co-attention
     "TriBERT-small + motion guide": ["model.motion_guide=64"],
     "TriBERT + motion guide w/o co-attention": ["model.motion_guide=64", "model.coattention=false"],
-    "TriBERT + motion guide + gated co-attention": ["model.motion_guide=64", "model.coattention_gate=true"],
+    "TriBERT + motion guide + gated co-attention": ["model.motion_guide=64", "model.coattention=true",
+                                                    "model.coattention_gate=true"],
     "TriBERT + motion guide + decoder FiLM": ["model.motion_guide=64", "model.motion_guide_film=true"],
     # ... the maps drawn beside the duet partner's motion; and with one pose step per video frame
     # (SynthMUSIC's pose is at 8 fps: 24 steps over a 3-s crop, where 32 repeat every third frame)

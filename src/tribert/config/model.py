@@ -261,6 +261,9 @@ class ModelConfig:
              f"coattention_dim ({self.coattention_dim}) must be divisible by num_heads")
         bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
         need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
+        need(self.coattention or not (self.coattention_gate or self.coattention_layers),
+             "coattention_gate and coattention_layers need coattention: true (there is no co-attention "
+             "to gate or place)")
         need(not self.pose_strides or len(self.pose_strides) == len(self.pose_channels),
              "pose_strides needs one stride per pose_channels entry (or be empty)")
         need(0.0 <= self.token_mask_prob < 1.0, "token_mask_prob must be in [0, 1)")
