@@ -233,6 +233,64 @@ def test_biases_and_norm_weights_are_not_decayed(data_root):
     assert id(system.model.transformer.embed["vision"].proj.weight) in decayed
 
 
+def _grad_norm(params) -> float:
+    return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).item()
+
+
+@pytest.mark.parametrize("apart", [False, True])
+def test_the_separator_is_clipped_apart_from_the_encoders_only_when_asked(data_root, apart):
+    system = SeparationSystem(tiny_config(data_root, f"train.clip_separator_apart={str(apart).lower()}"))
+    separator = [p for n, p in system.model.named_parameters() if n.startswith(("separator.", "motion."))]
+    rest = [p for n, p in system.model.named_parameters() if not n.startswith(("separator.", "motion."))]
+    assert separator and rest
+    for p in separator:
+        p.grad = torch.full_like(p, 10.0)  # far over the clip
+    for p in rest:
+        p.grad = torch.full_like(p, 1.0)
+    scale = 0.5 / _grad_norm(rest)
+    for p in rest:
+        p.grad *= scale  # norm 0.5: under the clip of 1.0
+    system.configure_gradient_clipping(None, gradient_clip_val=1.0)
+    if apart:  # each group on its own: the separator down to 1.0, the encoders' 0.5 untouched
+        assert _grad_norm(separator) == pytest.approx(1.0, rel=1e-4)
+        assert _grad_norm(rest) == pytest.approx(0.5, rel=1e-4)
+    else:  # one global norm: the separator's size scales the encoders down with it
+        assert _grad_norm(separator + rest) == pytest.approx(1.0, rel=1e-4)
+        assert _grad_norm(rest) < 0.01
+
+
+def _separator_after_steps(config: Config, batch: MixBatch, steps: int = 3) -> dict:
+    """The separator's weights after ``steps`` engine updates (AdamW, clipping) on one batch."""
+    torch.manual_seed(0)
+    system = SeparationSystem(config)
+    opt = system.configure_optimizers()["optimizer"]
+    for _ in range(steps):
+        out, mask_logits = system(batch)
+        opt.zero_grad()
+        system.losses(batch, out, mask_logits)["loss"].backward()
+        system.configure_gradient_clipping(opt, gradient_clip_val=config.train.grad_clip)
+        opt.step()
+    return {k: v.detach().clone() for k, v in system.model.state_dict().items() if k.startswith("separator.")}
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_paired_fields_train_the_same_separator_with_and_without_co_attention(data_root, paired):
+    # With the true class in the condition in training (class_teacher_forcing 1), the separation
+    # loss never reaches the transformer: the co-attention ablation can then differ only in the
+    # test-time class posteriors, once the U-Net's draw and its clipping no longer depend on it.
+    fields = ["model.separator_own_init=true", "train.clip_separator_apart=true"] if paired else []
+    base = tiny_config(data_root, "model.class_teacher_forcing=1.0", "model.condition_classes=posteriors_only",
+                       *fields)
+    assert base.model.coattention
+    batch = next(iter(train_loader(base)))
+    with_co = _separator_after_steps(base, batch)
+    without = _separator_after_steps(tiny_config(data_root, "model.class_teacher_forcing=1.0",
+                                                 "model.condition_classes=posteriors_only",
+                                                 "model.coattention=false", *fields), batch)
+    identical = all(torch.equal(with_co[k], without[k]) for k in with_co)
+    assert identical == paired
+
+
 def test_fixed_mixture_list_is_keyed_by_crop_and_clips_and_survives_a_read_only_folder(data_root, tmp_path,
                                                                                       monkeypatch):
     from pathlib import Path

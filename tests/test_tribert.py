@@ -498,3 +498,24 @@ def test_audio_encoder_class_head_trains_the_audio_encoder_on_the_mixture_classe
     assert all(p.grad is None for p in model.pose.parameters())  # and nothing outside its path
     assert "audio_encoder" not in classification_losses(TriBERT(tiny_config())(**inputs), mixture,
                                                         mixture_labels=mixture)
+
+
+def test_separator_own_init_gives_co_attention_ablations_the_same_separator():
+    def separator_weights(own: bool, coattention: bool) -> dict:
+        torch.manual_seed(3)
+        model = TriBERT(tiny_config(coattention=coattention, separator_own_init=own))
+        return {k: v for k, v in model.state_dict().items() if k.startswith("separator.")}
+
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    # without it the transformer's extra weights move the global generator: another U-Net draw
+    assert not same(separator_weights(False, True), separator_weights(False, False))
+    assert same(separator_weights(True, True), separator_weights(True, False))
+    # ... and the draw still follows the run's seed
+    torch.manual_seed(4)
+    other = {k: v for k, v in TriBERT(tiny_config(separator_own_init=True)).state_dict().items()
+             if k.startswith("separator.")}
+    assert not same(other, separator_weights(True, True))
+    with pytest.raises(ConfigError, match="separator_own_init is for kind: tribert"):
+        ModelConfig(kind="audio_only", separator_own_init=True).validate()

@@ -124,6 +124,12 @@ class ModelConfig:
     # the U-Net must separate that source from its motion guide alone: the skill that tells two
     # players of one instrument apart, which the class cannot. Evaluation never drops it.
     class_dropout: float = 0.0
+    # The separator (U-Net and motion guide) draws its initial weights from a generator seeded by the
+    # run's seed alone, not from wherever the encoders and transformer left the global one. Two
+    # models that differ only in their encoders or transformer (the co-attention and stream
+    # ablations) then start from the same separator, so their difference is not a different draw
+    # of U-Net weights (paired ablations). TriBERT only.
+    separator_own_init: bool = False
     # The WSDDN vision/pose heads see every token including the SOS position (authors' code; the
     # paper's eq. 3-4 sum over "regions"); False = only the K*O frame tokens.
     heads_include_sos: bool = True
@@ -284,6 +290,8 @@ class ModelConfig:
         need(self.class_teacher_forcing == 0.0 or self.condition_classes.startswith("posteriors"),
              "class_teacher_forcing needs condition_classes: posteriors or posteriors_only")
         need(0.0 <= self.class_dropout < 1.0, "class_dropout must be in [0, 1)")
+        need(not self.separator_own_init or self.kind == "tribert",
+             f"separator_own_init is for kind: tribert (a {self.kind} model is all separator)")
         need(self.class_dropout == 0.0 or self.condition_classes.startswith("posteriors"),
              "class_dropout needs condition_classes: posteriors or posteriors_only")
         need(self.coattention_layout in ("features", "tokens"),

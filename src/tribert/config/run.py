@@ -67,6 +67,10 @@ class TrainConfig:
     # co-attended with (the authors' code), "mixture" = every class heard in the mixture.
     audio_labels: str = "video"
     grad_clip: float = 1.0
+    # Clip the separator's gradient (U-Net and motion guide) to grad_clip apart from the rest of the
+    # model's, so the encoders' class-loss gradient norm does not scale down the separator's steps
+    # (with one global norm, a transformer change alone changes how the U-Net is trained).
+    clip_separator_apart: bool = False
     precision: str = "32-true"  # "bf16-mixed" on a GPU
     # GPU speed settings (docs/training.md "One GPU"); channels_last and compile are refused on the
     # CPU, where the training step crashed with them:

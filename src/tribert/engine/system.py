@@ -22,6 +22,10 @@ from tribert.errors import TribertError
 from tribert.models import build_separator
 from tribert.models.heads import classification_losses
 
+# The model's top-level modules that make the masks from a condition (train.clip_separator_apart):
+# the U-Net of every model and TriBERT's motion guide.
+SEPARATOR_MODULES = ("separator", "motion")
+
 
 class SeparationSystem(L.LightningModule):
     """Model + loss + optimiser for mix-and-separate training.
@@ -177,8 +181,17 @@ class SeparationSystem(L.LightningModule):
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         # Lightning's mixed-precision plugin refuses to clip for a fused optimiser, assuming an fp16
         # gradient scaler unscales inside the step; bf16 and fp32 gradients are unscaled already.
-        if gradient_clip_val:
+        if not gradient_clip_val:
+            return
+        if not self.config.train.clip_separator_apart:
             torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+            return
+        separator, rest = [], []
+        for name, p in self.model.named_parameters():
+            (separator if name.split(".", 1)[0] in SEPARATOR_MODULES else rest).append(p)
+        for group in (separator, rest):
+            if group:
+                torch.nn.utils.clip_grad_norm_(group, gradient_clip_val)
 
 
 def lr_factor(step: int, tc, budget_spent: float | None = None) -> float:

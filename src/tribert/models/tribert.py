@@ -45,6 +45,9 @@ from tribert.models.pose import PoseEncoder, pose_presence
 from tribert.models.unet import AttentionUNet
 from tribert.models.visual import VisualSegmentationNet
 
+# model.separator_own_init: the separator is drawn from torch.manual_seed(run seed + this).
+SEPARATOR_SEED_OFFSET = 7919
+
 
 @dataclass
 class TriBERTEncoding:
@@ -176,6 +179,13 @@ class TriBERT(nn.Module):
             self.condition_layers["norm"] = nn.LayerNorm(c.cond_dim())
         if c.condition_classes != "none":
             self.condition_layers["head"] = nn.Linear(c.cond_dim(), c.num_classes)
+        with torch.random.fork_rng(devices=[], enabled=c.separator_own_init):
+            if c.separator_own_init:  # the same separator whatever was built above (paired ablations)
+                torch.manual_seed((torch.initial_seed() + SEPARATOR_SEED_OFFSET) % 2**63)
+            self._build_separator(c)
+
+    def _build_separator(self, c: ModelConfig) -> None:
+        """The motion guide (if any) and the conditioned U-Net."""
         if c.uses_motion_guide():
             self.motion = MotionGuide(c.motion_guide, c.motion_guide_maps, c.spec_bins,
                                       partners=c.motion_guide_partners, hidden=c.motion_guide_hidden,
