@@ -39,6 +39,9 @@ CURVES = {
     "TriBERT-small + co-attention": ["model.coattention=true"],  # the recipe before it dropped co-attention
     # co-attention that starts closed (the recipe at initialisation) and opens as far as the loss gains
     "TriBERT-small + gated co-attention": ["model.coattention=true", "model.coattention_gate=true"],
+    # co-attention between the performer's streams only (vision, pose): the audio stream, one
+    # mixture-level vector repeated, keeps to itself
+    "TriBERT-small + co-attention without audio": ["model.coattention=true", "model.coattention_audio=false"],
     # co-attention before the last layer only: the first layer's streams settle on their own first
     "TriBERT-small + co-attention in the last layer": ["model.coattention=true", "model.coattention_layers=[1]"],
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?

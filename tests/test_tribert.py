@@ -155,6 +155,25 @@ def test_gated_coattention_starts_as_the_model_without_it_and_opens_with_trainin
     assert tokens["audio"].grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("audio", [True, False])
+def test_coattention_without_audio_keeps_the_mixture_stream_apart(audio):
+    torch.manual_seed(0)
+    transformer = TriBERTTransformer(tiny_config(coattention_audio=audio)).eval()
+    tokens = _tokens(transformer.config, grad=True)
+    _, hidden, _ = transformer(tokens)
+    def reached(t: torch.Tensor) -> bool:
+        return t.grad is not None and bool(t.grad.abs().sum() > 0)
+
+    hidden["vision"].square().sum().backward(retain_graph=True)
+    assert reached(tokens["pose"])  # the performer's streams still meet
+    assert reached(tokens["audio"]) == audio
+    tokens["vision"].grad = None
+    hidden["audio"].square().sum().backward()
+    assert reached(tokens["vision"]) == audio
+    with pytest.raises(ConfigError, match="coattention_audio: false leaves one stream"):
+        tiny_config(coattention_audio=False, use_pose=False).validate()
+
+
 def test_coattention_layers_selection():
     enc = TriModalEncoder({"vision": 8, "audio": 4}, num_layers=3, heads=2, ffn_dim=8, coattention_dim=8,
                           coattention_layers=(1,))

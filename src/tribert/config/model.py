@@ -143,6 +143,11 @@ class ModelConfig:
     # block's update through tanh(alpha), alpha = 0 at initialisation, so training starts from the
     # "without co-attention" model and opens the gates only as far as the loss gains.
     coattention_gate: bool = False
+    # The audio stream takes part in co-attention (paper). False (not in the paper): only vision and
+    # pose co-attend, the per-performer streams. The audio stream here is one vector of the
+    # *mixture* repeated over every token, the same for both videos of a mixture: as a co-attention
+    # partner it can only add the same mixture-level update to every performer's tokens.
+    coattention_audio: bool = True
     # Motion guide (not in the paper; tribert.models.motion): each performer's pose sequence through
     # a small temporal conv net of this width, drawn as motion_guide_maps time-frequency maps that the
     # U-Net reads beside the mixture, so the separator knows when and where in pitch *this*
@@ -235,9 +240,13 @@ class ModelConfig:
         with ``motion_guide_film``; 0 = none)."""
         return self.motion_guide if self.motion_guide_film and self.uses_motion_guide() else 0
 
+    def coattention_streams(self) -> tuple[str, ...]:
+        """The streams taking part in co-attention."""
+        return tuple(s for s in self.streams() if self.coattention_audio or s != "audio")
+
     def coattention_layer_ids(self) -> tuple[int, ...]:
         """Layers followed by a co-attention block (empty when co-attention is off)."""
-        if not self.coattention or len(self.streams()) < 2:
+        if not self.coattention or len(self.coattention_streams()) < 2:
             return ()
         return self.coattention_layers or tuple(range(self.num_layers))
 
@@ -267,9 +276,11 @@ class ModelConfig:
              f"coattention_dim ({self.coattention_dim}) must be divisible by num_heads")
         bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
         need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
-        need(self.coattention or not (self.coattention_gate or self.coattention_layers),
-             "coattention_gate and coattention_layers need coattention: true (there is no co-attention "
-             "to gate or place)")
+        need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio),
+             "coattention_gate, coattention_layers and coattention_audio need coattention: true (there is "
+             "no co-attention to gate, place or leave audio out of)")
+        need(self.coattention_audio or not self.coattention or len(self.coattention_streams()) >= 2,
+             "coattention_audio: false leaves one stream to co-attend (it needs vision and pose)")
         need(not self.pose_strides or len(self.pose_strides) == len(self.pose_channels),
              "pose_strides needs one stride per pose_channels entry (or be empty)")
         need(0.0 <= self.token_mask_prob < 1.0, "token_mask_prob must be in [0, 1)")

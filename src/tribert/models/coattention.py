@@ -160,22 +160,26 @@ class TriModalEncoder(nn.Module):
         coattention_layers: layer indices followed by a co-attention block (empty = none, the
             "without co-attention" ablation: streams fully independent).
         gated: co-attention updates through gates closed at initialisation (see the module docstring).
+        coattention_streams: the streams taking part in co-attention (default all); the others
+            only self-attend.
     """
 
     def __init__(self, dims: dict[str, int], num_layers: int, heads: int, ffn_dim: int,
                  coattention_dim: int, coattention_layers: tuple[int, ...],
                  dropout: float = 0.1, attention_dropout: float = 0.1, layout: str = "tokens",
-                 gated: bool = False):
+                 gated: bool = False, coattention_streams: tuple[str, ...] | None = None):
         super().__init__()
         self.streams = tuple(dims)
+        self.co_streams = tuple(coattention_streams or dims)
+        co_dims = {s: dims[s] for s in self.co_streams}
         self.coattention_first = layout == "features"
         self.self_blocks = nn.ModuleList(
             nn.ModuleDict({s: SelfAttentionBlock(d, heads, ffn_dim, dropout, attention_dropout)
                            for s, d in dims.items()})
             for _ in range(num_layers))
         self.co_blocks = nn.ModuleDict(
-            {str(i): TriModalCoAttention(dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout, layout,
-                                         gated)
+            {str(i): TriModalCoAttention(co_dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout,
+                                         layout, gated)
              for i in coattention_layers})
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -184,11 +188,14 @@ class TriModalEncoder(nn.Module):
         for i, blocks in enumerate(self.self_blocks):
             co = self.co_blocks[str(i)] if str(i) in self.co_blocks else None
             if co is not None and self.coattention_first:
-                h = co(h)
+                h = self._coattend(co, h)
             h = {s: blocks[s](h[s]) for s in self.streams}
             if co is not None and not self.coattention_first:
-                h = co(h)
+                h = self._coattend(co, h)
         return h
+
+    def _coattend(self, co: TriModalCoAttention, h: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {**h, **co({s: h[s] for s in self.co_streams})}
 
 
 __all__ = ["AttentionCore", "FeedForward", "SelfAttentionBlock", "TriModalCoAttention",

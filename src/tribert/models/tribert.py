@@ -112,7 +112,7 @@ class TriBERTTransformer(nn.Module):
         self.encoder = TriModalEncoder(dims, config.num_layers, config.num_heads, config.ffn_dim,
                                        config.coattention_dim, config.coattention_layer_ids(),
                                        config.dropout, config.attention_dropout, config.coattention_layout,
-                                       config.coattention_gate)
+                                       config.coattention_gate, config.coattention_streams())
         p = config.sos_pool_dim
         act = {"relu": nn.ReLU, "tanh": nn.Tanh}[config.sos_pool_activation]
         self.pool = nn.ModuleDict({s: nn.Sequential(nn.Linear(dims[s], p), act()) if p else nn.Identity()
