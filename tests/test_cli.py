@@ -79,7 +79,7 @@ def test_errors_are_one_line(tmp_path, trained):
     proc = subprocess.run([sys.executable, "-m", "tribert.cli", "train", "--config", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "unknown key config.train.epochs" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "unknown key train.epochs" in proc.stderr
     assert str(bad) in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "tribert.cli", "demo", "--out", str(tmp_path / "demo"),
                            "--set", "train.nope=1"], capture_output=True, text=True)

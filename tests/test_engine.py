@@ -142,7 +142,7 @@ def test_checkpoint_errors(data_root, tmp_path):
 def test_unknown_config_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  learning_rate: 0.1\n")
-    with pytest.raises(ConfigError, match="unknown key config.train.learning_rate") as err:
+    with pytest.raises(ConfigError, match="unknown key train.learning_rate") as err:
         Config.load(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     path.write_text("model:\n  layers: 3\n")

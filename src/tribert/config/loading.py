@@ -47,19 +47,22 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value  # Optional[...] and other unions: taken as given
 
 
-def from_dict(cls: type, data: Any, where: str = "config") -> Any:
-    """Build dataclass ``cls`` from a nested dict, refusing unknown keys with a clear message."""
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested dict, refusing unknown keys with a clear message.
+
+    ``where``: the dotted path of ``data`` in the config ("" for the top level), for the messages.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(
-            f"unknown key {where}.{unknown[0]} (known keys: {', '.join(sorted(names))})")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+            f"unknown key {where + '.' if where else ''}{unknown[0]} (known keys: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
 
