@@ -42,8 +42,6 @@ CURVES = {
     # co-attention between the performer's streams only (vision, pose): the audio stream, one
     # mixture-level vector repeated, keeps to itself
     "TriBERT-small + co-attention without audio": ["model.coattention=true", "model.coattention_audio=false"],
-    # co-attention before the last layer only: the first layer's streams settle on their own first
-    "TriBERT-small + co-attention in the last layer": ["model.coattention=true", "model.coattention_layers=[1]"],
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?
     "TriBERT w/o pose and co-attention": ["model.use_pose=false", "model.coattention=false"],
     "TriBERT w/o pose + gated co-attention": ["model.use_pose=false", "model.coattention=true",
