@@ -278,15 +278,14 @@ def test_paired_fields_train_the_same_separator_with_and_without_co_attention(da
     # With the true class in the condition in training (class_teacher_forcing 1), the separation
     # loss never reaches the transformer: the co-attention ablation can then differ only in the
     # test-time class posteriors, once the U-Net's draw and its clipping no longer depend on it.
-    fields = ["model.separator_own_init=true", "train.clip_separator_apart=true"] if paired else []
-    base = tiny_config(data_root, "model.class_teacher_forcing=1.0", "model.condition_classes=posteriors_only",
-                       *fields)
+    fields = ["model.class_teacher_forcing=1.0", "model.condition_classes=posteriors_only"]
+    if paired:
+        fields += ["model.separator_own_init=true", "train.clip_separator_apart=true"]
+    base = tiny_config(data_root, *fields)
     assert base.model.coattention
     batch = next(iter(train_loader(base)))
     with_co = _separator_after_steps(base, batch)
-    without = _separator_after_steps(tiny_config(data_root, "model.class_teacher_forcing=1.0",
-                                                 "model.condition_classes=posteriors_only",
-                                                 "model.coattention=false", *fields), batch)
+    without = _separator_after_steps(tiny_config(data_root, *fields, "model.coattention=false"), batch)
     identical = all(torch.equal(with_co[k], without[k]) for k in with_co)
     assert identical == paired
 

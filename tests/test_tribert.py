@@ -157,13 +157,13 @@ def test_gated_coattention_starts_as_the_model_without_it_and_opens_with_trainin
 
 @pytest.mark.parametrize("audio", [True, False])
 def test_coattention_without_audio_keeps_the_mixture_stream_apart(audio):
+    def reached(t: torch.Tensor) -> bool:
+        return t.grad is not None and bool(t.grad.abs().sum() > 0)
+
     torch.manual_seed(0)
     transformer = TriBERTTransformer(tiny_config(coattention_audio=audio)).eval()
     tokens = _tokens(transformer.config, grad=True)
     _, hidden, _ = transformer(tokens)
-    def reached(t: torch.Tensor) -> bool:
-        return t.grad is not None and bool(t.grad.abs().sum() > 0)
-
     hidden["vision"].square().sum().backward(retain_graph=True)
     assert reached(tokens["pose"])  # the performer's streams still meet
     assert reached(tokens["audio"]) == audio

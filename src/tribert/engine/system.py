@@ -41,6 +41,7 @@ class SeparationSystem(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = build_separator(config.model)
+        self._clip_groups: list[list] | None = None  # train.clip_separator_apart: its two groups
         if config.train.channels_last:  # NHWC convolutions: the fast layout for bf16 on GPUs
             self.model.to(memory_format=torch.channels_last)
         if config.train.compile:
@@ -186,12 +187,13 @@ class SeparationSystem(L.LightningModule):
         if not self.config.train.clip_separator_apart:
             torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
             return
-        separator, rest = [], []
-        for name, p in self.model.named_parameters():
-            (separator if name.split(".", 1)[0] in SEPARATOR_MODULES else rest).append(p)
-        for group in (separator, rest):
-            if group:
-                torch.nn.utils.clip_grad_norm_(group, gradient_clip_val)
+        if self._clip_groups is None:  # split once: the parameters stay the same objects
+            separator, rest = [], []
+            for name, p in self.model.named_parameters():
+                (separator if name.split(".", 1)[0] in SEPARATOR_MODULES else rest).append(p)
+            self._clip_groups = [g for g in (separator, rest) if g]
+        for group in self._clip_groups:
+            torch.nn.utils.clip_grad_norm_(group, gradient_clip_val)
 
 
 def lr_factor(step: int, tc, budget_spent: float | None = None) -> float:
