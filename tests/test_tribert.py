@@ -519,6 +519,31 @@ def test_audio_encoder_class_head_trains_the_audio_encoder_on_the_mixture_classe
                                                         mixture_labels=mixture)
 
 
+def test_gated_coattention_own_init_starts_as_the_model_without_coattention():
+    def build(**fields) -> TriBERT:
+        torch.manual_seed(5)
+        return TriBERT(tiny_config(**fields)).eval()
+
+    off = build(coattention=False)
+    inputs = example_inputs(off.config, batch_size=2, num_sources=2)
+    shared = lambda m: {k: v for k, v in m.state_dict().items() if ".co_blocks." not in k}
+    drawn_apart = build(coattention=True, coattention_gate=True, coattention_own_init=True)
+    drawn_after = build(coattention=True, coattention_gate=True)
+    # every weight but co-attention's is the draw of the model without it ...
+    assert shared(drawn_apart).keys() == shared(off).keys()
+    assert all(torch.equal(v, shared(off)[k]) for k, v in shared(drawn_apart).items())
+    # ... and with closed gates it computes the same masks (not so when drawn from the global generator)
+    with torch.no_grad():
+        reference = off(**inputs).mask_logits
+        assert torch.allclose(drawn_apart(**inputs).mask_logits, reference, atol=1e-6)
+        assert not torch.allclose(drawn_after(**inputs).mask_logits, reference, atol=1e-3)
+    # the co-attention draw itself still follows the run's seed
+    torch.manual_seed(6)
+    other = TriBERT(tiny_config(coattention=True, coattention_gate=True, coattention_own_init=True))
+    assert not torch.equal(other.transformer.encoder.co_blocks["0"].q["vision"].weight,
+                           drawn_apart.transformer.encoder.co_blocks["0"].q["vision"].weight)
+
+
 def test_separator_own_init_gives_co_attention_ablations_the_same_separator():
     def separator_weights(own: bool, coattention: bool) -> dict:
         torch.manual_seed(3)

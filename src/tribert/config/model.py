@@ -130,6 +130,10 @@ class ModelConfig:
     # ablations) then start from the same separator, so their difference is not a different draw
     # of U-Net weights (paired ablations). TriBERT only.
     separator_own_init: bool = False
+    # The same for the co-attention blocks (needs coattention: true): they are drawn from a generator
+    # seeded by the run's seed alone, so every other weight is the same draw as in the model without
+    # co-attention. With coattention_gate as well, the two models start as the same function.
+    coattention_own_init: bool = False
     # The WSDDN vision/pose heads see every token including the SOS position (authors' code; the
     # paper's eq. 3-4 sum over "regions"); False = only the K*O frame tokens.
     heads_include_sos: bool = True
@@ -276,9 +280,10 @@ class ModelConfig:
              f"coattention_dim ({self.coattention_dim}) must be divisible by num_heads")
         bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
         need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
-        need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio),
-             "coattention_gate, coattention_layers and coattention_audio need coattention: true (there is "
-             "no co-attention to gate, place or leave audio out of)")
+        need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio
+                                      or self.coattention_own_init),
+             "coattention_gate, coattention_layers, coattention_audio and coattention_own_init need coattention: "
+             "true (there is no co-attention to gate, place, leave audio out of or draw apart)")
         need(self.coattention_audio or not self.coattention or len(self.coattention_streams()) >= 2,
              "coattention_audio: false leaves one stream to co-attend (it needs vision and pose)")
         need(not self.pose_strides or len(self.pose_strides) == len(self.pose_channels),

@@ -24,15 +24,31 @@ the training system reads what it knows.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.errors import TribertError
+
+
+def run_seed_plus(offset: int) -> int:
+    """The run's seed (``torch.initial_seed()``) plus ``offset``, as a valid generator seed."""
+    return (torch.initial_seed() + offset) % 2**63
+
+
+@contextmanager
+def drawn_from_seed(seed: Optional[int]) -> Iterator[None]:
+    """Weights built inside are drawn from ``torch.manual_seed(seed)``, and the global generator is
+    left where it was, so what is built after them draws as if they did not exist (paired
+    ablations: ``model.separator_own_init``, ``model.coattention_own_init``). ``None``: no effect."""
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
 
 
 def check_shape(name: str, x: Optional[Tensor], expected: tuple) -> None:

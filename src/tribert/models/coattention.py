@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tribert.models.base import drawn_from_seed
+
 
 class AttentionCore(nn.Module):
     """softmax(Q K^T / sqrt(d)) V per head. No parameters: a module so that
@@ -162,12 +164,15 @@ class TriModalEncoder(nn.Module):
         gated: co-attention updates through gates closed at initialisation (see the module docstring).
         coattention_streams: the streams taking part in co-attention (default all); the others
             only self-attend.
+        coattention_seed: draw the co-attention blocks from ``torch.manual_seed(coattention_seed)``
+            and leave the global generator as if they did not exist (None: from the global one).
     """
 
     def __init__(self, dims: dict[str, int], num_layers: int, heads: int, ffn_dim: int,
                  coattention_dim: int, coattention_layers: tuple[int, ...],
                  dropout: float = 0.1, attention_dropout: float = 0.1, layout: str = "tokens",
-                 gated: bool = False, coattention_streams: tuple[str, ...] | None = None):
+                 gated: bool = False, coattention_streams: tuple[str, ...] | None = None,
+                 coattention_seed: int | None = None):
         super().__init__()
         self.streams = tuple(dims)
         self.co_streams = tuple(coattention_streams or dims)
@@ -177,10 +182,11 @@ class TriModalEncoder(nn.Module):
             nn.ModuleDict({s: SelfAttentionBlock(d, heads, ffn_dim, dropout, attention_dropout)
                            for s, d in dims.items()})
             for _ in range(num_layers))
-        self.co_blocks = nn.ModuleDict(
-            {str(i): TriModalCoAttention(co_dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout,
-                                         layout, gated)
-             for i in coattention_layers})
+        with drawn_from_seed(coattention_seed):
+            self.co_blocks = nn.ModuleDict(
+                {str(i): TriModalCoAttention(co_dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout,
+                                             layout, gated)
+                 for i in coattention_layers})
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
         """h: ``{stream: [B, L_s, D_s]}`` -> hidden states of the last layer, same shapes."""

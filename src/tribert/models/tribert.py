@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.models.audio import VGGishEncoder
-from tribert.models.base import (SeparatorOutput, check_shape, partner_weights, select_objects, separate_sources,
-                                 weigh_objects)
+from tribert.models.base import (SeparatorOutput, check_shape, drawn_from_seed, partner_weights, run_seed_plus,
+                                 select_objects, separate_sources, weigh_objects)
 from tribert.models.coattention import TriModalEncoder
 from tribert.config.model import ModelConfig
 from tribert.config.sizes import SIZES, model_config, paper_config, small_config, tiny_config
@@ -45,8 +45,9 @@ from tribert.models.pose import PoseEncoder, pose_presence
 from tribert.models.unet import AttentionUNet
 from tribert.models.visual import VisualSegmentationNet
 
-# model.separator_own_init: the separator is drawn from torch.manual_seed(run seed + this).
+# model.separator_own_init / coattention_own_init: those weights are drawn from torch.manual_seed(run seed + this).
 SEPARATOR_SEED_OFFSET = 7919
+COATTENTION_SEED_OFFSET = 104729
 
 
 @dataclass
@@ -112,7 +113,9 @@ class TriBERTTransformer(nn.Module):
         self.encoder = TriModalEncoder(dims, config.num_layers, config.num_heads, config.ffn_dim,
                                        config.coattention_dim, config.coattention_layer_ids(),
                                        config.dropout, config.attention_dropout, config.coattention_layout,
-                                       config.coattention_gate, config.coattention_streams())
+                                       config.coattention_gate, config.coattention_streams(),
+                                       coattention_seed=run_seed_plus(COATTENTION_SEED_OFFSET)
+                                       if config.coattention_own_init else None)
         p = config.sos_pool_dim
         act = {"relu": nn.ReLU, "tanh": nn.Tanh}[config.sos_pool_activation]
         self.pool = nn.ModuleDict({s: nn.Sequential(nn.Linear(dims[s], p), act()) if p else nn.Identity()
@@ -179,9 +182,8 @@ class TriBERT(nn.Module):
             self.condition_layers["norm"] = nn.LayerNorm(c.cond_dim())
         if c.condition_classes != "none":
             self.condition_layers["head"] = nn.Linear(c.cond_dim(), c.num_classes)
-        with torch.random.fork_rng(devices=[], enabled=c.separator_own_init):
-            if c.separator_own_init:  # the same separator whatever was built above (paired ablations)
-                torch.manual_seed((torch.initial_seed() + SEPARATOR_SEED_OFFSET) % 2**63)
+        # the same separator whatever was built above (paired ablations)
+        with drawn_from_seed(run_seed_plus(SEPARATOR_SEED_OFFSET) if c.separator_own_init else None):
             self._build_separator(c)
 
     def _build_separator(self, c: ModelConfig) -> None:
