@@ -7,10 +7,12 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from tribert.config import from_dict, to_dict
 from tribert.errors import ConfigError, TribertError
 from tribert.models import ModelConfig, TriBERT, build_model, model_config, tiny_config
+from tribert.models.base import SEPARATOR_MODULES
 from tribert.models.coattention import TriModalCoAttention, TriModalEncoder
 from tribert.models.heads import (AudioClassificationHead, WeakClassificationHead, classification_losses,
                                   logits_bce_loss, weak_bce_loss)
@@ -517,6 +519,13 @@ def test_audio_encoder_class_head_trains_the_audio_encoder_on_the_mixture_classe
     assert all(p.grad is None for p in model.pose.parameters())  # and nothing outside its path
     assert "audio_encoder" not in classification_losses(TriBERT(tiny_config())(**inputs), mixture,
                                                         mixture_labels=mixture)
+
+
+def test_separator_modules_name_what_build_separator_builds():
+    # separator_own_init draws what _build_separator builds; clip_separator_apart clips SEPARATOR_MODULES
+    built = nn.Module()
+    TriBERT._build_separator(built, tiny_config(motion_guide=8))
+    assert set(dict(built.named_children())) == set(SEPARATOR_MODULES)
 
 
 def test_gated_coattention_own_init_starts_as_the_model_without_coattention():

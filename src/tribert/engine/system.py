@@ -20,12 +20,8 @@ from tribert.data.batch import MixBatch
 from tribert.config import Config
 from tribert.errors import TribertError
 from tribert.models import build_separator
+from tribert.models.base import SEPARATOR_MODULES
 from tribert.models.heads import classification_losses
-
-# The model's top-level modules that make the masks from a condition (train.clip_separator_apart):
-# the U-Net of every model and TriBERT's motion guide.
-SEPARATOR_MODULES = ("separator", "motion")
-
 
 class SeparationSystem(L.LightningModule):
     """Model + loss + optimiser for mix-and-separate training.

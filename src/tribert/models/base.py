@@ -35,6 +35,11 @@ from torch import Tensor, nn
 from tribert.errors import TribertError
 
 
+# The top-level modules of a model that make the masks from a condition: the U-Net of every model
+# and TriBERT's motion guide (paired ablations: drawn from their own seed, gradient clipped apart).
+SEPARATOR_MODULES = ("separator", "motion")
+
+
 def run_seed_plus(offset: int) -> int:
     """The run's seed (``torch.initial_seed()``) plus ``offset``, as a valid generator seed."""
     return (torch.initial_seed() + offset) % 2**63

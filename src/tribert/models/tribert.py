@@ -187,7 +187,7 @@ class TriBERT(nn.Module):
             self._build_separator(c)
 
     def _build_separator(self, c: ModelConfig) -> None:
-        """The motion guide (if any) and the conditioned U-Net."""
+        """The motion guide (if any) and the conditioned U-Net: the modules named in ``SEPARATOR_MODULES``."""
         if c.uses_motion_guide():
             self.motion = MotionGuide(c.motion_guide, c.motion_guide_maps, c.spec_bins,
                                       partners=c.motion_guide_partners, hidden=c.motion_guide_hidden,
