@@ -42,6 +42,10 @@ CURVES = {
     # co-attention between the performer's streams only (vision, pose): the audio stream, one
     # mixture-level vector repeated, keeps to itself
     "TriBERT-small + co-attention without audio": ["model.coattention=true", "model.coattention_audio=false"],
+    # gated co-attention into the audio stream only: it reads this video's performers, while the
+    # vision and pose streams compute what they would without co-attention
+    "TriBERT-small + gated co-attention into audio": ["model.coattention=true", "model.coattention_gate=true",
+                                                      "model.coattention_receivers=[audio]"],
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?
     "TriBERT w/o pose and co-attention": ["model.use_pose=false", "model.coattention=false"],
     "TriBERT w/o pose + gated co-attention": ["model.use_pose=false", "model.coattention=true",

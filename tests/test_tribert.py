@@ -176,6 +176,28 @@ def test_coattention_without_audio_keeps_the_mixture_stream_apart(audio):
         tiny_config(coattention_audio=False, use_pose=False).validate()
 
 
+def test_coattention_into_audio_only_leaves_the_performers_streams_as_without_coattention():
+    def transformer(**fields) -> TriBERTTransformer:
+        torch.manual_seed(1)
+        return TriBERTTransformer(tiny_config(**fields)).eval()
+
+    off = transformer(coattention=False)
+    into_audio = transformer(coattention_receivers=("audio",), coattention_own_init=True)
+    tokens = _tokens(off.config, grad=True)
+    _, reference, _ = off(tokens)
+    _, hidden, _ = into_audio(tokens)
+    # vision and pose compute exactly what they would without co-attention; audio reads them
+    assert torch.equal(hidden["vision"], reference["vision"]) and torch.equal(hidden["pose"], reference["pose"])
+    assert not torch.allclose(hidden["audio"], reference["audio"], atol=1e-3)
+    hidden["audio"].square().sum().backward()
+    assert tokens["vision"].grad.abs().sum() > 0 and tokens["pose"].grad.abs().sum() > 0
+    # only the receiver has queries and an output; only the performers lend keys and values
+    block = into_audio.encoder.co_blocks["0"]
+    assert set(block.q) == set(block.out) == {"audio"} and set(block.k) == set(block.v) == {"vision", "pose"}
+    with pytest.raises(ConfigError, match=r"coattention_receivers \['piano'\] must be co-attending streams"):
+        tiny_config(coattention_receivers=("piano",)).validate()
+
+
 def test_coattention_layers_selection():
     enc = TriModalEncoder({"vision": 8, "audio": 4}, num_layers=3, heads=2, ffn_dim=8, coattention_dim=8,
                           coattention_layers=(1,))

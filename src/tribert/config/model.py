@@ -152,6 +152,11 @@ class ModelConfig:
     # *mixture* repeated over every token, the same for both videos of a mixture: as a co-attention
     # partner it can only add the same mixture-level update to every performer's tokens.
     coattention_audio: bool = True
+    # The co-attending streams that take co-attention's update (not in the paper, where every stream
+    # does); the others only lend their keys and values. () = all. ["audio"]: the audio stream (one
+    # mixture vector, the same for both videos) reads this video's performers, and the vision and
+    # pose streams compute what they would without co-attention.
+    coattention_receivers: tuple[str, ...] = ()
     # Motion guide (not in the paper; tribert.models.motion): each performer's pose sequence through
     # a small temporal conv net of this width, drawn as motion_guide_maps time-frequency maps that the
     # U-Net reads beside the mixture, so the separator knows when and where in pitch *this*
@@ -206,6 +211,7 @@ class ModelConfig:
         self.pose_strides = tuple(self.pose_strides)
         self.vggish_channels = tuple(self.vggish_channels)
         self.coattention_layers = tuple(self.coattention_layers)
+        self.coattention_receivers = tuple(self.coattention_receivers)
         self.validate()
 
     # ------------------------------------------------------------------------------------------
@@ -284,6 +290,10 @@ class ModelConfig:
                                       or self.coattention_own_init),
              "coattention_gate, coattention_layers, coattention_audio and coattention_own_init need coattention: "
              "true (there is no co-attention to gate, place, leave audio out of or draw apart)")
+        need(not self.coattention_receivers or (self.coattention and set(self.coattention_receivers)
+                                                <= set(self.coattention_streams())),
+             f"coattention_receivers {list(self.coattention_receivers)} must be co-attending streams "
+             f"({', '.join(self.coattention_streams()) if self.coattention else 'none: coattention is false'})")
         need(self.coattention_audio or not self.coattention or len(self.coattention_streams()) >= 2,
              "coattention_audio: false leaves one stream to co-attend (it needs vision and pose)")
         need(not self.pose_strides or len(self.pose_strides) == len(self.pose_channels),

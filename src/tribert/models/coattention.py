@@ -20,6 +20,11 @@ so the streams never see each other.
 Streams are kept in a ``dict`` keyed "vision", "pose", "audio"; any subset of two or three works
 (the "without vision" / "without pose" ablations are two-stream co-attention, i.e. ViLBERT).
 
+``receivers`` (not in the paper, which updates every stream): only these streams make queries and
+take the block's update; the others only lend keys and values and pass through unchanged (with
+``receivers=("audio",)`` the audio stream reads the performers and the vision and pose streams
+compute what they would without co-attention).
+
 ``gated=True`` (not in the paper; Flamingo's gated cross-attention, Alayrac et al. 2022): each
 stream takes a co-attention block's update through a learnt gate, ``h + tanh(alpha) (block(h) - h)``
 with ``alpha = 0`` at initialisation, so the model starts as the "without co-attention" ablation
@@ -112,37 +117,45 @@ class TriModalCoAttention(nn.Module):
         dims: ordered ``{stream: width}`` of the streams taking part (two or three).
         width: co-attention Q/K/V width. heads: attention heads. ffn_dim: feed-forward width.
         gated: each stream takes the block's update through a tanh gate that starts closed.
+        receivers: the streams that query the others and take the update (default all).
     """
 
     def __init__(self, dims: dict[str, int], width: int, heads: int, ffn_dim: int,
-                 dropout: float, attention_dropout: float, layout: str = "tokens", gated: bool = False):
+                 dropout: float, attention_dropout: float, layout: str = "tokens", gated: bool = False,
+                 receivers: tuple[str, ...] | None = None):
         super().__init__()
         if len(dims) < 2:
             raise ValueError("co-attention needs at least two streams")
         if layout not in ("features", "tokens"):
             raise ValueError(f"unknown co-attention layout {layout!r}")
         self.streams = tuple(dims)
+        self.receivers = tuple(receivers or dims)
+        if not set(self.receivers) <= set(dims):
+            raise ValueError(f"co-attention receivers {self.receivers} are not all among the streams {self.streams}")
+        # streams whose keys/values some receiver reads (a stream never reads itself)
+        self.senders = tuple(s for s in dims if any(r != s for r in self.receivers))
         self.heads = heads
         self.layout = layout
         kv_width = width // (len(dims) - 1) if layout == "features" else width
-        self.q = nn.ModuleDict({s: nn.Linear(d, width) for s, d in dims.items()})
-        self.k = nn.ModuleDict({s: nn.Linear(d, kv_width) for s, d in dims.items()})
-        self.v = nn.ModuleDict({s: nn.Linear(d, kv_width) for s, d in dims.items()})
+        self.q = nn.ModuleDict({s: nn.Linear(dims[s], width) for s in self.receivers})
+        self.k = nn.ModuleDict({s: nn.Linear(dims[s], kv_width) for s in self.senders})
+        self.v = nn.ModuleDict({s: nn.Linear(dims[s], kv_width) for s in self.senders})
         self.attend = AttentionCore(attention_dropout)
-        self.out = nn.ModuleDict({s: nn.Linear(width, d) for s, d in dims.items()})
-        self.norm = nn.ModuleDict({s: nn.LayerNorm(d, eps=1e-12) for s, d in dims.items()})
-        self.ffn = nn.ModuleDict({s: FeedForward(d, ffn_dim, dropout) for s, d in dims.items()})
+        self.out = nn.ModuleDict({s: nn.Linear(width, dims[s]) for s in self.receivers})
+        self.norm = nn.ModuleDict({s: nn.LayerNorm(dims[s], eps=1e-12) for s in self.receivers})
+        self.ffn = nn.ModuleDict({s: FeedForward(dims[s], ffn_dim, dropout) for s in self.receivers})
         self.drop = nn.Dropout(dropout)
         # One gate per stream, closed at initialisation (see the module docstring); None = ungated.
-        self.gate = nn.ParameterDict({s: nn.Parameter(torch.zeros(1)) for s in dims}) if gated else None
+        self.gate = nn.ParameterDict({s: nn.Parameter(torch.zeros(1)) for s in self.receivers}) if gated else None
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
-        """h: ``{stream: [B, L_s, D_s]}`` -> the same shapes, each conditioned on the others."""
-        keys = {s: split_heads(self.k[s](h[s]), self.heads) for s in self.streams}  # [B, H, L_s, d_kv]
-        values = {s: split_heads(self.v[s](h[s]), self.heads) for s in self.streams}
+        """h: ``{stream: [B, L_s, D_s]}`` -> ``{receiver: [B, L_s, D_s]}``, each conditioned on the
+        other streams (every stream with the default receivers)."""
+        keys = {s: split_heads(self.k[s](h[s]), self.heads) for s in self.senders}  # [B, H, L_s, d_kv]
+        values = {s: split_heads(self.v[s](h[s]), self.heads) for s in self.senders}
         axis = 3 if self.layout == "features" else 2  # per-head features [B, H, L, d] or tokens [B, H, sum L_o, d]
         out = {}
-        for s in self.streams:
+        for s in self.receivers:
             others = [o for o in self.streams if o != s]
             k = torch.cat([keys[o] for o in others], dim=axis)
             v = torch.cat([values[o] for o in others], dim=axis)
@@ -164,6 +177,8 @@ class TriModalEncoder(nn.Module):
         gated: co-attention updates through gates closed at initialisation (see the module docstring).
         coattention_streams: the streams taking part in co-attention (default all); the others
             only self-attend.
+        coattention_receivers: the co-attending streams that take the blocks' updates (default all);
+            the others only lend keys and values.
         coattention_seed: draw the co-attention blocks from ``torch.manual_seed(coattention_seed)``
             and leave the global generator as if they did not exist (None: from the global one).
     """
@@ -172,7 +187,7 @@ class TriModalEncoder(nn.Module):
                  coattention_dim: int, coattention_layers: tuple[int, ...],
                  dropout: float = 0.1, attention_dropout: float = 0.1, layout: str = "tokens",
                  gated: bool = False, coattention_streams: tuple[str, ...] | None = None,
-                 coattention_seed: int | None = None):
+                 coattention_receivers: tuple[str, ...] | None = None, coattention_seed: int | None = None):
         super().__init__()
         self.streams = tuple(dims)
         self.co_streams = tuple(coattention_streams or dims)
@@ -185,7 +200,7 @@ class TriModalEncoder(nn.Module):
         with drawn_from_seed(coattention_seed):
             self.co_blocks = nn.ModuleDict(
                 {str(i): TriModalCoAttention(co_dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout,
-                                             layout, gated)
+                                             layout, gated, coattention_receivers)
                  for i in coattention_layers})
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
