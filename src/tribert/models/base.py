@@ -65,6 +65,14 @@ def check_shape(name: str, x: Optional[Tensor], expected: tuple) -> None:
         raise TribertError(f"{name} must have shape [{shape}], got {list(x.shape)}")
 
 
+def check_objects(objects: Tensor, num_videos: int, num_objects: int) -> None:
+    """objects must be [V, S] with entries in -1..num_objects-1 (one-line TribertError otherwise)."""
+    if objects.dim() != 2 or objects.shape[0] != num_videos:
+        raise TribertError(f"objects must be [V, S] with V = {num_videos}, got {list(objects.shape)}")
+    if bool(((objects < -1) | (objects >= num_objects)).any()):
+        raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
+
+
 @dataclass
 class SeparatorOutput:
     mask_logits: Tensor  # [V, S, 1, F, T]
@@ -78,10 +86,7 @@ def source_weights(objects: Tensor, presence: Tensor) -> Tensor:
     objects [B, S] long in -1..O-1, presence [B, O] bool -> weights [B, S, O] (rows sum to 1).
     """
     num_objects = presence.shape[1]
-    if objects.dim() != 2 or objects.shape[0] != presence.shape[0]:
-        raise TribertError(f"objects must be [B, S] with B = {presence.shape[0]}, got {tuple(objects.shape)}")
-    if bool(((objects < -1) | (objects >= num_objects)).any()):
-        raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
+    check_objects(objects, presence.shape[0], num_objects)
     one_hot = F.one_hot(objects.clamp_min(0).long(), num_objects).float()  # [B, S, O]
     presence = presence | ~presence.any(1, keepdim=True)  # nobody marked: every object
     whole = presence.float() / presence.sum(1, keepdim=True)  # [B, O]

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tribert.errors import ConfigError, TribertError
-from tribert.models.base import SeparatorOutput, check_shape, select_objects, separate_sources
+from tribert.models.base import SeparatorOutput, check_objects, check_shape, select_objects, separate_sources
 from tribert.config.model import ModelConfig
 from tribert.models.pose import STGCN, pose_presence, prepare_pose
 from tribert.models.resnet import ResNet, build_resnet, load_resnet_weights
@@ -79,16 +79,8 @@ def _check_video_inputs(config: ModelConfig, frames: Tensor, mix_logmag: Tensor,
     check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
     nv = mix_logmag.shape[0]
     check_shape("frames", frames, (nv, config.num_frames, 3, None, None))
-    _check_objects(objects, nv, config.num_objects)
+    check_objects(objects, nv, config.num_objects)
     return nv
-
-
-def _check_objects(objects: Tensor, num_videos: int, num_objects: int) -> None:
-    """objects must be [V, S] with entries in -1..num_objects-1 (one-line TribertError otherwise)."""
-    if objects.dim() != 2 or objects.shape[0] != num_videos:
-        raise TribertError(f"objects must be [V, S] with V = {num_videos}, got {list(objects.shape)}")
-    if bool(((objects < -1) | (objects >= num_objects)).any()):
-        raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +260,7 @@ class AudioOnlyUNet(nn.Module):
         c = self.config
         check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
         nv = mix_logmag.shape[0]
-        _check_objects(objects, nv, c.num_objects)
+        check_objects(objects, nv, c.num_objects)
         check_shape("labels", labels, (nv, c.num_classes))
         check_shape("source_labels", source_labels, tuple(objects.shape))
         if bool(((source_labels < -1) | (source_labels >= c.num_classes)).any()):
