@@ -555,7 +555,7 @@ def test_gated_coattention_own_init_starts_as_the_model_without_coattention():
         torch.manual_seed(5)
         return TriBERT(tiny_config(**fields)).eval()
 
-    off = build(coattention=False)
+    off = build(coattention=False, coattention_own_init=True)  # the field is set in every arm
     inputs = example_inputs(off.config, batch_size=2, num_sources=2)
     shared = lambda m: {k: v for k, v in m.state_dict().items() if ".co_blocks." not in k}
     drawn_apart = build(coattention=True, coattention_gate=True, coattention_own_init=True)

@@ -130,9 +130,10 @@ class ModelConfig:
     # ablations) then start from the same separator, so their difference is not a different draw
     # of U-Net weights (paired ablations). TriBERT only.
     separator_own_init: bool = False
-    # The same for the co-attention blocks (needs coattention: true): they are drawn from a generator
-    # seeded by the run's seed alone, so every other weight is the same draw as in the model without
-    # co-attention. With coattention_gate as well, the two models start as the same function.
+    # The same for the co-attention blocks: they are drawn from a generator seeded by the run's seed
+    # alone, so every other weight is the same draw as in the model without co-attention. With
+    # coattention_gate as well, the two models start as the same function. Set it in every arm of a
+    # comparison (with coattention: false there is nothing to draw apart, and the draw is the same).
     coattention_own_init: bool = False
     # The WSDDN vision/pose heads see every token including the SOS position (authors' code; the
     # paper's eq. 3-4 sum over "regions"); False = only the K*O frame tokens.
@@ -286,10 +287,9 @@ class ModelConfig:
              f"coattention_dim ({self.coattention_dim}) must be divisible by num_heads")
         bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
         need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
-        need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio
-                                      or self.coattention_own_init),
-             "coattention_gate, coattention_layers, coattention_audio and coattention_own_init need coattention: "
-             "true (there is no co-attention to gate, place, leave audio out of or draw apart)")
+        need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio),
+             "coattention_gate, coattention_layers and coattention_audio need coattention: true (there is "
+             "no co-attention to gate, place or leave audio out of)")
         need(not self.coattention_receivers or (self.coattention and set(self.coattention_receivers)
                                                 <= set(self.coattention_streams())),
              f"coattention_receivers {list(self.coattention_receivers)} must be co-attending streams "
