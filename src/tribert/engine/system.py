@@ -23,6 +23,7 @@ from tribert.models import build_separator
 from tribert.models.base import SEPARATOR_MODULES
 from tribert.models.heads import classification_losses
 
+
 class SeparationSystem(L.LightningModule):
     """Model + loss + optimiser for mix-and-separate training.
 
