@@ -8,7 +8,10 @@ tokens projected to the stream's width: what enters the transformer) and of its 
 (what leaves it), and the pooled condition of the performer, standardises each feature with the
 training statistics, and counts how often a test solo's nearest class centroid is its own class.
 Chance is 1 / classes; a stream that knows the class before the transformer and not after it is
-losing it inside. No training: a few forward passes per checkpoint.
+losing it inside. Beside the probe, the model's own classifiers on the same test solos (top-1 of
+their argmax, no centroids): the vision, pose and audio heads (per video) and the condition's
+class head on the whole video, which is what the U-Net is conditioned on. No training: a few
+forward passes per checkpoint.
 
     python benchmarks/stream_probe.py --train data/synth2k/train --test data/synth-test/test \\
         --checkpoints runs/a/checkpoints/step003000.ckpt runs/b/checkpoints/step003000.ckpt \\
@@ -22,21 +25,30 @@ import json
 from pathlib import Path
 
 
-def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, "torch.Tensor"]:  # noqa: F821
-    """{stage: [N, D]} features and [N] classes of the solo videos in ``mixtures`` fixed mixtures."""
+def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, dict, "torch.Tensor"]:  # noqa: F821
+    """{stage: [N, D]} features, {classifier: [N, C]} class scores and [N] classes of the solo
+    videos in ``mixtures`` fixed mixtures."""
     import torch
 
     from tribert.engine.train import eval_loader
 
     feats: dict[str, list] = {}
+    scores: dict[str, list] = {}
     classes = []
     model = system.model
     for batch in eval_loader(system.config, data_dir, limit=mixtures, seed=0):
         inputs = batch.video_inputs()
         with torch.no_grad():
             enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
+            whole = torch.full((enc.mix_logmag.shape[0], 1), -1, dtype=torch.long)  # [V, 1] the whole video
+            _, condition_logits = model.condition(enc, whole)
         labels = batch.video_labels()  # [V, C]
         solo = labels.sum(-1) == 1
+        heads = {"vision head": enc.vision_scores, "pose head": enc.pose_scores, "audio head": enc.audio_logits,
+                 "condition head": None if condition_logits is None else condition_logits[:, 0]}
+        for name, score in heads.items():
+            if score is not None:
+                scores.setdefault(name, []).append(score[solo])
         objects = model.config.num_objects
         for s in enc.embeddings:
             feats.setdefault(f"{s} before", []).append(enc.embeddings[s][:, objects:].mean(1)[solo])
@@ -44,7 +56,8 @@ def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, "torch.Te
         # the performer's condition: a solo is person / object 0 of the present ones
         feats.setdefault("pooled condition", []).append(enc.pooled_sos[:, 0][solo])
         classes.append(labels[solo].argmax(-1))
-    return {k: torch.cat(v) for k, v in feats.items()}, torch.cat(classes)
+    return ({k: torch.cat(v) for k, v in feats.items()}, {k: torch.cat(v) for k, v in scores.items()},
+            torch.cat(classes))
 
 
 def centroid_top1(train: "torch.Tensor", train_y, test, test_y, num_classes: int) -> float:  # noqa: F821
@@ -79,12 +92,13 @@ def main() -> None:
     for ckpt in args.checkpoints:
         try:  # a missing or wrong checkpoint or data folder: one line
             system = load_system(ckpt, expect_model="tribert")
-            train, train_y = solo_features(system, args.train, args.mixtures)
-            test, test_y = solo_features(system, args.test, args.mixtures)
+            train, _, train_y = solo_features(system, args.train, args.mixtures)
+            test, test_scores, test_y = solo_features(system, args.test, args.mixtures)
         except TribertError as err:
             raise SystemExit(f"stream_probe: {err}") from None
         num_classes = len(system.config.data.classes)
         row = {stage: centroid_top1(train[stage], train_y, test[stage], test_y, num_classes) for stage in train}
+        row.update({name: float((score.argmax(-1) == test_y).float().mean()) for name, score in test_scores.items()})
         results[ckpt] = {"top1": row, "train_solos": len(train_y), "test_solos": len(test_y),
                          "chance": 1 / num_classes}
         print(f"{ckpt}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
