@@ -117,7 +117,7 @@ class TriModalCoAttention(nn.Module):
         dims: ordered ``{stream: width}`` of the streams taking part (two or three).
         width: co-attention Q/K/V width. heads: attention heads. ffn_dim: feed-forward width.
         gated: each stream takes the block's update through a tanh gate that starts closed.
-        receivers: the streams that query the others and take the update (default all).
+        receivers: the streams that query the others and take the update (None or empty: all).
     """
 
     def __init__(self, dims: dict[str, int], width: int, heads: int, ffn_dim: int,
@@ -177,8 +177,8 @@ class TriModalEncoder(nn.Module):
         gated: co-attention updates through gates closed at initialisation (see the module docstring).
         coattention_streams: the streams taking part in co-attention (default all); the others
             only self-attend.
-        coattention_receivers: the co-attending streams that take the blocks' updates (default all);
-            the others only lend keys and values.
+        coattention_receivers: the co-attending streams that take the blocks' updates (None or
+            empty: all); the others only lend keys and values.
         coattention_seed: draw the co-attention blocks from ``torch.manual_seed(coattention_seed)``
             and leave the global generator as if they did not exist (None: from the global one).
     """

@@ -114,7 +114,7 @@ class TriBERTTransformer(nn.Module):
                                        config.coattention_dim, config.coattention_layer_ids(),
                                        config.dropout, config.attention_dropout, config.coattention_layout,
                                        config.coattention_gate, config.coattention_streams(),
-                                       coattention_receivers=config.coattention_receivers or None,
+                                       coattention_receivers=config.coattention_receivers,
                                        coattention_seed=run_seed_plus(COATTENTION_SEED_OFFSET)
                                        if config.coattention_own_init else None)
         p = config.sos_pool_dim
