@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tribert.config import Config, DataConfig
-from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, read_mixture_list,
-                                 write_mixture_list)
+from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, pose_withheld,
+                                 read_mixture_list, write_mixture_list)
 from tribert.errors import ConfigError, TribertError
 
 from helpers import AUDIO, VIDEO, make_clip
@@ -114,12 +114,47 @@ def test_same_class_mix_draws_players_of_one_instrument(clip_root):
         Config.load(overrides=["data.same_class_mix=1.5"])
 
 
+def test_pose_missing_withholds_the_same_clips_in_training_and_evaluation(clip_root):
+    # The choice is a fixed fraction of ids, and a larger fraction withholds a superset.
+    ids = [f"clip{i:04d}" for i in range(2000)]
+    for fraction in (0.2, 0.5):
+        share = sum(pose_withheld(i, fraction) for i in ids) / len(ids)
+        assert abs(share - fraction) < 0.04, (fraction, share)
+    assert {i for i in ids if pose_withheld(i, 0.2)} <= {i for i in ids if pose_withheld(i, 0.5)}
+    assert not any(pose_withheld(i, 0.0) for i in ids) and all(pose_withheld(i, 1.0) for i in ids)
+
+    clips = load_clips(clip_root, DataConfig().classes)
+    def threshold(cid: str) -> float:  # the smallest fraction (to 1/1000) that withholds a clip
+        return next(k / 1000 for k in range(1, 1001) if pose_withheld(cid, k / 1000))
+
+    fraction = sorted(threshold(c.meta.id) for c in clips)[1]  # withholds two of the four clips
+    withheld = {c.meta.id for c in clips if pose_withheld(c.meta.id, fraction)}
+    assert len(withheld) == 2, withheld
+
+    def seen(ds: MixDataset, n: int) -> dict[str, bool]:  # clip id -> whether any keypoint was seen
+        out = {}
+        for i in range(n):
+            group = ds._spec(i)[0]
+            pose = ds[i].pose[0]  # [N, P, T, 68, 3]
+            for clip, p in zip(group, pose):
+                out[clip.meta.id] = bool((p[..., 2] > 0).any())
+        return out
+
+    data = DataConfig(pose_missing=fraction)
+    train = seen(MixDataset(clips, AUDIO, VIDEO, data, length=16, seed=0), 16)
+    test = seen(MixDataset(clips, AUDIO, VIDEO, data, mixtures=make_mixture_list(clips, 2, AUDIO.crop_samples, 0)), 2)
+    for drawn in (train, test):
+        assert drawn and all(has_pose == (cid not in withheld) for cid, has_pose in drawn.items()), drawn
+    assert set(train) == {c.meta.id for c in clips}  # every clip was drawn, so both kinds were checked
+
+
 @pytest.mark.parametrize("override, message", [
     ("data.mask=soft", "data.mask must be 'binary' or 'ratio'"),
     ("data.num_mix=0", "data.num_mix must be >= 1"),
     ("data.gain_min=2.0", "gain_min <= gain_max"),
     ("data.gain_min=-0.5", "0 <= gain_min"),
     ("data.num_workers=-1", "data.num_workers must be >= 0"),
+    ("data.pose_missing=1.5", "data.pose_missing must be in"),
 ])
 def test_data_values_no_data_set_can_use_are_refused_when_the_config_loads(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -81,6 +81,12 @@ class DataConfig:
     # share an instrument with its first one (two players of one instrument in different videos:
     # only their movement tells them apart); 0 = every mixture drawn at random.
     same_class_mix: float = 0.0
+    # The fraction of clips whose pose is withheld (every keypoint at confidence 0, as where a
+    # detector finds nobody), in training and evaluation alike. Which clips is fixed by the clip id
+    # (``pose_withheld``), so every run and every split withholds the same ones. Not in the paper: a
+    # stand-in for real videos, where the detector often misses the performer, to measure what
+    # a model does when pose cannot name the instrument. 0 = every clip keeps its pose.
+    pose_missing: float = 0.0
     classes: tuple[str, ...] = MUSIC21_CLASSES
     num_workers: int = 0
     # Keep each clip's audio, pose and resized frames in memory after the first read (per loader
@@ -96,6 +102,8 @@ class DataConfig:
             raise ConfigError(f"data.duet_weight must be > 0, got {self.duet_weight}")
         if not 0 <= self.same_class_mix <= 1:
             raise ConfigError(f"data.same_class_mix must be in [0, 1], got {self.same_class_mix}")
+        if not 0 <= self.pose_missing <= 1:
+            raise ConfigError(f"data.pose_missing must be in [0, 1], got {self.pose_missing}")
         if self.mask not in ("binary", "ratio"):
             raise ConfigError(f"data.mask must be 'binary' or 'ratio', got {self.mask!r}")
         if self.num_mix < 1:

@@ -13,6 +13,7 @@ shape and the source-slot layout); ``mix_loader`` makes a DataLoader that joins 
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -172,6 +173,15 @@ def read_mixture_list(path: str | Path) -> list[MixSpec]:
         raise TribertError(f"malformed mixture list ({err})", path) from None
 
 
+def pose_withheld(clip_id: str, fraction: float) -> bool:
+    """Whether ``data.pose_missing = fraction`` withholds this clip's pose: a hash of the id, so the
+    choice is the same in every run, split and process, and a larger fraction withholds a superset."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha256(clip_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64 < fraction
+
+
 class MixDataset(Dataset):
     """Mix-and-separate over prepared clips; one class for real data and SynthMUSIC.
 
@@ -289,7 +299,10 @@ class MixDataset(Dataset):
         return normalise_frames(frames)
 
     def _pose(self, clip: Clip, start_s: float, dur_s: float) -> np.ndarray:
-        """Pose over [start, start + dur] resampled to Tp frames -> [P, Tp, 68, 3], xy in [0,1]."""
+        """Pose over [start, start + dur] resampled to Tp frames -> [P, Tp, 68, 3], xy in [0,1];
+        all zeros for a clip whose pose is withheld (``data.pose_missing``)."""
+        if pose_withheld(clip.meta.id, self.data.pose_missing):
+            return np.zeros((self.video.max_persons, self.video.pose_frames, 68, 3), np.float32)
         w, h = self._cached(clip, "frame_size", clip.frame_size)
         pose = self._cached(clip, "pose", lambda: clip.pose(self.video.max_persons))
         return pose_window(pose, clip.meta.pose_fps, start_s, dur_s, self.video.pose_frames, w, h)
