@@ -11,6 +11,11 @@ For a checkpoint whose U-Net sees class posteriors (``model.condition_classes: p
 
 If ``truth`` scores no better than ``predicted``, the U-Net is not reading the class part.
 
+Beside each mode's table row, the single-source SDR per source split by whether the class head
+named that source's class (its argmax) and, where some test videos have no pose (a missed
+detection, ``data.pose_missing``), by whether the video has pose: how often the condition is
+wrong, and what a wrong class costs.
+
     python benchmarks/condition_probe.py --checkpoint RUN/checkpoints/step000500.ckpt \\
         --test data/synth-test/test --mixtures 100 --out condition_probe.json
 """
@@ -19,6 +24,41 @@ from __future__ import annotations
 
 import argparse
 import json
+
+
+def single_source_split(system, batches) -> dict[str, dict]:
+    """Single-source SDR per source, grouped by "class right / wrong" x "pose / no pose" (the class
+    head's argmax against the source's class) -> {group: {"sources": n, "sdr": mean dB}}."""
+    import torch
+
+    from tribert.audio import AudioFrontEnd
+    from tribert.engine.evaluate import masks_to_wavs
+    from tribert.metrics import bss_eval, is_silent
+
+    frontend, n = AudioFrontEnd(system.config.audio), system.config.audio.eval_samples
+    groups: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for batch in batches:
+            out, mask_logits = system(batch)
+            wavs = masks_to_wavs(frontend, mask_logits, batch.mix_wav, None)  # [B, S, L]
+            named = out.condition_logits.argmax(-1).reshape(batch.batch_size, -1)  # [B, S] slots
+            has_pose = (batch.pose[..., 2] > 0).flatten(2).any(-1)  # [B, N] videos
+            for i in range(batch.batch_size):
+                ref = batch.real(i, batch.source_wavs)[:, :n]
+                if bool((batch.real(i, batch.source_object) >= 0).any()) or is_silent(ref):
+                    continue  # not a single-source mixture, or not scorable
+                sdr = bss_eval(ref, batch.real(i, wavs)[:, :n])[0]
+                right = batch.real(i, named) == batch.real(i, batch.source_label)
+                pose = has_pose[i][batch.real(i, batch.source_video)]
+                for j in range(len(sdr)):
+                    key = ("class right" if right[j] else "class wrong") + (", pose" if pose[j] else ", no pose")
+                    groups.setdefault(key, []).append(float(sdr[j]))
+    if not any("no pose" in k for k in groups):  # every video has pose: split by the class alone
+        merged: dict[str, list[float]] = {}
+        for k, v in groups.items():
+            merged.setdefault(k.split(",")[0], []).extend(v)
+        groups = merged
+    return {k: {"sources": len(v), "sdr": sum(v) / len(v)} for k, v in sorted(groups.items())}
 
 
 def main() -> None:
@@ -67,9 +107,12 @@ def main() -> None:
     for mode in ("predicted", "truth", "argmax"):
         state["mode"] = mode
         res = evaluate({mode: system}, batches, oracles=False, mixture=False, progress=False)[mode]
+        res["single_by_class"] = single_source_split(system, batches)
         results[mode] = res
         print(f"{mode:10s} single {res['single']['sdr']:6.2f}  multi {res['multi']['sdr']:6.2f}  "
-              f"same-class {res['same_class']['sdr']:6.2f} dB", flush=True)
+              f"same-class {res['same_class']['sdr']:6.2f} dB; single-source by the named class: "
+              + ", ".join(f"{k} {v['sdr']:.2f} ({v['sources']})" for k, v in res["single_by_class"].items()),
+              flush=True)
     with open(args.out, "w") as f:
         json.dump({"checkpoint": args.checkpoint, "test": args.test, "mixtures": args.mixtures,
                    "results": results}, f, indent=1)

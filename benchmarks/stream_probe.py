@@ -25,16 +25,16 @@ import json
 from pathlib import Path
 
 
-def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, dict, "torch.Tensor"]:  # noqa: F821
-    """{stage: [N, D]} features, {classifier: [N, C]} class scores and [N] classes of the solo
-    videos in ``mixtures`` fixed mixtures."""
+def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, dict, "torch.Tensor", "torch.Tensor"]:  # noqa: F821
+    """{stage: [N, D]} features, {classifier: [N, C]} class scores, [N] classes and [N] bool
+    "has any pose keypoint" of the solo videos in ``mixtures`` fixed mixtures."""
     import torch
 
     from tribert.engine.train import eval_loader
 
     feats: dict[str, list] = {}
     scores: dict[str, list] = {}
-    classes = []
+    classes, has_pose = [], []
     model = system.model
     for batch in eval_loader(system.config, data_dir, limit=mixtures, seed=0):
         inputs = batch.video_inputs()
@@ -56,8 +56,9 @@ def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, dict, "to
         # the performer's condition: a solo is person / object 0 of the present ones
         feats.setdefault("pooled condition", []).append(enc.pooled_sos[:, 0][solo])
         classes.append(labels[solo].argmax(-1))
+        has_pose.append((inputs["pose"][..., 2] > 0).flatten(1).any(1)[solo])  # [V] -> solos
     return ({k: torch.cat(v) for k, v in feats.items()}, {k: torch.cat(v) for k, v in scores.items()},
-            torch.cat(classes))
+            torch.cat(classes), torch.cat(has_pose))
 
 
 def centroid_top1(train: "torch.Tensor", train_y, test, test_y, num_classes: int) -> float:  # noqa: F821
@@ -92,23 +93,37 @@ def main() -> None:
     for ckpt in args.checkpoints:
         try:  # a missing or wrong checkpoint or data folder: one line
             system = load_system(ckpt, expect_model="tribert")
-            train, _, train_y = solo_features(system, args.train, args.mixtures)
-            test, test_scores, test_y = solo_features(system, args.test, args.mixtures)
+            train, _, train_y, _ = solo_features(system, args.train, args.mixtures)
+            test, test_scores, test_y, test_pose = solo_features(system, args.test, args.mixtures)
         except TribertError as err:
             raise SystemExit(f"stream_probe: {err}") from None
         num_classes = len(system.config.data.classes)
-        row = {stage: centroid_top1(train[stage], train_y, test[stage], test_y, num_classes) for stage in train}
-        row.update({name: float((score.argmax(-1) == test_y).float().mean()) for name, score in test_scores.items()})
+
+        def top1(keep: "torch.Tensor") -> dict[str, float]:  # noqa: F821  the test solos in keep
+            row = {stage: centroid_top1(train[stage], train_y, test[stage][keep], test_y[keep], num_classes)
+                   for stage in train}
+            row.update({name: float((score[keep].argmax(-1) == test_y[keep]).float().mean())
+                        for name, score in test_scores.items()})
+            return row
+
+        row = top1(torch.ones_like(test_pose))
         results[ckpt] = {"top1": row, "train_solos": len(train_y), "test_solos": len(test_y),
                          "chance": 1 / num_classes}
+        if test_pose.any() and not test_pose.all():  # some solos without pose (data.pose_missing, a missed detection)
+            results[ckpt]["top1_with_pose"] = top1(test_pose)
+            results[ckpt]["top1_without_pose"] = top1(~test_pose)
+            results[ckpt]["test_solos_without_pose"] = int((~test_pose).sum())
         print(f"{ckpt}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
               + f" ({len(test_y)} test solos, chance {1 / num_classes:.2f})", flush=True)
     stages = list(dict.fromkeys(s for r in results.values() for s in r["top1"]))  # first-seen order
     print("| checkpoint | " + " | ".join(stages) + " |")
     print("|---" * (len(stages) + 1) + "|")
     for ckpt, r in results.items():
-        print(f"| {Path(ckpt).parent.parent.name}/{Path(ckpt).name} | "
-              + " | ".join(f"{r['top1'][s]:.2f}" if s in r["top1"] else "-" for s in stages) + " |")
+        for subset in ("top1", "top1_with_pose", "top1_without_pose"):
+            if subset in r:
+                label = "" if subset == "top1" else subset.replace("top1_", ", solos ").replace("_", " ")
+                print(f"| {Path(ckpt).parent.parent.name}/{Path(ckpt).name}{label} | "
+                      + " | ".join(f"{r[subset][s]:.2f}" if s in r[subset] else "-" for s in stages) + " |")
     atomic_write_text(Path(args.out), json.dumps({"args": vars(args), "results": results}, indent=1))
     print(f"wrote {args.out}")
 
