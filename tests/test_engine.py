@@ -524,3 +524,33 @@ def test_a_bf16_run_with_the_fused_adamw_clips_and_trains(data_root, tmp_path, m
     run = train(config, runs_dir=tmp_path / "runs", progress=False)
     assert made and made[0].defaults["fused"] is True
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_condition_probe_split_accounts_for_every_single_source_sdr(data_root):
+    # The per-source split (class named right / wrong x pose / no pose) must partition exactly the
+    # sources that the evaluation's single-source row averages, with the same SDRs.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import condition_probe
+
+    from tribert.data.mixing import pose_withheld
+    from tribert.engine.evaluate import evaluate
+    from tribert.engine.train import eval_loader
+
+    clip_ids = ["violin", "flute", "cello", "duet"]
+    fraction = 0.5  # the hash withholds some of the four clips and keeps others (asserted below)
+    withheld = [pose_withheld(c, fraction) for c in clip_ids]
+    assert any(withheld) and not all(withheld), withheld
+    config = tiny_config(data_root, f"data.pose_missing={fraction}")
+    torch.manual_seed(0)
+    system = SeparationSystem(config).eval()
+    batches = list(eval_loader(config, data_root))
+    reference = evaluate({"m": system}, batches, oracles=False, mixture=False, progress=False)["m"]["single"]
+    split = condition_probe.single_source_split(system, batches)
+    assert reference["sources"] > 0
+    assert sum(g["sources"] for g in split.values()) == reference["sources"]
+    mean = sum(g["sdr"] * g["sources"] for g in split.values()) / reference["sources"]
+    assert abs(mean - reference["sdr"]) < 1e-3, (mean, reference["sdr"])
+    assert all(k.split(", ")[0] in ("class right", "class wrong") for k in split), split
