@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 
 
-def single_source_split(system, batches) -> dict[str, dict]:
+def single_source_split(system, batches) -> tuple[dict[str, dict], dict[str, list]]:
     """Single-source SDR per source, grouped by "class right / wrong" x "pose / no pose" (the class
-    head's argmax against the source's class) -> {group: {"sources": n, "sdr": mean dB}}."""
+    head's argmax against the source's class) -> ({group: {"sources": n, "sdr": mean dB}},
+    {wrong group: [[true class, named class, count], ...] most common first})."""
     import torch
 
     from tribert.audio import AudioFrontEnd
@@ -37,6 +39,8 @@ def single_source_split(system, batches) -> dict[str, dict]:
 
     frontend, n = AudioFrontEnd(system.config.audio), system.config.audio.eval_samples
     groups: dict[str, list[float]] = {}
+    confusions: dict[str, Counter] = {}
+    classes = system.config.data.classes
     with torch.no_grad():
         for batch in batches:
             out, mask_logits = system(batch)
@@ -53,12 +57,17 @@ def single_source_split(system, batches) -> dict[str, dict]:
                 for j in range(len(sdr)):
                     key = ("class right" if right[j] else "class wrong") + (", pose" if pose[j] else ", no pose")
                     groups.setdefault(key, []).append(float(sdr[j]))
+                    if not right[j]:
+                        truth, guess = int(batch.real(i, batch.source_label)[j]), int(batch.real(i, named)[j])
+                        confusions.setdefault(key, Counter())[(classes[truth], classes[guess])] += 1
     if not any("no pose" in k for k in groups):  # every video has pose: split by the class alone
         merged: dict[str, list[float]] = {}
         for k, v in groups.items():
             merged.setdefault(k.split(",")[0], []).extend(v)
         groups = merged
-    return {k: {"sources": len(v), "sdr": sum(v) / len(v)} for k, v in sorted(groups.items())}
+        confusions = {"class wrong": sum(confusions.values(), Counter())} if confusions else {}
+    return ({k: {"sources": len(v), "sdr": sum(v) / len(v)} for k, v in sorted(groups.items())},
+            {k: [[t, g, n] for (t, g), n in c.most_common()] for k, c in sorted(confusions.items())})
 
 
 def main() -> None:
@@ -107,15 +116,18 @@ def main() -> None:
     for mode in ("predicted", "truth", "argmax"):
         state["mode"] = mode
         res = evaluate({mode: system}, batches, oracles=False, mixture=False, progress=False)[mode]
-        res["single_by_class"] = single_source_split(system, batches)
+        res["single_by_class"], confusions = single_source_split(system, batches)
         results[mode] = res
         print(f"{mode:10s} single {res['single']['sdr']:6.2f}  multi {res['multi']['sdr']:6.2f}  "
               f"same-class {res['same_class']['sdr']:6.2f} dB; single-source by the named class: "
               + ", ".join(f"{k} {v['sdr']:.2f} ({v['sources']})" for k, v in res["single_by_class"].items()),
               flush=True)
+    # the class head's names do not depend on the mode: its commonest mistakes, once
+    for group, pairs in confusions.items():
+        print(f"{group}, commonest: " + ", ".join(f"{t} named {g} x{n}" for t, g, n in pairs[:6]), flush=True)
     with open(args.out, "w") as f:
         json.dump({"checkpoint": args.checkpoint, "test": args.test, "mixtures": args.mixtures,
-                   "results": results}, f, indent=1)
+                   "results": results, "single_source_confusions": confusions}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -548,9 +548,12 @@ def test_condition_probe_split_accounts_for_every_single_source_sdr(data_root):
     system = SeparationSystem(config).eval()
     batches = list(eval_loader(config, data_root))
     reference = evaluate({"m": system}, batches, oracles=False, mixture=False, progress=False)["m"]["single"]
-    split = condition_probe.single_source_split(system, batches)
+    split, confusions = condition_probe.single_source_split(system, batches)
     assert reference["sources"] > 0
     assert sum(g["sources"] for g in split.values()) == reference["sources"]
     mean = sum(g["sdr"] * g["sources"] for g in split.values()) / reference["sources"]
     assert abs(mean - reference["sdr"]) < 1e-3, (mean, reference["sdr"])
     assert all(k.split(", ")[0] in ("class right", "class wrong") for k in split), split
+    wrong = {k: g["sources"] for k, g in split.items() if k.startswith("class wrong")}
+    assert {k: sum(n for _, _, n in pairs) for k, pairs in confusions.items()} == wrong  # every mistake listed
+    assert all(t != g for pairs in confusions.values() for t, g, _ in pairs)
