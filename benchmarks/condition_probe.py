@@ -36,6 +36,7 @@ def single_source_split(system, batches) -> tuple[dict[str, dict], dict[str, lis
     from tribert.audio import AudioFrontEnd
     from tribert.engine.evaluate import masks_to_wavs
     from tribert.metrics import bss_eval, is_silent
+    from tribert.models.pose import pose_presence
 
     frontend, n = AudioFrontEnd(system.config.audio), system.config.audio.eval_samples
     groups: dict[str, list[float]] = {}
@@ -46,7 +47,8 @@ def single_source_split(system, batches) -> tuple[dict[str, dict], dict[str, lis
             out, mask_logits = system(batch)
             wavs = masks_to_wavs(frontend, mask_logits, batch.mix_wav, None)  # [B, S, L]
             named = out.condition_logits.argmax(-1).reshape(batch.batch_size, -1)  # [B, S] slots
-            has_pose = (batch.pose[..., 2] > 0).flatten(2).any(-1)  # [B, N] videos
+            persons = pose_presence(batch.by_video(batch.pose))  # [V, P]
+            has_pose = persons.any(-1).view(batch.batch_size, -1)  # [B, N] videos
             for i in range(batch.batch_size):
                 ref = batch.real(i, batch.source_wavs)[:, :n]
                 if bool((batch.real(i, batch.source_object) >= 0).any()) or is_silent(ref):

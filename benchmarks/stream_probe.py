@@ -31,6 +31,7 @@ def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, dict, "to
     import torch
 
     from tribert.engine.train import eval_loader
+    from tribert.models.pose import pose_presence
 
     feats: dict[str, list] = {}
     scores: dict[str, list] = {}
@@ -56,7 +57,7 @@ def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, dict, "to
         # the performer's condition: a solo is person / object 0 of the present ones
         feats.setdefault("pooled condition", []).append(enc.pooled_sos[:, 0][solo])
         classes.append(labels[solo].argmax(-1))
-        has_pose.append((inputs["pose"][..., 2] > 0).flatten(1).any(1)[solo])  # [V] -> solos
+        has_pose.append(pose_presence(inputs["pose"]).any(1)[solo])  # [V, P] persons -> [V] -> solos
     return ({k: torch.cat(v) for k, v in feats.items()}, {k: torch.cat(v) for k, v in scores.items()},
             torch.cat(classes), torch.cat(has_pose))
 

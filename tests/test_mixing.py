@@ -124,6 +124,7 @@ def test_pose_missing_withholds_the_same_clips_in_training_and_evaluation(clip_r
     assert not any(pose_withheld(i, 0.0) for i in ids) and all(pose_withheld(i, 1.0) for i in ids)
 
     clips = load_clips(clip_root, DataConfig().classes)
+
     def threshold(cid: str) -> float:  # the smallest fraction (to 1/1000) that withholds a clip
         return next(k / 1000 for k in range(1, 1001) if pose_withheld(cid, k / 1000))
 
