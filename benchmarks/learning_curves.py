@@ -46,6 +46,10 @@ CURVES = {
     # vision and pose streams compute what they would without co-attention
     "TriBERT-small + gated co-attention into audio": ["model.coattention=true", "model.coattention_gate=true",
                                                       "model.coattention_receivers=[audio]"],
+    # gated co-attention that reads the other streams without training them (their hidden states
+    # enter its keys and values with the gradient stopped)
+    "TriBERT-small + gated co-attention, detached senders": ["model.coattention=true", "model.coattention_gate=true",
+                                                             "model.coattention_detach_senders=true"],
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?
     "TriBERT w/o pose and co-attention": ["model.use_pose=false", "model.coattention=false"],
     "TriBERT w/o pose + gated co-attention": ["model.use_pose=false", "model.coattention=true",

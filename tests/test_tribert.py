@@ -176,6 +176,26 @@ def test_coattention_without_audio_keeps_the_mixture_stream_apart(audio):
         tiny_config(coattention_audio=False, use_pose=False).validate()
 
 
+def test_coattention_with_detached_senders_reads_the_other_streams_without_training_them():
+    torch.manual_seed(0)
+    transformer = TriBERTTransformer(tiny_config(coattention_detach_senders=True)).eval()
+    tokens = _tokens(transformer.config, grad=True)
+    _, hidden, _ = transformer(tokens)
+    hidden["vision"].square().sum().backward()
+    # no gradient reaches the pose and audio inputs from a loss on vision, but the projections that
+    # read them learn
+    assert all(tokens[s].grad is None or not tokens[s].grad.any() for s in ("pose", "audio"))
+    assert tokens["vision"].grad.abs().sum() > 0
+    block = transformer.encoder.co_blocks["0"]
+    assert block.k["pose"].weight.grad.abs().sum() > 0 and block.v["audio"].weight.grad.abs().sum() > 0
+    # ... and the forward pass still reads them: vision's output moves with the pose tokens
+    moved = dict(tokens, pose=tokens["pose"].detach() + 1.0)
+    with torch.no_grad():
+        assert not torch.allclose(transformer(moved)[1]["vision"], hidden["vision"], atol=1e-3)
+    with pytest.raises(ConfigError, match="coattention_detach_senders need coattention: true"):
+        tiny_config(coattention=False, coattention_detach_senders=True).validate()
+
+
 def test_coattention_into_audio_only_leaves_the_performers_streams_as_without_coattention():
     def transformer(**fields) -> TriBERTTransformer:
         torch.manual_seed(1)

@@ -158,6 +158,11 @@ class ModelConfig:
     # mixture vector, the same for both videos) reads this video's performers, and the vision and
     # pose streams compute what they would without co-attention.
     coattention_receivers: tuple[str, ...] = ()
+    # Co-attention reads the other streams without training them (not in the paper): their hidden
+    # states enter the keys and values with the gradient stopped, so a stream's encoder and
+    # self-attention learn only from the losses on that stream, as without co-attention, while
+    # the co-attention projections and the receiving stream learn to use what they read.
+    coattention_detach_senders: bool = False
     # Motion guide (not in the paper; tribert.models.motion): each performer's pose sequence through
     # a small temporal conv net of this width, drawn as motion_guide_maps time-frequency maps that the
     # U-Net reads beside the mixture, so the separator knows when and where in pitch *this*
@@ -287,9 +292,10 @@ class ModelConfig:
              f"coattention_dim ({self.coattention_dim}) must be divisible by num_heads")
         bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
         need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
-        need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio),
-             "coattention_gate, coattention_layers and coattention_audio need coattention: true (there is "
-             "no co-attention to gate, place or leave audio out of)")
+        need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio
+                                      or self.coattention_detach_senders),
+             "coattention_gate, coattention_layers, coattention_audio and coattention_detach_senders need "
+             "coattention: true (there is no co-attention to gate, place, leave audio out of or detach)")
         need(not self.coattention_receivers or (self.coattention and set(self.coattention_receivers)
                                                 <= set(self.coattention_streams())),
              f"coattention_receivers {list(self.coattention_receivers)} must be co-attending streams "

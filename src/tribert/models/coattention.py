@@ -29,6 +29,11 @@ compute what they would without co-attention).
 stream takes a co-attention block's update through a learnt gate, ``h + tanh(alpha) (block(h) - h)``
 with ``alpha = 0`` at initialisation, so the model starts as the "without co-attention" ablation
 and lets the other streams in only as far as the training loss gains from them.
+
+``detach_senders=True`` (not in the paper): keys and values are computed from the other streams'
+hidden states with the gradient stopped, so co-attention *reads* the other streams without
+*training* them: a receiver's losses train its own stream and the co-attention projections, while
+each stream's encoder and self-attention learn only from the losses that read that stream itself.
 """
 
 from __future__ import annotations
@@ -118,11 +123,12 @@ class TriModalCoAttention(nn.Module):
         width: co-attention Q/K/V width. heads: attention heads. ffn_dim: feed-forward width.
         gated: each stream takes the block's update through a tanh gate that starts closed.
         receivers: the streams that query the others and take the update (None or empty: all).
+        detach_senders: keys and values see the other streams' hidden states without gradient.
     """
 
     def __init__(self, dims: dict[str, int], width: int, heads: int, ffn_dim: int,
                  dropout: float, attention_dropout: float, layout: str = "tokens", gated: bool = False,
-                 receivers: tuple[str, ...] | None = None):
+                 receivers: tuple[str, ...] | None = None, detach_senders: bool = False):
         super().__init__()
         if len(dims) < 2:
             raise ValueError("co-attention needs at least two streams")
@@ -136,6 +142,7 @@ class TriModalCoAttention(nn.Module):
         self.senders = tuple(s for s in dims if any(r != s for r in self.receivers))
         self.heads = heads
         self.layout = layout
+        self.detach_senders = detach_senders
         kv_width = width // (len(dims) - 1) if layout == "features" else width
         self.q = nn.ModuleDict({s: nn.Linear(dims[s], width) for s in self.receivers})
         self.k = nn.ModuleDict({s: nn.Linear(dims[s], kv_width) for s in self.senders})
@@ -151,8 +158,9 @@ class TriModalCoAttention(nn.Module):
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
         """h: ``{stream: [B, L_s, D_s]}`` -> ``{receiver: [B, L_s, D_s]}``, each conditioned on the
         other streams (every stream with the default receivers)."""
-        keys = {s: split_heads(self.k[s](h[s]), self.heads) for s in self.senders}  # [B, H, L_s, d_kv]
-        values = {s: split_heads(self.v[s](h[s]), self.heads) for s in self.senders}
+        lent = {s: h[s].detach() if self.detach_senders else h[s] for s in self.senders}
+        keys = {s: split_heads(self.k[s](lent[s]), self.heads) for s in self.senders}  # [B, H, L_s, d_kv]
+        values = {s: split_heads(self.v[s](lent[s]), self.heads) for s in self.senders}
         axis = 3 if self.layout == "features" else 2  # per-head features [B, H, L, d] or tokens [B, H, sum L_o, d]
         out = {}
         for s in self.receivers:
@@ -179,6 +187,7 @@ class TriModalEncoder(nn.Module):
             only self-attend.
         coattention_receivers: the co-attending streams that take the blocks' updates (None or
             empty: all); the others only lend keys and values.
+        coattention_detach_senders: co-attention reads the other streams without gradient into them.
         coattention_seed: draw the co-attention blocks from ``torch.manual_seed(coattention_seed)``
             and leave the global generator as if they did not exist (None: from the global one).
     """
@@ -187,7 +196,8 @@ class TriModalEncoder(nn.Module):
                  coattention_dim: int, coattention_layers: tuple[int, ...],
                  dropout: float = 0.1, attention_dropout: float = 0.1, layout: str = "tokens",
                  gated: bool = False, coattention_streams: tuple[str, ...] | None = None,
-                 coattention_receivers: tuple[str, ...] | None = None, coattention_seed: int | None = None):
+                 coattention_receivers: tuple[str, ...] | None = None, coattention_seed: int | None = None,
+                 coattention_detach_senders: bool = False):
         super().__init__()
         self.streams = tuple(dims)
         self.co_streams = tuple(coattention_streams or dims)
@@ -200,7 +210,7 @@ class TriModalEncoder(nn.Module):
         with drawn_from_seed(coattention_seed):
             self.co_blocks = nn.ModuleDict(
                 {str(i): TriModalCoAttention(co_dims, coattention_dim, heads, ffn_dim, dropout, attention_dropout,
-                                             layout, gated, coattention_receivers)
+                                             layout, gated, coattention_receivers, coattention_detach_senders)
                  for i in coattention_layers})
 
     def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
