@@ -614,3 +614,25 @@ def test_separator_own_init_gives_co_attention_ablations_the_same_separator():
     assert not same(other, separator_weights(True, True))
     with pytest.raises(ConfigError, match="separator_own_init is for kind: tribert"):
         ModelConfig(kind="audio_only", separator_own_init=True).validate()
+
+
+def test_condition_loss_is_the_cross_entropy_of_the_known_sources_and_finite_without_any():
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 2, 5, requires_grad=True)  # [V, P, C]
+    source_labels = torch.tensor([[4, -1], [0, 2], [-1, -1]])
+    loss = classification_losses(SimpleNamespace(condition_logits=logits), torch.zeros(3, 5),
+                                 source_labels=source_labels)["condition"]
+    # reference: -log softmax at the true class, averaged over the three known sources
+    log_p = logits.detach().log_softmax(-1)
+    expected = -(log_p[0, 0, 4] + log_p[1, 0, 0] + log_p[1, 1, 2]) / 3
+    assert torch.allclose(loss.detach(), expected, atol=1e-6)
+    loss.backward()
+    assert not logits.grad[0, 1].any() and not logits.grad[2].any() and logits.grad[1].abs().sum() > 0
+    # no known source: a zero loss with a zero gradient, not 0 / 0
+    none = classification_losses(SimpleNamespace(condition_logits=logits), torch.zeros(3, 5),
+                                 source_labels=torch.full((3, 2), -1))["condition"]
+    logits.grad = None
+    none.backward()
+    assert none.item() == 0.0 and not logits.grad.any()

@@ -72,7 +72,7 @@ def classification_losses(out, labels: Tensor, audio_labels: Tensor | None = Non
         audio_labels: [V, C] what the audio head should name; default ``labels``.
         source_labels: [V, P] class of every requested source (-1: unknown or padding), for the
             class head on each source's condition (``out.condition_logits`` [V, P, C] holds the
-            same slots); sources without a class are left out.
+            same slots); sources without a class are left out (none with a class: a loss of 0).
         mixture_labels: [V, C] every class heard in each video's mixture, for the class head on the
             audio encoder (``out.audio_encoder_logits``, which hears the mixture).
     Returns:
@@ -96,9 +96,11 @@ def classification_losses(out, labels: Tensor, audio_labels: Tensor | None = Non
     cond = getattr(out, "condition_logits", None)
     if cond is not None and source_labels is not None:
         target = source_labels.reshape(-1)  # [V*P]
-        known = target >= 0
-        if bool(known.any()):
-            losses["condition"] = F.cross_entropy(cond.reshape(-1, cond.shape[-1])[known].float(), target[known])
+        known = (target >= 0).float()
+        # The mean over the known sources as a masked sum: indexing by ``known`` (or asking whether
+        # any is known) would read it back to the host, a sync that stalls a GPU's queue every step.
+        per_source = F.cross_entropy(cond.reshape(-1, cond.shape[-1]).float(), target.clamp_min(0), reduction="none")
+        losses["condition"] = (per_source * known).sum() / known.sum().clamp_min(1)
     return losses
 
 
