@@ -140,6 +140,14 @@ def test_audio_only_rejects_out_of_range_labels(config):
         AudioOnlyUNet(config)(**batch)
 
 
+@pytest.mark.parametrize("name", SEPARATORS)
+def test_objects_out_of_range_raise_a_clear_error(config, name):
+    batch = make_batch(config)
+    batch["objects"] = torch.tensor([[0, config.num_objects], [-1, -1]])
+    with pytest.raises(TribertError, match=rf"objects must be in -1..{config.num_objects - 1}, got \[-1, 0, 2\]"):
+        build(name, config)(**batch)
+
+
 def test_music_gesture_separates_persons_by_pose(config):
     torch.manual_seed(0)
     model = MusicGestureStyle(config).eval()

@@ -65,17 +65,23 @@ def check_shape(name: str, x: Optional[Tensor], expected: tuple) -> None:
         raise TribertError(f"{name} must have shape [{shape}], got {list(x.shape)}")
 
 
-def check_objects(objects: Tensor, num_videos: int, num_objects: int) -> None:
-    """objects must be [V, S] with entries in -1..num_objects-1 (one-line TribertError otherwise).
+def check_range(name: str, x: Tensor, low: int, high: int) -> None:
+    """One-line TribertError unless every entry of ``x`` is in ``low..high``.
 
-    The entries are checked where that is free, on the CPU. On an accelerator, reading them back
-    would stall its queue at every call (several per training step), so there only the shape is:
-    the training batches and ``tribert separate`` build their objects on the CPU, from the data.
+    Checked where that is free, on the CPU. On an accelerator, reading the values back would stall
+    its queue at every call (several per training step), so there they are not: the training
+    batches and ``tribert separate`` build these tensors on the CPU, from the data.
     """
+    if x.device.type == "cpu" and bool(((x < low) | (x > high)).any()):
+        raise TribertError(f"{name} must be in {low}..{high}, got {x.unique().tolist()}")
+
+
+def check_objects(objects: Tensor, num_videos: int, num_objects: int) -> None:
+    """objects must be [V, S] with entries in -1..num_objects-1 (one-line TribertError otherwise;
+    the entries on the CPU only, see ``check_range``)."""
     if objects.dim() != 2 or objects.shape[0] != num_videos:
         raise TribertError(f"objects must be [V, S] with V = {num_videos}, got {list(objects.shape)}")
-    if objects.device.type == "cpu" and bool(((objects < -1) | (objects >= num_objects)).any()):
-        raise TribertError(f"objects must be in -1..{num_objects - 1}, got {objects.unique().tolist()}")
+    check_range("objects", objects, -1, num_objects - 1)
 
 
 @dataclass

@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tribert.errors import ConfigError, TribertError
-from tribert.models.base import SeparatorOutput, check_objects, check_shape, select_objects, separate_sources
+from tribert.errors import ConfigError
+from tribert.models.base import (SeparatorOutput, check_objects, check_range, check_shape, select_objects,
+                                 separate_sources)
 from tribert.config.model import ModelConfig
 from tribert.models.pose import STGCN, pose_presence, prepare_pose
 from tribert.models.resnet import ResNet, build_resnet, load_resnet_weights
@@ -263,9 +264,7 @@ class AudioOnlyUNet(nn.Module):
         check_objects(objects, nv, c.num_objects)
         check_shape("labels", labels, (nv, c.num_classes))
         check_shape("source_labels", source_labels, tuple(objects.shape))
-        if bool(((source_labels < -1) | (source_labels >= c.num_classes)).any()):
-            raise TribertError(f"source_labels must be in -1..{c.num_classes - 1}, "
-                               f"got {source_labels.unique().tolist()}")
+        check_range("source_labels", source_labels, -1, c.num_classes - 1)
         cond = self.condition(labels, source_labels).to(mix_logmag.dtype)  # [V, S, C]
         return SeparatorOutput(mask_logits=separate_sources(self.separator, mix_logmag, cond, valid))
 
