@@ -112,3 +112,17 @@ def test_lightning_moves_a_batch_to_the_device(dataset):
     assert all(v.device.type == "meta" for v in moved.tensors().values())
     assert all(v.device.type == "cpu" for v in batch.tensors().values())  # the original stays
     assert all(v.device.type == "meta" for v in batch.to("meta").tensors().values())
+
+
+def test_a_moved_batch_keeps_a_host_copy_of_which_sources_are_real(dataset):
+    # The separators pick the real sources with this mask; read on the host it costs an
+    # accelerator no sync, so the moved batch hands them its CPU copy.
+    batch = MixBatch.collate([dataset[0], dataset[1]])
+    moved = L.LightningModule().transfer_batch_to_device(batch, torch.device("meta"), 0)
+    valid = moved.video_inputs()["valid"]
+    assert valid.device.type == "cpu" and torch.equal(valid, batch.video_inputs()["valid"])
+    assert moved.video_inputs()["frames"].device.type == "meta"
+    assert moved.replace(mix_wav=moved.mix_wav * 2).video_inputs()["valid"].device.type == "cpu"
+    # a batch built on the device itself has no host copy and hands over its own mask
+    on_device = MixBatch(**moved.tensors())
+    assert on_device.video_inputs()["valid"].device.type == "meta"

@@ -51,6 +51,12 @@ class MixBatch:
     pose: Tensor
     labels: Tensor
 
+    def __post_init__(self) -> None:
+        # A CPU copy of source_valid that stays behind when the batch moves to an accelerator: the
+        # separators pick the real sources with it (``video_inputs``), which on the CPU costs no
+        # host sync, where reading the moved mask would stall the accelerator's queue every step.
+        self._host_valid = self.source_valid if self.source_valid.device.type == "cpu" else None
+
     # --- sizes ------------------------------------------------------------------------------------
     @property
     def batch_size(self) -> int:
@@ -104,7 +110,8 @@ class MixBatch:
             "objects": self.slots_by_video(self.source_object),  # [V, P]
             "labels": self.video_labels(),  # [V, C]
             "source_labels": self.slots_by_video(self.source_label),  # [V, P]
-            "valid": self.slots_by_video(self.source_valid),  # [V, P]: padding is not separated
+            # [V, P]: padding is not separated; the CPU copy where the batch has one
+            "valid": self.slots_by_video(self.source_valid if self._host_valid is None else self._host_valid),
         }
 
     def real(self, i: int, x: Tensor) -> Tensor:
@@ -116,11 +123,18 @@ class MixBatch:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def replace(self, **changes: Tensor) -> "MixBatch":
-        return dataclasses.replace(self, **changes)
+        return self._keep_host_valid(dataclasses.replace(self, **changes))
 
     def to(self, device: str | torch.device, non_blocking: bool = False) -> "MixBatch":
-        """Every tensor on ``device`` (Lightning calls this to move a batch)."""
-        return MixBatch(**{k: v.to(device, non_blocking=non_blocking) for k, v in self.tensors().items()})
+        """Every tensor on ``device`` (Lightning calls this to move a batch); the CPU copy of
+        ``source_valid`` stays."""
+        return self._keep_host_valid(
+            MixBatch(**{k: v.to(device, non_blocking=non_blocking) for k, v in self.tensors().items()}))
+
+    def _keep_host_valid(self, moved: "MixBatch") -> "MixBatch":
+        if moved._host_valid is None and moved.source_valid.shape == self.source_valid.shape:
+            moved._host_valid = self._host_valid
+        return moved
 
     def pin_memory(self) -> "MixBatch":
         """Page-locked copy (the DataLoader calls this with ``pin_memory=True``)."""

@@ -16,7 +16,9 @@ Inputs:
     labels        [V, C]           multi-hot labels of the video (used only by label-conditioned baselines)
     source_labels [V, S] long      class of each requested source, -1 unknown (idem)
     valid         [V, S] bool or None  sources that exist; a model may skip the others (their
-                                   masks are ignored by the loss), which saves the padding's cost
+                                   masks are ignored by the loss), which saves the padding's cost;
+                                   on any device (``MixBatch`` passes a CPU copy: picking the
+                                   real sources then costs an accelerator no host sync)
 
 A model may return more than ``mask_logits`` (TriBERT returns class scores and embeddings);
 the training system reads what it knows.
@@ -137,13 +139,14 @@ def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: O
                      maps: Optional[Tensor] = None, sequence: Optional[Tensor] = None) -> Tensor:
     """One conditioned U-Net run per requested (video, source), the padding skipped.
 
-    mix_logmag [V, 1, F, T], cond [V, S, D], valid [V, S] bool or None; optionally per source
+    mix_logmag [V, 1, F, T], cond [V, S, D], valid [V, S] bool or None (any device); optionally per source
     ``maps`` [V, S, M, F, T] (M more U-Net input channels) and a ``sequence`` [V, S, Dg, Tg]
     (the U-Net's guide) -> mask logits [V, S, 1, F, T] (logit 0 where not valid).
     """
     v, s, _ = cond.shape
     # Pick the real (video, source) rows first, so that no input is copied for the padding.
-    real = None if valid is None else valid.flatten().nonzero().squeeze(1)  # [N]; the one host sync
+    # [N]: read on the host, so a mask on an accelerator costs a sync (MixBatch passes a CPU copy)
+    real = None if valid is None else valid.flatten().nonzero().squeeze(1).to(cond.device, non_blocking=True)
 
     def pick(per_source: Tensor) -> Tensor:  # [V, S, ...] -> [N, ...]
         flat = per_source.flatten(0, 1)
