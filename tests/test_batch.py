@@ -123,6 +123,9 @@ def test_a_moved_batch_keeps_a_host_copy_of_which_sources_are_real(dataset):
     assert valid.device.type == "cpu" and torch.equal(valid, batch.video_inputs()["valid"])
     assert moved.video_inputs()["frames"].device.type == "meta"
     assert moved.replace(mix_wav=moved.mix_wav * 2).video_inputs()["valid"].device.type == "cpu"
+    # a new mask replaces the copy: the batch never hands over a stale one
+    fewer = moved.replace(source_valid=torch.zeros_like(moved.source_valid))
+    assert fewer.video_inputs()["valid"].device.type == "meta"
     # a batch built on the device itself has no host copy and hands over its own mask
     on_device = MixBatch(**moved.tensors())
     assert on_device.video_inputs()["valid"].device.type == "meta"

@@ -123,17 +123,16 @@ class MixBatch:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def replace(self, **changes: Tensor) -> "MixBatch":
-        return self._keep_host_valid(dataclasses.replace(self, **changes))
+        new = dataclasses.replace(self, **changes)
+        if "source_valid" not in changes:
+            new._host_valid = self._host_valid
+        return new
 
     def to(self, device: str | torch.device, non_blocking: bool = False) -> "MixBatch":
         """Every tensor on ``device`` (Lightning calls this to move a batch); the CPU copy of
         ``source_valid`` stays."""
-        return self._keep_host_valid(
-            MixBatch(**{k: v.to(device, non_blocking=non_blocking) for k, v in self.tensors().items()}))
-
-    def _keep_host_valid(self, moved: "MixBatch") -> "MixBatch":
-        if moved._host_valid is None and moved.source_valid.shape == self.source_valid.shape:
-            moved._host_valid = self._host_valid
+        moved = MixBatch(**{k: v.to(device, non_blocking=non_blocking) for k, v in self.tensors().items()})
+        moved._host_valid = self._host_valid if self._host_valid is not None else moved._host_valid
         return moved
 
     def pin_memory(self) -> "MixBatch":
