@@ -50,6 +50,8 @@ CURVES = {
     # enter its keys and values with the gradient stopped)
     "TriBERT-small + gated co-attention, detached senders": ["model.coattention=true", "model.coattention_gate=true",
                                                              "model.coattention_detach_senders=true"],
+    # ... and without the gate: the paper's co-attention with the senders' gradient stopped
+    "TriBERT-small + co-attention, detached senders": ["model.coattention=true", "model.coattention_detach_senders=true"],
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?
     "TriBERT w/o pose and co-attention": ["model.use_pose=false", "model.coattention=false"],
     "TriBERT w/o pose + gated co-attention": ["model.use_pose=false", "model.coattention=true",
