@@ -50,6 +50,10 @@ CURVES = {
     # enter its keys and values with the gradient stopped)
     "TriBERT-small + gated co-attention, detached senders": ["model.coattention=true", "model.coattention_gate=true",
                                                              "model.coattention_detach_senders=true"],
+    # ... reading only the slots that hold a performer (a solo's empty second slot left out)
+    "TriBERT-small + gated co-attention, detached senders, performers only": [
+        "model.coattention=true", "model.coattention_gate=true", "model.coattention_detach_senders=true",
+        "model.coattention_skip_absent=true"],
     # ... and without the gate: the paper's co-attention with the senders' gradient stopped
     "TriBERT-small + co-attention, detached senders": ["model.coattention=true", "model.coattention_detach_senders=true"],
     # is it co-attention with the audio stream that keeps the vision-only model from recognising?

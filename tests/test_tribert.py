@@ -192,8 +192,48 @@ def test_coattention_with_detached_senders_reads_the_other_streams_without_train
     moved = dict(tokens, pose=tokens["pose"].detach() + 1.0)
     with torch.no_grad():
         assert not torch.allclose(transformer(moved)[1]["vision"], hidden["vision"], atol=1e-3)
-    with pytest.raises(ConfigError, match="coattention_detach_senders need coattention: true"):
+    with pytest.raises(ConfigError, match="coattention_detach_senders and coattention_skip_absent need coattention: true"):
         tiny_config(coattention=False, coattention_detach_senders=True).validate()
+
+
+def test_coattention_skipping_absent_slots_does_not_read_them():
+    # one co-attention block, before any self-attention (the "features" layout): what vision reads
+    # of pose comes through that block alone, so pose's absent slot can reach vision only through it
+    cfg = tiny_config(coattention_layout="features", coattention_layers=(0,))
+    present = torch.tensor([[True, False], [True, True]])  # a solo and a duet
+    moved_slot = lambda t: torch.cat([t[:, :, :1], t[:, :, 1:] + 3.0], dim=2)  # noqa: E731 (slot 1 moved)
+    for skip, solo_moves in ((True, False), (False, True)):
+        torch.manual_seed(0)
+        transformer = TriBERTTransformer(dataclasses.replace(cfg, coattention_skip_absent=skip)).eval()
+        tokens = _tokens(transformer.config)
+        moved = dict(tokens, pose=moved_slot(tokens["pose"]))
+        with torch.no_grad():
+            before = transformer(tokens, present)[1]["vision"]
+            after = transformer(moved, present)[1]["vision"]
+        assert (not torch.allclose(before[0], after[0], atol=1e-4)) == solo_moves
+        assert not torch.allclose(before[1], after[1], atol=1e-4)  # the duet's second performer is read
+        # every slot present: the same as no mask
+        with torch.no_grad():
+            assert torch.allclose(transformer(tokens, torch.ones_like(present))[1]["vision"],
+                                  transformer(tokens)[1]["vision"], atol=1e-5)
+    with pytest.raises(ConfigError, match="coattention_skip_absent need coattention: true"):
+        tiny_config(coattention=False, coattention_skip_absent=True).validate()
+
+
+@torch.no_grad()
+def test_the_model_skips_a_solos_empty_slot_in_coattention_only():
+    models = []
+    for skip in (False, True):
+        torch.manual_seed(0)  # the field adds no weights: the same draw
+        models.append(build_model("tiny", coattention_skip_absent=skip).eval())
+    inputs = example_inputs(models[0].config, batch_size=2)
+    objects = torch.tensor([[0], [0]])
+    plain, skipping = (m(**dict(inputs, objects=objects)).pooled_sos for m in models)
+    assert torch.allclose(plain, skipping, atol=1e-6)  # both performers present: nothing to skip
+    inputs["pose"][0, 1] = 0.0  # video 0 is a solo: nobody in person slot 1
+    plain, skipping = (m(**dict(inputs, objects=objects)).pooled_sos for m in models)
+    assert not torch.allclose(plain[0], skipping[0], atol=1e-4)
+    assert torch.allclose(plain[1], skipping[1], atol=1e-6)
 
 
 def test_coattention_into_audio_only_leaves_the_performers_streams_as_without_coattention():

@@ -163,6 +163,12 @@ class ModelConfig:
     # self-attention learn only from the losses on that stream, as without co-attention, while
     # the co-attention projections and the receiving stream learn to use what they read.
     coattention_detach_senders: bool = False
+    # Co-attention reads only the object slots that hold a performer (not in the paper): a solo's
+    # second slot is an empty pose person and the visual net's second-best class, an instrument
+    # that is not in the video, and without this every stream of a solo reads it. Self-attention
+    # still sees every slot. The performers: the pose stream's present persons (every slot where
+    # nobody is detected), or the best visual object without a pose stream.
+    coattention_skip_absent: bool = False
     # Motion guide (not in the paper; tribert.models.motion): each performer's pose sequence through
     # a small temporal conv net of this width, drawn as motion_guide_maps time-frequency maps that the
     # U-Net reads beside the mixture, so the separator knows when and where in pitch *this*
@@ -293,9 +299,10 @@ class ModelConfig:
         bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
         need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
         need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio
-                                      or self.coattention_detach_senders),
-             "coattention_gate, coattention_layers, coattention_audio and coattention_detach_senders need "
-             "coattention: true (there is no co-attention to gate, place, leave audio out of or detach)")
+                                      or self.coattention_detach_senders or self.coattention_skip_absent),
+             "coattention_gate, coattention_layers, coattention_audio, coattention_detach_senders and "
+             "coattention_skip_absent need coattention: true (there is no co-attention to gate, place, "
+             "leave audio out of, detach or mask)")
         need(not self.coattention_receivers or (self.coattention and set(self.coattention_receivers)
                                                 <= set(self.coattention_streams())),
              f"coattention_receivers {list(self.coattention_receivers)} must be co-attending streams "

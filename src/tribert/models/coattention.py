@@ -34,6 +34,12 @@ and lets the other streams in only as far as the training loss gains from them.
 hidden states with the gradient stopped, so co-attention *reads* the other streams without
 *training* them: a receiver's losses train its own stream and the co-attention projections, while
 each stream's encoder and self-attention learn only from the losses that read that stream itself.
+
+``key_mask`` (a forward argument; not in the paper, ``model.coattention_skip_absent``): which token
+positions may be read as keys and values, the same for every stream (their layouts are aligned). A
+solo's second object slot holds no performer: an empty pose person and the visual net's
+second-best class, an instrument that is not there; with the mask, co-attention reads only the
+slots of the performers present.
 """
 
 from __future__ import annotations
@@ -53,9 +59,11 @@ class AttentionCore(nn.Module):
         super().__init__()
         self.dropout = dropout
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """q [B, H, Lq, d], k and v [B, H, Lk, d] -> [B, H, Lq, d]."""
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+        """q [B, H, Lq, d], k and v [B, H, Lk, d], mask (optional) bool broadcastable to
+        [B, H, Lq, Lk], True = may attend -> [B, H, Lq, d]."""
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                              dropout_p=self.dropout if self.training else 0.0)
 
 
 def split_heads(x: Tensor, heads: int) -> Tensor:
@@ -155,9 +163,10 @@ class TriModalCoAttention(nn.Module):
         # One gate per stream, closed at initialisation (see the module docstring); None = ungated.
         self.gate = nn.ParameterDict({s: nn.Parameter(torch.zeros(1)) for s in self.receivers}) if gated else None
 
-    def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
-        """h: ``{stream: [B, L_s, D_s]}`` -> ``{receiver: [B, L_s, D_s]}``, each conditioned on the
-        other streams (every stream with the default receivers)."""
+    def forward(self, h: dict[str, Tensor], key_mask: Tensor | None = None) -> dict[str, Tensor]:
+        """h: ``{stream: [B, L, D_s]}`` -> ``{receiver: [B, L, D_s]}``, each conditioned on the
+        other streams (every stream with the default receivers). key_mask: optional bool [B, L],
+        the token positions that may be read (every row needs one True)."""
         lent = {s: h[s].detach() if self.detach_senders else h[s] for s in self.senders}
         keys = {s: split_heads(self.k[s](lent[s]), self.heads) for s in self.senders}  # [B, H, L_s, d_kv]
         values = {s: split_heads(self.v[s](lent[s]), self.heads) for s in self.senders}
@@ -167,8 +176,11 @@ class TriModalCoAttention(nn.Module):
             others = [o for o in self.streams if o != s]
             k = torch.cat([keys[o] for o in others], dim=axis)
             v = torch.cat([values[o] for o in others], dim=axis)
+            mask = None
+            if key_mask is not None:  # the same positions in every stream's keys: [B, 1, 1, Lk]
+                mask = (key_mask.repeat(1, len(others)) if axis == 2 else key_mask)[:, None, None, :]
             q = split_heads(self.q[s](h[s]), self.heads)  # [B, H, L_s, d]
-            a = merge_heads(self.attend(q, k, v))  # [B, L_s, width]
+            a = merge_heads(self.attend(q, k, v, mask))  # [B, L_s, width]
             x = self.ffn[s](self.norm[s](h[s] + self.drop(self.out[s](a))))
             out[s] = x if self.gate is None else h[s] + torch.tanh(self.gate[s]) * (x - h[s])
         return out
@@ -213,20 +225,21 @@ class TriModalEncoder(nn.Module):
                                              layout, gated, coattention_receivers, coattention_detach_senders)
                  for i in coattention_layers})
 
-    def forward(self, h: dict[str, Tensor]) -> dict[str, Tensor]:
-        """h: ``{stream: [B, L_s, D_s]}`` -> hidden states of the last layer, same shapes."""
+    def forward(self, h: dict[str, Tensor], key_mask: Tensor | None = None) -> dict[str, Tensor]:
+        """h: ``{stream: [B, L, D_s]}`` -> hidden states of the last layer, same shapes.
+        key_mask: optional bool [B, L], the positions co-attention may read (self-attention reads all)."""
         h = dict(h)
         for i, blocks in enumerate(self.self_blocks):
             co = self.co_blocks[str(i)] if str(i) in self.co_blocks else None
             if co is not None and self.coattention_first:
-                h = self._coattend(co, h)
+                h = self._coattend(co, h, key_mask)
             h = {s: blocks[s](h[s]) for s in self.streams}
             if co is not None and not self.coattention_first:
-                h = self._coattend(co, h)
+                h = self._coattend(co, h, key_mask)
         return h
 
-    def _coattend(self, co: TriModalCoAttention, h: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {**h, **co({s: h[s] for s in self.co_streams})}
+    def _coattend(self, co: TriModalCoAttention, h: dict[str, Tensor], key_mask: Tensor | None) -> dict[str, Tensor]:
+        return {**h, **co({s: h[s] for s in self.co_streams}, key_mask)}
 
 
 __all__ = ["AttentionCore", "FeedForward", "SelfAttentionBlock", "TriModalCoAttention",

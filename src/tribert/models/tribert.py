@@ -123,8 +123,11 @@ class TriBERTTransformer(nn.Module):
         self.pool = nn.ModuleDict({s: nn.Sequential(nn.Linear(dims[s], p), act()) if p else nn.Identity()
                                    for s in self.streams})
 
-    def forward(self, tokens: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
-        """tokens: stream -> [B, K, O, D_in] encoder tokens.
+    def forward(self, tokens: dict[str, Tensor],
+                presence: Optional[Tensor] = None) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+        """tokens: stream -> [B, K, O, D_in] encoder tokens. presence: optional bool [B, O], the
+        object slots that hold a performer, which alone co-attention reads with
+        ``coattention_skip_absent`` (None: every slot).
 
         Returns ``(embeddings, hidden, pooled_sos)``: embeddings and hidden states per stream
         [B, (1+K)*O, D_s], and the pooled SOS outputs concatenated over streams [B, O, Dc].
@@ -138,8 +141,11 @@ class TriBERTTransformer(nn.Module):
                 x = x * keep.to(x.dtype)  # masked frame tokens become zeros
             x = torch.cat([sos, x], dim=1).flatten(1, 2)  # [B, (1+K)*O, D_in]
             embeddings[s] = self.embed[s](x)  # [B, (1+K)*O, D_s]
-        hidden = self.encoder(embeddings)
-        num_objects = tokens[self.streams[0]].shape[2]
+        num_frames, num_objects = tokens[self.streams[0]].shape[1:3]
+        key_mask = None
+        if presence is not None and self.config.coattention_skip_absent:
+            key_mask = presence.repeat(1, 1 + num_frames)  # [B, (1+K)*O]: token t is object slot t % O
+        hidden = self.encoder(embeddings, key_mask)
         pooled = torch.cat([self.pool[s](hidden[s][:, :num_objects]) for s in self.streams], dim=-1)  # [B, O, Dc]
         return embeddings, hidden, pooled
 
@@ -225,17 +231,12 @@ class TriBERT(nn.Module):
         audio = self.audio(mix_logmag)  # [B, Da]
         tokens["audio"] = audio[:, None, None, :].expand(b, c.num_frames, c.num_objects, audio.shape[-1])
 
-        embeddings, hidden, pooled = self.transformer(tokens)
+        performers = self.performer_slots(pose, b, mix_logmag.device)  # [B, O]
+        embeddings, hidden, pooled = self.transformer(tokens, performers)
         first = 0 if c.heads_include_sos else c.num_objects
         regions = {s: h[:, first:] for s, h in hidden.items()}  # what the WSDDN heads score
-        if c.whole_video_condition == "mean":
-            presence = torch.ones(b, c.num_objects, dtype=torch.bool, device=mix_logmag.device)
-        elif c.use_pose:
-            presence = pose_presence(pose)  # [B, O]: a solo's empty second person is left out
-            presence = presence | ~presence.any(1, keepdim=True)  # nobody detected: every slot
-        else:  # no pose stream: the best-scoring visual object
-            presence = F.one_hot(torch.zeros(b, dtype=torch.long, device=mix_logmag.device), c.num_objects).bool()
         return TriBERTEncoding(
+
             mix_logmag=mix_logmag,
             pooled_sos=pooled,
             embeddings=embeddings,
@@ -243,13 +244,24 @@ class TriBERT(nn.Module):
             vision_scores=self.heads["vision"](regions["vision"]) if c.use_vision else None,
             pose_scores=self.heads["pose"](regions["pose"]) if c.use_pose else None,
             audio_logits=self.heads["audio"](hidden["audio"]),
-            object_presence=presence,
+            object_presence=torch.ones_like(performers) if c.whole_video_condition == "mean" else performers,
             visual_class_scores=vis.class_scores if vis is not None else None,
             visual_top_classes=vis.top_classes if vis is not None else None,
             visual_attention=vis.attention if vis is not None else None,
             audio_encoder_logits=self.heads["audio_encoder"](audio) if "audio_encoder" in self.heads else None,
             motion=self.motion.features(pose) if c.uses_motion_guide() else None,
         )
+
+    def performer_slots(self, pose: Optional[Tensor], b: int, device: torch.device) -> Tensor:
+        """Which object slots hold a performer, bool [B, O]: what a whole-video condition averages
+        (``whole_video_condition: present``) and, with ``coattention_skip_absent``, what
+        co-attention reads."""
+        c = self.config
+        if c.use_pose:
+            presence = pose_presence(pose)  # [B, O]: a solo's empty second person is left out
+            return presence | ~presence.any(1, keepdim=True)  # nobody detected: every slot
+        # no pose stream: the best-scoring visual object
+        return F.one_hot(torch.zeros(b, dtype=torch.long, device=device), c.num_objects).bool()
 
     def separate(self, encoding: TriBERTEncoding, objects: Tensor, valid: Optional[Tensor] = None) -> Tensor:
         """Mask logits for the requested sources: one U-Net run per (video, object).
