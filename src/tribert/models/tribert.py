@@ -236,7 +236,6 @@ class TriBERT(nn.Module):
         first = 0 if c.heads_include_sos else c.num_objects
         regions = {s: h[:, first:] for s, h in hidden.items()}  # what the WSDDN heads score
         return TriBERTEncoding(
-
             mix_logmag=mix_logmag,
             pooled_sos=pooled,
             embeddings=embeddings,
