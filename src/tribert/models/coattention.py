@@ -171,14 +171,14 @@ class TriModalCoAttention(nn.Module):
         keys = {s: split_heads(self.k[s](lent[s]), self.heads) for s in self.senders}  # [B, H, L_s, d_kv]
         values = {s: split_heads(self.v[s](lent[s]), self.heads) for s in self.senders}
         axis = 3 if self.layout == "features" else 2  # per-head features [B, H, L, d] or tokens [B, H, sum L_o, d]
+        mask = None
+        if key_mask is not None:  # the same positions in every other stream's keys: [B, 1, 1, Lk]
+            mask = (key_mask.repeat(1, len(self.streams) - 1) if axis == 2 else key_mask)[:, None, None, :]
         out = {}
         for s in self.receivers:
             others = [o for o in self.streams if o != s]
             k = torch.cat([keys[o] for o in others], dim=axis)
             v = torch.cat([values[o] for o in others], dim=axis)
-            mask = None
-            if key_mask is not None:  # the same positions in every stream's keys: [B, 1, 1, Lk]
-                mask = (key_mask.repeat(1, len(others)) if axis == 2 else key_mask)[:, None, None, :]
             q = split_heads(self.q[s](h[s]), self.heads)  # [B, H, L_s, d]
             a = merge_heads(self.attend(q, k, v, mask))  # [B, L_s, width]
             x = self.ffn[s](self.norm[s](h[s] + self.drop(self.out[s](a))))

@@ -231,7 +231,9 @@ class TriBERT(nn.Module):
         audio = self.audio(mix_logmag)  # [B, Da]
         tokens["audio"] = audio[:, None, None, :].expand(b, c.num_frames, c.num_objects, audio.shape[-1])
 
-        performers = self.performer_slots(pose, b, mix_logmag.device)  # [B, O]
+        # [B, O] which slots hold a performer, where the condition or co-attention reads it
+        mean = c.whole_video_condition == "mean"
+        performers = None if mean and not c.coattention_skip_absent else self.performer_slots(pose, b, mix_logmag.device)
         embeddings, hidden, pooled = self.transformer(tokens, performers)
         first = 0 if c.heads_include_sos else c.num_objects
         regions = {s: h[:, first:] for s, h in hidden.items()}  # what the WSDDN heads score
@@ -243,7 +245,8 @@ class TriBERT(nn.Module):
             vision_scores=self.heads["vision"](regions["vision"]) if c.use_vision else None,
             pose_scores=self.heads["pose"](regions["pose"]) if c.use_pose else None,
             audio_logits=self.heads["audio"](hidden["audio"]),
-            object_presence=torch.ones_like(performers) if c.whole_video_condition == "mean" else performers,
+            object_presence=torch.ones(b, c.num_objects, dtype=torch.bool, device=mix_logmag.device) if mean
+            else performers,
             visual_class_scores=vis.class_scores if vis is not None else None,
             visual_top_classes=vis.top_classes if vis is not None else None,
             visual_attention=vis.attention if vis is not None else None,
