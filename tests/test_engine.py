@@ -259,6 +259,26 @@ def test_the_separator_is_clipped_apart_from_the_encoders_only_when_asked(data_r
         assert _grad_norm(rest) < 0.01
 
 
+def test_coattention_is_clipped_apart_from_the_encoders_and_the_separator_when_asked(data_root):
+    system = SeparationSystem(tiny_config(data_root, "model.coattention=true", "train.clip_separator_apart=true",
+                                          "train.clip_coattention_apart=true"))
+    named = list(system.model.named_parameters())
+    co = [p for n, p in named if ".co_blocks." in n]
+    separator = [p for n, p in named if n.startswith(("separator.", "motion."))]
+    rest = [p for n, p in named if ".co_blocks." not in n and not n.startswith(("separator.", "motion."))]
+    assert co and separator and rest
+    for group, size in ((co, 10.0), (separator, 10.0), (rest, 1.0)):
+        for p in group:
+            p.grad = torch.full_like(p, size)
+    scale = 0.5 / _grad_norm(rest)
+    for p in rest:
+        p.grad *= scale  # norm 0.5: under the clip of 1.0
+    system.configure_gradient_clipping(None, gradient_clip_val=1.0)
+    assert _grad_norm(co) == pytest.approx(1.0, rel=1e-4)
+    assert _grad_norm(separator) == pytest.approx(1.0, rel=1e-4)
+    assert _grad_norm(rest) == pytest.approx(0.5, rel=1e-4)  # co-attention's size did not scale it
+
+
 def _separator_after_steps(config: Config, batch: MixBatch, steps: int = 3) -> dict:
     """The separator's weights after ``steps`` engine updates (AdamW, clipping) on one batch."""
     torch.manual_seed(0)

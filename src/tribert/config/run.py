@@ -71,6 +71,11 @@ class TrainConfig:
     # model's, so the encoders' class-loss gradient norm does not scale down the separator's steps
     # (with one global norm, a transformer change alone changes how the U-Net is trained).
     clip_separator_apart: bool = False
+    # Clip co-attention's gradient (TriBERT's co-attention blocks, where the model has any) apart
+    # from the rest, so the norm of co-attention's own gradient does not scale down every encoder's
+    # step: with one norm clipped on every step, adding co-attention alone trains the encoders
+    # slower. Set it in both arms of a co-attention on/off comparison (with none, it changes nothing).
+    clip_coattention_apart: bool = False
     precision: str = "32-true"  # "bf16-mixed" on a GPU
     # GPU speed settings (docs/training.md "One GPU"); channels_last and compile are refused on the
     # CPU, where the training step crashed with them:

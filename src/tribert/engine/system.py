@@ -22,6 +22,7 @@ from tribert.errors import TribertError
 from tribert.models import build_separator
 from tribert.models.base import SEPARATOR_MODULES
 from tribert.models.heads import classification_losses
+from tribert.models.tribert import COATTENTION_PARAMETERS
 
 
 class SeparationSystem(L.LightningModule):
@@ -38,9 +39,13 @@ class SeparationSystem(L.LightningModule):
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
         self.model = build_separator(config.model)
-        self._clip_groups: list[list] | None = None  # train.clip_separator_apart: its two groups
+        self._clip_groups: list[list] | None = None  # train.clip_*_apart: the groups clipped apart
         if config.train.channels_last:  # NHWC convolutions: the fast layout for bf16 on GPUs
             self.model.to(memory_format=torch.channels_last)
+            pose = getattr(self.model, "pose", None)
+            if pose is not None:  # but not the ST-GCN: its graph mixing (an einsum over the joints)
+                # reorders the tensor, so NHWC there costs a layout transpose at every block
+                pose.stgcn.to(memory_format=torch.contiguous_format)
         if config.train.compile:
             # Each block compiled in place (parameter names and checkpoints stay as without); the
             # glue between them stays eager: picking the real sources is data-dependent.
@@ -181,14 +186,20 @@ class SeparationSystem(L.LightningModule):
         # gradient scaler unscales inside the step; bf16 and fp32 gradients are unscaled already.
         if not gradient_clip_val:
             return
-        if not self.config.train.clip_separator_apart:
+        tc = self.config.train
+        if not (tc.clip_separator_apart or tc.clip_coattention_apart):
             torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
             return
         if self._clip_groups is None:  # split once: the parameters stay the same objects
-            separator, rest = [], []
+            groups: dict[str, list] = {"separator": [], "coattention": [], "rest": []}
             for name, p in self.model.named_parameters():
-                (separator if name.split(".", 1)[0] in SEPARATOR_MODULES else rest).append(p)
-            self._clip_groups = [g for g in (separator, rest) if g]
+                if tc.clip_separator_apart and name.split(".", 1)[0] in SEPARATOR_MODULES:
+                    groups["separator"].append(p)
+                elif tc.clip_coattention_apart and name.startswith(COATTENTION_PARAMETERS):
+                    groups["coattention"].append(p)
+                else:
+                    groups["rest"].append(p)
+            self._clip_groups = [g for g in groups.values() if g]
         for group in self._clip_groups:
             torch.nn.utils.clip_grad_norm_(group, gradient_clip_val)
 

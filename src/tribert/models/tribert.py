@@ -45,6 +45,8 @@ from tribert.models.pose import PoseEncoder, pose_presence
 from tribert.models.unet import AttentionUNet
 from tribert.models.visual import VisualSegmentationNet
 
+# The names of co-attention's parameters start so (train.clip_coattention_apart clips them apart).
+COATTENTION_PARAMETERS = "transformer.encoder.co_blocks."
 # model.separator_own_init / coattention_own_init: those weights are drawn from torch.manual_seed(run seed + this).
 SEPARATOR_SEED_OFFSET = 7919
 COATTENTION_SEED_OFFSET = 104729
