@@ -25,6 +25,11 @@ padding slot, as in MUSIC21), already on the device: the loader is measured apar
 
 The paper trained 500k steps of batch 12 in 192 hours on 4 GTX 1080; ``--schedule-steps`` turns
 the fastest row into hours for that schedule on this one device.
+
+``--stored-pose`` (with ``model.pose_frozen=true``) times the step as it would be with the frozen
+ST-GCN's features stored ahead of training, as the paper did: the ST-GCN's output on the batch is
+computed once and handed back at every step in its place, so the step keeps everything after it
+(pooling into tokens, the linear layer, the rest of the model).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from tribert.config import Config
 from tribert.config.run import recipe_path
 from tribert.data.batch import MixBatch
 from tribert.engine.system import SeparationSystem
+from tribert.models.pose import prepare_pose
 
 # (row name, settings added to the row above); the engine's GPU defaults are the last row.
 ROWS = [
@@ -92,14 +98,40 @@ def random_batch(config: Config, batch_size: int, device: str, seed: int = 0) ->
     return batch.to(device)
 
 
-def build(config: Config, settings: dict, device: str):
-    """The system, its optimiser and LR schedule for one row's settings."""
+class StoredFeatures(torch.nn.Module):
+    """Stands in for a frozen ST-GCN: returns the features it computed once (``--stored-pose``)."""
+
+    def __init__(self, features: torch.Tensor):
+        super().__init__()
+        self.register_buffer("features", features, persistent=False)
+
+    def forward(self, pose: torch.Tensor) -> torch.Tensor:
+        return self.features
+
+
+def store_pose_features(system: SeparationSystem, batch: MixBatch, dtype: torch.dtype) -> None:
+    """Swap the frozen ST-GCN for its output on ``batch`` (in the dtype autocast would give)."""
+    if not (system.config.model.use_pose and system.config.model.pose_frozen):
+        raise SystemExit("--stored-pose needs a pose stream with --set model.pose_frozen=true "
+                         "(only a fixed ST-GCN's features can be stored ahead of training)")
+    encoder = system.model.pose
+    with torch.no_grad():
+        features = encoder.stgcn.eval()(prepare_pose(batch.video_inputs()["pose"]))  # [V, P, C, T', 68]
+    encoder.stgcn = StoredFeatures(features.to(dtype))
+
+
+def build(config: Config, settings: dict, device: str, batch: MixBatch | None = None):
+    """The system, its optimiser and LR schedule for one row's settings (``batch``: the one the
+    row trains on, needed by ``stored_pose``)."""
     config = Config.from_dict(config.to_dict())
     config.train.channels_last = bool(settings.get("channels_last"))
     config.train.compile = bool(settings.get("compile"))
     torch.backends.cudnn.benchmark = bool(settings.get("cudnn_benchmark"))
+    torch.backends.cuda.matmul.allow_tf32 = bool(settings.get("tf32"))  # fp32 matmuls on TF32 tensor cores
     torch.manual_seed(0)
     system = SeparationSystem(config).to(device).train()
+    if settings.get("stored_pose"):
+        store_pose_features(system, batch, torch.bfloat16 if settings.get("bf16") else torch.float32)
     if settings.get("fused"):
         opt_cfg = system.configure_optimizers()  # the engine's: fused on a GPU
         opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
@@ -134,7 +166,7 @@ def make_step(system: SeparationSystem, opt, sched, batch: MixBatch, settings: d
 
 def measure(config: Config, settings: dict, batch: MixBatch, device: str, warmup: int, steps: int) -> dict:
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    system, opt, sched = build(config, settings, device)
+    system, opt, sched = build(config, settings, device, batch)
     step = make_step(system, opt, sched, batch, settings, device)
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -168,7 +200,7 @@ def run_row(args, size: str, settings: dict) -> dict:
     channels_last) becomes that row's error, and each row's peak memory is its own."""
     cmd = [sys.executable, __file__, "--worker", json.dumps(settings), "--sizes", size, "--recipe", args.recipe,
            "--batch", str(args.batch), "--device", args.device, "--warmup", str(args.warmup),
-           "--steps", str(args.steps), "--threads", str(args.threads)]
+           "--steps", str(args.steps), "--threads", str(args.threads)] + ["--stored-pose"] * args.stored_pose
     for kv in args.set:
         cmd += ["--set", kv]
     try:
@@ -183,7 +215,7 @@ def run_row(args, size: str, settings: dict) -> dict:
 
 
 def worker(args) -> None:
-    settings = json.loads(args.worker)
+    settings = {**json.loads(args.worker), "stored_pose": args.stored_pose}
     config = Config.load(recipe_path(args.recipe), overrides=[f"model.size={args.sizes}", *args.set])
     batch = random_batch(config, args.batch, args.device)
     try:
@@ -196,10 +228,10 @@ def worker(args) -> None:
 def profile(args) -> None:
     """Where a step's time goes: GPU time of each model block's forward (CUDA events around
     each top-level block), then torch.profiler's operators by device time over 3 steps."""
-    settings = row_settings(args.profile, args.drop)
+    settings = {**row_settings(args.profile, args.drop), "stored_pose": args.stored_pose}
     config = Config.load(recipe_path(args.recipe), overrides=[f"model.size={args.sizes.split(',')[0]}", *args.set])
     batch = random_batch(config, args.batch, args.device)
-    system, opt, sched = build(config, settings, args.device)
+    system, opt, sched = build(config, settings, args.device, batch)
     step = make_step(system, opt, sched, batch, settings, args.device)
     for _ in range(args.warmup):
         step()
@@ -237,6 +269,8 @@ def profile(args) -> None:
             step()
         torch.cuda.synchronize()
     print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=30, max_name_column_width=60))
+    # the host's side: a step whose GPU time is below its wall time waits on these
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30, max_name_column_width=60))
 
 
 def main() -> None:
@@ -251,6 +285,8 @@ def main() -> None:
                                                "(a row then repeats the one above if it only adds those)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override for every row, e.g. model.pose_frozen=true (repeatable)")
+    ap.add_argument("--stored-pose", action="store_true",
+                    help="time the step with the frozen ST-GCN's features stored ahead (needs model.pose_frozen=true)")
     ap.add_argument("--row-timeout", type=float, default=0, help="seconds a row may take (0 = no limit)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
@@ -265,6 +301,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.worker:
         return worker(args)
+    if args.stored_pose and not Config.load(recipe_path(args.recipe), overrides=args.set).model.pose_frozen:
+        raise SystemExit("--stored-pose needs --set model.pose_frozen=true "
+                         "(only a fixed ST-GCN's features can be stored ahead of training)")
     if args.profile >= 0:
         if not args.device.startswith("cuda"):
             raise SystemExit("--profile times the GPU with CUDA events: it needs --device cuda")
@@ -281,6 +320,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"{machine}; torch {torch.__version__}; batch {args.batch}; {args.steps} timed steps after {args.warmup}")
     meta = {"machine": machine, "torch": torch.__version__, "batch": args.batch, "recipe": args.recipe, "set": args.set,
+            "stored_pose": args.stored_pose,
             "warmup": args.warmup, "steps": args.steps, "schedule_steps": args.schedule_steps}
     results = []
     for size in args.sizes.split(","):

@@ -528,6 +528,41 @@ def test_the_speed_benchmark_batch_has_the_loader_shapes_and_its_rows_run(data_r
     assert row["ms_per_step"] > 0 and row["mixtures_per_s"] > 0
 
 
+def test_channels_last_leaves_the_stgcn_in_nchw(data_root):
+    # Built only (the CPU refuses to train with it): NHWC weights in the convolutional nets, but
+    # not in the ST-GCN, whose graph mixing would turn every block's tensor back.
+    system = SeparationSystem(tiny_config(data_root, "train.channels_last=true"))
+    def convs(module):  # several input channels and a kernel wider than 1 x 1: where the layouts differ
+        return [m.weight for m in module.modules()
+                if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1 and m.weight[0, 0].numel() > 1]
+    visual, separator, stgcn = (convs(m) for m in (system.model.visual, system.model.separator,
+                                                    system.model.pose.stgcn))
+    assert visual and separator and stgcn
+    assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in visual + separator)
+    assert all(w.is_contiguous() and not w.is_contiguous(memory_format=torch.channels_last) for w in stgcn)
+
+
+def test_the_speed_benchmark_stored_pose_features_stand_in_for_the_frozen_stgcn(data_root):
+    # --stored-pose times the step without the frozen ST-GCN: what it hands back must be what the
+    # ST-GCN gives on that batch, so the loss is the frozen model's, and the ST-GCN never runs.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import train_speed
+
+    config = tiny_config(data_root, "train.batch_size=2", "model.pose_frozen=true")
+    batch = train_speed.random_batch(config, 2, "cpu")
+    losses = []
+    for stored in (False, True):
+        system, *_ = train_speed.build(config, {"stored_pose": stored}, "cpu", batch)
+        assert isinstance(system.model.pose.stgcn, train_speed.StoredFeatures) == stored
+        losses.append(system.losses(batch, *system(batch))["loss"].item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    with pytest.raises(SystemExit, match="pose_frozen"):
+        train_speed.build(tiny_config(data_root, "train.batch_size=2"), {"stored_pose": True}, "cpu", batch)
+
+
 def test_a_bf16_run_with_the_fused_adamw_clips_and_trains(data_root, tmp_path, monkeypatch):
     # On a GPU the engine uses the fused AdamW; Lightning's bf16 plugin then refused gradient
     # clipping ("does not allow for gradient clipping"), so every bf16 GPU run failed at its first
