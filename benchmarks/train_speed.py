@@ -98,6 +98,10 @@ def random_batch(config: Config, batch_size: int, device: str, seed: int = 0) ->
     return batch.to(device)
 
 
+STORED_POSE_NEEDS = ("--stored-pose needs a pose stream and --set model.pose_frozen=true "
+                     "(only a fixed ST-GCN's features can be stored ahead of training)")
+
+
 class StoredFeatures(torch.nn.Module):
     """Stands in for a frozen ST-GCN: returns the features it computed once (``--stored-pose``)."""
 
@@ -112,8 +116,7 @@ class StoredFeatures(torch.nn.Module):
 def store_pose_features(system: SeparationSystem, batch: MixBatch, dtype: torch.dtype) -> None:
     """Swap the frozen ST-GCN for its output on ``batch`` (in the dtype autocast would give)."""
     if not (system.config.model.use_pose and system.config.model.pose_frozen):
-        raise SystemExit("--stored-pose needs a pose stream with --set model.pose_frozen=true "
-                         "(only a fixed ST-GCN's features can be stored ahead of training)")
+        raise SystemExit(STORED_POSE_NEEDS)
     encoder = system.model.pose
     with torch.no_grad():
         features = encoder.stgcn.eval()(prepare_pose(batch.video_inputs()["pose"]))  # [V, P, C, T', 68]
@@ -302,8 +305,7 @@ def main() -> None:
     if args.worker:
         return worker(args)
     if args.stored_pose and not Config.load(recipe_path(args.recipe), overrides=args.set).model.pose_frozen:
-        raise SystemExit("--stored-pose needs --set model.pose_frozen=true "
-                         "(only a fixed ST-GCN's features can be stored ahead of training)")
+        raise SystemExit(STORED_POSE_NEEDS)
     if args.profile >= 0:
         if not args.device.startswith("cuda"):
             raise SystemExit("--profile times the GPU with CUDA events: it needs --device cuda")

@@ -73,8 +73,9 @@ class TrainConfig:
     clip_separator_apart: bool = False
     # Clip co-attention's gradient (TriBERT's co-attention blocks, where the model has any) apart
     # from the rest, so the norm of co-attention's own gradient does not scale down every encoder's
-    # step: with one norm clipped on every step, adding co-attention alone trains the encoders
-    # slower. Set it in both arms of a co-attention on/off comparison (with none, it changes nothing).
+    # step (with one norm clipped on every step, adding co-attention alone shrinks the encoders'
+    # steps). Set it in both arms of a co-attention on/off comparison (with none, it changes
+    # nothing). On SynthMUSIC it did not change the comparison (README, "Learning").
     clip_coattention_apart: bool = False
     precision: str = "32-true"  # "bf16-mixed" on a GPU
     # GPU speed settings (docs/training.md "One GPU"); channels_last and compile are refused on the
