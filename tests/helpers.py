@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
 
 from tribert.config import AudioConfig, VideoConfig
 from tribert.data.clip import ClipMeta, frame_name, write_meta, write_wav
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` imported as a module (the folder is not a package)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    return importlib.import_module(name)
+
 
 SR = 11025
 AUDIO = AudioConfig(crop_samples=8191, warp_bins=64)  # 32 STFT frames: fast

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import make_clip
+from helpers import benchmark, make_clip
 from tribert.config import Config
 from tribert.data.batch import MixBatch
 from tribert.engine.checkpoint import load_system
@@ -513,11 +513,7 @@ def test_gpu_only_settings_are_refused_on_the_cpu(data_root, tmp_path, setting):
 
 
 def test_the_speed_benchmark_batch_has_the_loader_shapes_and_its_rows_run(data_root):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import train_speed
+    train_speed = benchmark("train_speed")
 
     config = tiny_config(data_root, "train.batch_size=3")
     real = next(iter(train_loader(config)))
@@ -545,11 +541,7 @@ def test_channels_last_leaves_the_stgcn_in_nchw(data_root):
 def test_the_speed_benchmark_stored_pose_features_stand_in_for_the_frozen_stgcn(data_root):
     # --stored-pose times the step without the frozen ST-GCN: what it hands back must be what the
     # ST-GCN gives on that batch, so the loss is the frozen model's, and the ST-GCN never runs.
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import train_speed
+    train_speed = benchmark("train_speed")
 
     config = tiny_config(data_root, "train.batch_size=2", "model.pose_frozen=true")
     batch = train_speed.random_batch(config, 2, "cpu")
@@ -584,11 +576,7 @@ def test_a_bf16_run_with_the_fused_adamw_clips_and_trains(data_root, tmp_path, m
 def test_condition_probe_split_accounts_for_every_single_source_sdr(data_root):
     # The per-source split (class named right / wrong x pose / no pose) must partition exactly the
     # sources that the evaluation's single-source row averages, with the same SDRs.
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import condition_probe
+    condition_probe = benchmark("condition_probe")
 
     from tribert.data.mixing import pose_withheld
     from tribert.engine.evaluate import evaluate

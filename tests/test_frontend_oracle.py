@@ -3,15 +3,12 @@ two-instrument SynthMUSIC mixtures, scored with mir_eval, next to the same mask 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
+from helpers import benchmark
 from tribert.data.synth import generate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from frontend_oracle import oracle_table  # noqa: E402
+oracle_table = benchmark("frontend_oracle").oracle_table
 
 
 @pytest.fixture(scope="module")

@@ -181,14 +181,11 @@ def test_pose_library_log_lines_are_silenced_and_ours_kept(cue_inputs, synth, tm
 
 
 def test_the_pair_benchmark_scores_an_oracle_high_and_the_mixture_at_zero(tmp_path):
-    import sys
-    from pathlib import Path
     from types import SimpleNamespace
 
-    from helpers import make_clip
+    from helpers import benchmark, make_clip
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import separate_pairs
+    separate_pairs = benchmark("separate_pairs")
 
     pair = [make_clip(tmp_path, "a", ["violin"], [440.0]), make_clip(tmp_path, "b", ["flute"], [1250.0])]
     refs = np.stack([Clip(p).audio() / 2 for p in pair])
