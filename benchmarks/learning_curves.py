@@ -217,7 +217,7 @@ def score(names: list[str], args) -> dict:
             if not ckpt.exists():
                 print(f"  {name}: no checkpoint at step {step}", flush=True)
                 continue
-            system = load_system(ckpt)
+            system = load_system(ckpt, weights=args.weights)
             t0 = time.time()
             res = evaluate({name: system}, batches, oracles=False, mixture=False, progress=False,
                            device=args.device)[name]
@@ -331,6 +331,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loader workers per training process")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per training process")
     p.add_argument("--device", default="cpu", help="cpu or cuda (training and scoring)")
+    p.add_argument("--weights", choices=("averaged", "raw"), default="averaged",
+                   help="score a run's weight average (train.ema_decay; where it kept one) or its raw weights")
     p.add_argument("--set-override", action="append", default=[], help="extra section.key=value for every run")
     p.add_argument("--train-one", default="", help=argparse.SUPPRESS)
     p.add_argument("--out", default="learning_curves.json")
@@ -376,7 +378,7 @@ def main() -> None:
     if args.stage in ("all", "score"):
         results = score(names, args)
         results["meta"] = {"steps": args.steps, "train": args.train, "test": args.test, "set": args.set,
-                           "device": args.device, "command": " ".join(sys.argv)}
+                           "device": args.device, "weights": args.weights, "command": " ".join(sys.argv)}
         write_results(results, args)
 
 

@@ -13,8 +13,8 @@ from helpers import benchmark, make_clip
 from tribert.config import Config
 from tribert.data.batch import MixBatch
 from tribert.engine.checkpoint import load_system
-from tribert.engine.system import SeparationSystem
-from tribert.engine.train import train, train_loader
+from tribert.engine.system import SeparationSystem, WeightAverage
+from tribert.engine.train import init_weights_from, train, train_loader
 from tribert.errors import CheckpointError, ConfigError, TribertError
 from tribert.metrics import bss_eval
 
@@ -600,3 +600,48 @@ def test_condition_probe_split_accounts_for_every_single_source_sdr(data_root):
     wrong = {k: g["sources"] for k, g in split.items() if k.startswith("class wrong")}
     assert {k: sum(n for _, _, n in pairs) for k, pairs in confusions.items()} == wrong  # every mistake listed
     assert all(t != g for pairs in confusions.values() for t, g, _ in pairs)
+
+
+def test_the_weight_average_follows_its_decay_and_copies_integer_buffers():
+    model = torch.nn.BatchNorm1d(1)
+    average = WeightAverage(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(3.0)  # the copy still holds 1.0
+        model.num_batches_tracked.fill_(7)
+    average.update(model, step=0)  # first step: decay min(0.5, 1/10) = 0.1 -> 1 + 0.9 * (3 - 1)
+    assert average.module.weight.item() == pytest.approx(2.8)
+    assert average.module.num_batches_tracked.item() == 7
+    average.update(model, step=1000)  # later: the long-run decay, 0.5 -> halfway to 3
+    assert average.module.weight.item() == pytest.approx(2.9)
+    assert not average.module.weight.requires_grad
+
+
+def test_a_weight_average_leaves_training_alone_and_is_what_evaluation_reads(data_root, tmp_path):
+    steps = ["train.epoch_size=4", "train.max_steps=4"]
+    plain = train(tiny_config(data_root, *steps), runs_dir=tmp_path / "runs", name="plain", progress=False)
+    ema = train(tiny_config(data_root, *steps, "train.ema_decay=0.9", "train.keep_every_steps=1"),
+                runs_dir=tmp_path / "runs", name="ema", progress=False)
+    assert _losses(ema) == _losses(plain)  # the average takes no part in the steps
+    raw = load_system(plain / "checkpoints" / "last.ckpt").model.state_dict()
+    ema_raw = load_system(ema / "checkpoints" / "last.ckpt", weights="raw")
+    assert all(torch.equal(v, ema_raw.model.state_dict()[k]) for k, v in raw.items())
+    averaged = load_system(ema / "checkpoints" / "last.ckpt").model.state_dict()
+    assert all(torch.equal(v, ema_raw.ema.module.state_dict()[k]) for k, v in averaged.items())
+    moved = [k for k, v in averaged.items() if v.is_floating_point() and not torch.equal(v, raw[k])]
+    assert len(moved) > len(averaged) // 2  # the average is not the last step's weights
+    # ... but it moved towards them after the last step (step 3 counted from 0: decay (1 + 3) / (10 + 3)).
+    before = load_system(ema / "checkpoints" / "step000003.ckpt").model.state_dict()
+    for k in moved:
+        want = before[k] + (1 - 4 / 13) * (raw[k] - before[k])
+        torch.testing.assert_close(averaged[k], want, rtol=1e-5, atol=1e-6)
+    # Fine-tuning from it starts from the average, and a new average starts there too.
+    tuned = SeparationSystem(tiny_config(data_root, "train.ema_decay=0.9"))
+    init_weights_from(tuned, ema / "checkpoints" / "last.ckpt")
+    for k, v in averaged.items():
+        assert torch.equal(tuned.model.state_dict()[k], v)
+        assert torch.equal(tuned.ema.module.state_dict()[k], v)
+
+
+def test_a_weight_average_decay_of_one_is_refused(data_root):
+    with pytest.raises(ConfigError, match="train.ema_decay must be in"):
+        tiny_config(data_root, "train.ema_decay=1.0")

@@ -77,6 +77,11 @@ class TrainConfig:
     # steps). Set it in both arms of a co-attention on/off comparison (with none, it changes
     # nothing). On SynthMUSIC it did not change the comparison (README, "Learning").
     clip_coattention_apart: bool = False
+    # An exponential moving average of the weights, kept beside them and updated after every step
+    # (not in the paper): checkpoints then hold both, and evaluate / separate / retrieve read the
+    # average. 0 = off; e.g. 0.99 averages over the last ~100 steps. The decay is
+    # min(ema_decay, (1 + step) / (10 + step)), so the first steps are not held for long.
+    ema_decay: float = 0.0
     precision: str = "32-true"  # "bf16-mixed" on a GPU
     # GPU speed settings (docs/training.md "One GPU"); channels_last and compile are refused on the
     # CPU, where the training step crashed with them:
@@ -154,6 +159,8 @@ class Config:
             raise ConfigError(f"video.crop_margin must be in [0, 1] (0: no random crop), got {cfg.video.crop_margin}")
         if cfg.train.mask_loss not in ("bce", "l1"):
             raise ConfigError(f"train.mask_loss must be 'bce' or 'l1', got {cfg.train.mask_loss!r}")
+        if not 0.0 <= cfg.train.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight average), got {cfg.train.ema_decay}")
         if cfg.train.motion_guide_weight < 0:
             raise ConfigError(f"train.motion_guide_weight must be >= 0, got {cfg.train.motion_guide_weight}")
         return cfg

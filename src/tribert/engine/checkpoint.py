@@ -41,8 +41,15 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def load_system(path: str | Path, expect_model: str | None = None, expect_size: str | None = None):
-    """Rebuild the SeparationSystem stored in a checkpoint, in eval mode on CPU."""
+def load_system(path: str | Path, expect_model: str | None = None, expect_size: str | None = None,
+                weights: str = "averaged"):
+    """Rebuild the SeparationSystem stored in a checkpoint, in eval mode on CPU.
+
+    ``weights``: "averaged" puts the weight average into the model where the run kept one
+    (``train.ema_decay``), "raw" keeps the weights as the last step left them.
+    """
+    if weights not in ("averaged", "raw"):
+        raise ValueError(f"weights must be 'averaged' or 'raw', got {weights!r}")
     from tribert.config import Config
     from tribert.engine.system import SeparationSystem
 
@@ -67,6 +74,8 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
         first = (missing or unexpected)[0]
         raise CheckpointError(f"weights do not fit the stored {mc.kind}/{mc.size} model "
                               f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. {first})", path)
+    if weights == "averaged":
+        system.use_averaged_weights()
     return system.eval()
 
 
@@ -75,7 +84,7 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
     to ``out`` (atomically): what ``separate`` / ``evaluate`` / ``Separator`` need, no optimiser state."""
     from tribert.io import atomic_path
 
-    system = load_system(checkpoint)  # refuses anything that would not load back
+    system = load_system(checkpoint, weights="raw")  # refuses anything that would not load back; keeps both
     state = {k: v.detach().clone().contiguous() for k, v in system.state_dict().items()}
     data = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "config": system.config.to_dict(),
             "state_dict": state}

@@ -9,6 +9,8 @@ audio class loss.
 
 from __future__ import annotations
 
+import copy
+
 import lightning as L
 from lightning.pytorch.callbacks import Timer
 import torch
@@ -46,6 +48,9 @@ class SeparationSystem(L.LightningModule):
             if pose is not None:  # but not the ST-GCN: its graph mixing (an einsum over the joints)
                 # reorders the tensor, so NHWC there costs a layout transpose at every block
                 pose.stgcn.to(memory_format=torch.contiguous_format)
+        # train.ema_decay: the weight average, a copy of the model updated after every step (made
+        # before compile, so it is a plain copy; it is never run in training).
+        self.ema = WeightAverage(self.model, config.train.ema_decay) if config.train.ema_decay > 0 else None
         if config.train.compile:
             # Each block compiled in place (parameter names and checkpoints stay as without); the
             # glue between them stays eager: picking the real sources is data-dependent.
@@ -128,6 +133,18 @@ class SeparationSystem(L.LightningModule):
                  batch_size=batch.batch_size)
         return loss
 
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here, not in on_train_batch_end: the checkpoint callbacks run before that hook, and would
+        # save a step's weights beside the average of the step before.
+        if self.ema is not None:
+            self.ema.update(self.model, self.global_step)  # the step just taken, counted from 0
+
+    def use_averaged_weights(self) -> None:
+        """Put the weight average (``train.ema_decay``) into the model: what evaluation reads."""
+        if self.ema is not None:
+            self.model.load_state_dict(self.ema.module.state_dict())
+
     def _flag_nonfinite(self, loss: Tensor) -> None:
         """Remember, on the device, the first step whose loss was not finite (and that loss)."""
         first, value = self._nonfinite_step, self._nonfinite_loss
@@ -204,6 +221,39 @@ class SeparationSystem(L.LightningModule):
             torch.nn.utils.clip_grad_norm_(group, gradient_clip_val)
 
 
+class WeightAverage(torch.nn.Module):
+    """An exponential moving average of a model's weights and floating-point buffers.
+
+    ``update(model, step)`` after each optimiser step: ``avg += (1 - d) * (w - avg)`` with
+    ``d = min(decay, (1 + step) / (10 + step))``, so that the random initialisation and the first,
+    fastest-moving steps are soon forgotten; integer buffers (BatchNorm's step counts) are copied.
+
+    Args:
+        model: the model to average (copied; the copy is ``.module``, never trained).
+        decay: the long-run decay, in (0, 1).
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        super().__init__()
+        self.decay = decay
+        self.module = copy.deepcopy(model).requires_grad_(False)
+
+    def reset(self, model: torch.nn.Module) -> None:
+        """Start the average again from ``model``'s weights (e.g. after loading ``init_from``)."""
+        self.module.load_state_dict(model.state_dict())
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        # state_dict() afresh each time: a device move replaces the tensors a cached list would hold.
+        avg, new = self.module.state_dict(), model.state_dict()
+        floats = [k for k, v in avg.items() if v.is_floating_point()]
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_([avg[k] for k in floats], [new[k] for k in floats], 1.0 - decay)
+        for k, v in avg.items():
+            if not v.is_floating_point():
+                v.copy_(new[k])
+
+
 def lr_factor(step: int, tc, budget_spent: float | None = None) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up over ``warmup_frac * max_steps``, then
     constant or (``schedule: linear``) a linear decay to zero at ``max_steps``.
@@ -227,4 +277,4 @@ def lr_factor(step: int, tc, budget_spent: float | None = None) -> float:
     return 1.0
 
 
-__all__ = ["SeparationSystem", "lr_factor"]
+__all__ = ["SeparationSystem", "WeightAverage", "lr_factor"]

@@ -91,11 +91,17 @@ def init_weights_from(system: SeparationSystem, path: str | Path) -> dict[str, s
     from tribert.engine.checkpoint import read_checkpoint
 
     state = read_checkpoint(path)["state_dict"]
-    own = system.state_dict()
+    # A run with a weight average (train.ema_decay) is continued from its average, as evaluated;
+    # this run's own average (if any) starts from what was loaded.
+    averaged = {"model." + k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
+    state = {**{k: v for k, v in state.items() if not k.startswith("ema.")}, **averaged}
+    own = {k: v for k, v in system.state_dict().items() if not k.startswith("ema.")}
     keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not keep:
         raise CheckpointError("no weight of this checkpoint fits the configured model", path)
     system.load_state_dict(keep, strict=False)
+    if system.ema is not None:
+        system.ema.reset(system.model)
     left_new = {k: "not in the checkpoint" if k not in state else
                 f"shape {list(v.shape)} here, {list(state[k].shape)} in the checkpoint"
                 for k, v in own.items() if k not in keep}
