@@ -645,3 +645,20 @@ def test_a_weight_average_leaves_training_alone_and_is_what_evaluation_reads(dat
 def test_a_weight_average_decay_of_one_is_refused(data_root):
     with pytest.raises(ConfigError, match="train.ema_decay must be in"):
         tiny_config(data_root, "train.ema_decay=1.0")
+
+
+def test_validation_scores_the_weight_average(data_root, monkeypatch):
+    system = SeparationSystem(tiny_config(data_root, "train.ema_decay=0.9")).eval()
+    with torch.no_grad():
+        for p in system.ema.module.parameters():
+            p.mul_(0.5)  # an average unlike the raw weights
+    batch = next(iter(train_loader(system.config)))
+    logged = {}
+    monkeypatch.setattr(system, "log_dict", lambda values, **kw: logged.update(values))
+    monkeypatch.setattr(system, "log", lambda name, value, **kw: logged.update({name: value}))
+    system.validation_step(batch, 0)
+    with torch.no_grad():
+        averaged = system.losses(batch, *system(batch, system.ema.module))["loss"]
+        raw = system.losses(batch, *system(batch))["loss"]
+    assert abs(float(raw) - float(averaged)) > 1e-3
+    assert float(logged["val/loss"]) == pytest.approx(float(averaged), rel=1e-6)

@@ -62,8 +62,8 @@ class SeparationSystem(L.LightningModule):
         self._nonfinite_loss: Tensor | None = None
 
     # --- forward and losses -------------------------------------------------------------------
-    def forward(self, batch: MixBatch):
-        out = self.model(**batch.video_inputs())
+    def forward(self, batch: MixBatch, model: torch.nn.Module | None = None):
+        out = (model or self.model)(**batch.video_inputs())
         mask_logits = batch.slots_by_mixture(out.mask_logits)  # [B, S, 1, F, T]
         if self.config.model.mask_sharing != "none":
             # The shared masks go back to logits, so the loss and evaluation read them as any other.
@@ -162,7 +162,8 @@ class SeparationSystem(L.LightningModule):
                                f"(epoch {self.current_epoch}); the last good checkpoint is kept")
 
     def validation_step(self, batch: MixBatch, batch_idx: int) -> None:
-        out, mask_logits = self(batch)
+        # The weight average where the run keeps one: what evaluation will read, so best.ckpt is chosen on it.
+        out, mask_logits = self(batch, None if self.ema is None else self.ema.module)
         losses = self.losses(batch, out, mask_logits)
         from tribert.engine.evaluate import batch_sdr
 
