@@ -156,6 +156,8 @@ def test_evaluate_several_checkpoints_in_one_table_and_the_threshold(trained, tm
     assert shared["a"]["single"]["sdr"] != soft["a"]["single"]["sdr"]
     res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--mask-sharing", "some"])
     assert "--mask-sharing must be one of none, cap, partition" in str(res.exception)
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--weights", "best"])
+    assert "--weights must be averaged or raw" in str(res.exception)
 
 
 def test_evaluate_refuses_a_bad_backend_and_checkpoints_with_other_video_settings(trained, tmp_path):

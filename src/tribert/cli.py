@@ -195,6 +195,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
     mask_sharing: Optional[str] = typer.Option(None, "--mask-sharing", help=MASK_SHARING_HELP),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the mixture and oracle rows instead of reading them from the cache ($TRIBERT_CACHE, default ~/.cache/tribert)."),
+    weights: str = typer.Option("averaged", "--weights", help="averaged: a run's weight average, where it kept one (train.ema_decay); raw: the last step's weights."),
 ) -> None:
     """Score separation (SDR/SIR/SAR) beside the mixture and the oracle masks; a Table-1-shaped report."""
     from tribert.engine.checkpoint import load_system
@@ -207,9 +208,11 @@ def evaluate(
     if backend not in BACKENDS:  # checked before any model runs
         raise TribertError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     check_mask_sharing(mask_sharing)
+    if weights not in ("averaged", "raw"):
+        raise TribertError(f"--weights must be averaged or raw, got {weights!r}")
     systems = {}
     for i, path in enumerate(checkpoint):
-        system = load_system(path)
+        system = load_system(path, weights=weights)
         if mask_sharing is not None:
             system.config.model.mask_sharing = mask_sharing
         name = label[i] if label else f"{system.config.model.kind}-{system.config.model.size}"
@@ -231,7 +234,7 @@ def evaluate(
     if out is not None:
         write_results(out, results, {"checkpoints": [str(c) for c in checkpoint], "data": str(data),
                                      "seed": seed, "limit": limit, "threshold": threshold, "backend": backend,
-                                     "mask_sharing": mask_sharing})
+                                     "mask_sharing": mask_sharing, "weights": weights})
         typer.echo(f"results: {out}")
 
 
