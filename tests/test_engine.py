@@ -614,6 +614,10 @@ def test_the_weight_average_follows_its_decay_and_copies_integer_buffers():
     average.update(model, step=1000)  # later: the long-run decay, 0.5 -> halfway to 3
     assert average.module.weight.item() == pytest.approx(2.9)
     assert not average.module.weight.requires_grad
+    average.double()  # new tensors (as a move to a GPU gives): the update must follow them
+    model.double()
+    average.update(model, step=1000)
+    assert average.module.weight.item() == pytest.approx(2.95)
 
 
 def test_a_weight_average_leaves_training_alone_and_is_what_evaluation_reads(data_root, tmp_path):
