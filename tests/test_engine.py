@@ -666,3 +666,15 @@ def test_validation_scores_the_weight_average(data_root, monkeypatch):
         raw = system.losses(batch, *system(batch))["loss"]
     assert abs(float(raw) - float(averaged)) > 1e-3
     assert float(logged["val/loss"]) == pytest.approx(float(averaged), rel=1e-6)
+
+
+def test_a_resumed_run_continues_its_weight_average(data_root, tmp_path):
+    two_epochs = ["train.epoch_size=4", "train.max_steps=4", "train.ema_decay=0.9"]
+    full = train(tiny_config(data_root, *two_epochs), runs_dir=tmp_path / "runs", name="full", progress=False)
+    cut = train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=2", "train.ema_decay=0.9"),
+                runs_dir=tmp_path / "runs", name="cut", progress=False)
+    train(tiny_config(data_root, *two_epochs), resume=cut, progress=False)
+    a = load_system(full / "checkpoints" / "last.ckpt").model.state_dict()
+    b = load_system(cut / "checkpoints" / "last.ckpt").model.state_dict()
+    for k, v in a.items():
+        torch.testing.assert_close(b[k], v, rtol=1e-5, atol=1e-6)
