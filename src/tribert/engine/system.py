@@ -63,7 +63,7 @@ class SeparationSystem(L.LightningModule):
 
     # --- forward and losses -------------------------------------------------------------------
     def forward(self, batch: MixBatch, model: torch.nn.Module | None = None):
-        out = (model or self.model)(**batch.video_inputs())
+        out = (self.model if model is None else model)(**batch.video_inputs())
         mask_logits = batch.slots_by_mixture(out.mask_logits)  # [B, S, 1, F, T]
         if self.config.model.mask_sharing != "none":
             # The shared masks go back to logits, so the loss and evaluation read them as any other.
