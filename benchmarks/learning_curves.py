@@ -314,6 +314,8 @@ def write_results(results: dict, args) -> None:
 
 
 def main() -> None:
+    from tribert.engine.checkpoint import WEIGHTS
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", default="", help="training clips (every stage but merge)")
     p.add_argument("--test", default="", help="test clips (every stage but merge)")
@@ -331,7 +333,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loader workers per training process")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per training process")
     p.add_argument("--device", default="cpu", help="cpu or cuda (training and scoring)")
-    p.add_argument("--weights", choices=("averaged", "raw"), default="averaged",
+    p.add_argument("--weights", choices=WEIGHTS, default="averaged",
                    help="score a run's weight average (train.ema_decay; where it kept one) or its raw weights")
     p.add_argument("--set-override", action="append", default=[], help="extra section.key=value for every run")
     p.add_argument("--train-one", default="", help=argparse.SUPPRESS)

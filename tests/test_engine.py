@@ -629,7 +629,9 @@ def test_a_weight_average_leaves_training_alone_and_is_what_evaluation_reads(dat
     raw = load_system(plain / "checkpoints" / "last.ckpt").model.state_dict()
     ema_raw = load_system(ema / "checkpoints" / "last.ckpt", weights="raw")
     assert all(torch.equal(v, ema_raw.model.state_dict()[k]) for k, v in raw.items())
-    averaged = load_system(ema / "checkpoints" / "last.ckpt").model.state_dict()
+    averaged_system = load_system(ema / "checkpoints" / "last.ckpt")
+    assert averaged_system.ema is None  # the average is in the model: no second copy kept for inference
+    averaged = averaged_system.model.state_dict()
     assert all(torch.equal(v, ema_raw.ema.module.state_dict()[k]) for k, v in averaged.items())
     moved = [k for k, v in averaged.items() if v.is_floating_point() and not torch.equal(v, raw[k])]
     assert len(moved) > len(averaged) // 2  # the average is not the last step's weights

@@ -198,7 +198,7 @@ def evaluate(
     weights: str = typer.Option("averaged", "--weights", help="averaged: a run's weight average, where it kept one (train.ema_decay); raw: the last step's weights."),
 ) -> None:
     """Score separation (SDR/SIR/SAR) beside the mixture and the oracle masks; a Table-1-shaped report."""
-    from tribert.engine.checkpoint import load_system
+    from tribert.engine.checkpoint import WEIGHTS, load_system
     from tribert.engine.evaluate import evaluate as run_eval, format_table, reference_cache_path, write_results
     from tribert.engine.train import eval_loader
     from tribert.metrics import BACKENDS
@@ -208,8 +208,8 @@ def evaluate(
     if backend not in BACKENDS:  # checked before any model runs
         raise TribertError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     check_mask_sharing(mask_sharing)
-    if weights not in ("averaged", "raw"):
-        raise TribertError(f"--weights must be averaged or raw, got {weights!r}")
+    if weights not in WEIGHTS:
+        raise TribertError(f"--weights must be {' or '.join(WEIGHTS)}, got {weights!r}")
     systems = {}
     for i, path in enumerate(checkpoint):
         system = load_system(path, weights=weights)

@@ -13,6 +13,7 @@ import torch
 
 from tribert.errors import CheckpointError, ConfigError
 
+WEIGHTS = ("averaged", "raw")  # what load_system can put into the model (its ``weights``)
 EXPORT_FORMAT = "tribert-weights"
 EXPORT_VERSION = 1
 
@@ -48,8 +49,8 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
     ``weights``: "averaged" puts the weight average into the model where the run kept one
     (``train.ema_decay``), "raw" keeps the weights as the last step left them.
     """
-    if weights not in ("averaged", "raw"):
-        raise ValueError(f"weights must be 'averaged' or 'raw', got {weights!r}")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     from tribert.config import Config
     from tribert.engine.system import SeparationSystem
 
@@ -74,8 +75,9 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
         first = (missing or unexpected)[0]
         raise CheckpointError(f"weights do not fit the stored {mc.kind}/{mc.size} model "
                               f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. {first})", path)
-    if weights == "averaged":
+    if weights == "averaged" and system.ema is not None:
         system.use_averaged_weights()
+        system.ema = None  # its weights are the model's now: no second copy held for inference
     return system.eval()
 
 
