@@ -15,7 +15,11 @@ which rows run, each still with every setting above it; ``--drop`` leaves settin
     + no host sync     the non-finite flag stays on the device and is read every log_every steps
                        (what the engine does on a GPU)
     + cudnn.benchmark  train.cudnn_benchmark=true: cuDNN times its algorithms for each new shape
-    + torch.compile    train.compile=true (its compilation time is reported apart)
+    + CUDA graph       train.cuda_graph=true: forward, losses and backward captured once (after 3
+                       eager steps, within the warm-up) and replayed (engine/cuda_graph.py); on a
+                       CPU the same static-batch path runs without a graph
+    + torch.compile    train.compile=true in place of the CUDA graph (its compilation time is
+                       reported apart)
 
 A step is the engine's own: ``SeparationSystem`` forward and losses (mask BCE + the class
 losses) under autocast, backward, gradient clipping at ``train.grad_clip``, AdamW, the LR
@@ -48,6 +52,7 @@ import torch
 from tribert.config import Config
 from tribert.config.run import recipe_path
 from tribert.data.batch import MixBatch
+from tribert.engine.cuda_graph import CapturedStep
 from tribert.engine.system import SeparationSystem
 from tribert.models.pose import prepare_pose
 
@@ -59,7 +64,8 @@ ROWS = [
     ("+ fused AdamW", {"fused": True}),
     ("+ no host sync", {"no_sync": True}),
     ("+ cudnn.benchmark", {"cudnn_benchmark": True}),
-    ("+ torch.compile", {"compile": True}),
+    ("+ CUDA graph", {"cuda_graph": True}),
+    ("+ torch.compile", {"compile": True, "cuda_graph": False}),  # in place of the graph (train.py: one or the other)
 ]
 
 
@@ -149,15 +155,24 @@ def make_step(system: SeparationSystem, opt, sched, batch: MixBatch, settings: d
     cast = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if settings.get("bf16") \
         else contextlib.nullcontext
     clip = system.config.train.grad_clip
+    captured = None
+    if settings.get("cuda_graph"):  # the engine's: its zero_grad is the captured step's own
+        trained = [p for p in system.parameters() if p.requires_grad]
+        captured = CapturedStep(system._forward_backward, trained, capture=device.startswith("cuda"))
 
     def step() -> None:
         with cast():
-            out, mask_logits = system(batch)
-            loss = system.losses(batch, out, mask_logits)["loss"]
-        loss.backward()
+            if captured is not None:
+                loss = captured(batch)["loss"]
+            else:
+                out, mask_logits = system(batch)
+                loss = system.losses(batch, out, mask_logits)["loss"]
+        if captured is None:
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(system.parameters(), clip)
         opt.step()
-        opt.zero_grad(set_to_none=True)
+        if captured is None:
+            opt.zero_grad(set_to_none=True)
         sched.step()
         if settings.get("no_sync"):
             system._flag_nonfinite(loss.detach())  # read back every log_every steps, not here
@@ -168,6 +183,8 @@ def make_step(system: SeparationSystem, opt, sched, batch: MixBatch, settings: d
 
 
 def measure(config: Config, settings: dict, batch: MixBatch, device: str, warmup: int, steps: int) -> dict:
+    if settings.get("cuda_graph") and warmup <= CapturedStep.WARMUP:
+        raise SystemExit(f"the CUDA graph row captures after {CapturedStep.WARMUP} eager steps: --warmup must be more")
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     system, opt, sched = build(config, settings, device, batch)
     step = make_step(system, opt, sched, batch, settings, device)

@@ -504,7 +504,7 @@ def test_gradient_clipping_works_with_any_optimiser(data_root):
     assert torch.allclose(after, direction / before, rtol=1e-4)  # scaled, not reshaped
 
 
-@pytest.mark.parametrize("setting", ["train.channels_last=true", "train.compile=true"])
+@pytest.mark.parametrize("setting", ["train.channels_last=true", "train.compile=true", "train.cuda_graph=true"])
 def test_gpu_only_settings_are_refused_on_the_cpu(data_root, tmp_path, setting):
     config = tiny_config(data_root, setting, "train.max_steps=1")
     with pytest.raises(ConfigError, match="is a GPU setting"):
@@ -522,6 +522,12 @@ def test_the_speed_benchmark_batch_has_the_loader_shapes_and_its_rows_run(data_r
     assert {k: v.dtype for k, v in fake.tensors().items()} == {k: v.dtype for k, v in real.tensors().items()}
     row = train_speed.measure(config, {"bf16": True, "fused": True, "no_sync": True}, fake, "cpu", warmup=1, steps=2)
     assert row["ms_per_step"] > 0 and row["mixtures_per_s"] > 0
+    graph = train_speed.row_settings(6)
+    assert graph["cuda_graph"] and not train_speed.row_settings(7)["cuda_graph"]  # compile replaces it
+    row = train_speed.measure(config, graph, fake, "cpu", warmup=4, steps=2)  # the static path on a CPU
+    assert row["ms_per_step"] > 0
+    with pytest.raises(SystemExit, match="--warmup"):
+        train_speed.measure(config, graph, fake, "cpu", warmup=3, steps=2)
 
 
 def test_channels_last_leaves_the_stgcn_in_nchw(data_root):
@@ -680,3 +686,43 @@ def test_a_resumed_run_continues_its_weight_average(data_root, tmp_path):
     b = load_system(cut / "checkpoints" / "last.ckpt").model.state_dict()
     for k, v in a.items():
         torch.testing.assert_close(b[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_the_cuda_graph_step_trains_as_the_eager_step(data_root, tmp_path, monkeypatch, caplog):
+    # train.cuda_graph on the CPU runs its static-batch path without a graph: the batch copied into
+    # the captured tensors, gradients written (not added) by the backward, Lightning's backward and
+    # zero_grad left to the captured step, batches of another real-source pattern run eagerly.
+    # Every step's loss must be the eager run's (the GPU capture itself needs a GPU:
+    # benchmarks/gpu/train_speed.sh runs it).
+    import tribert.engine.train as engine_train
+
+    monkeypatch.setattr(engine_train, "check_device_settings", lambda tc, on_gpu: None)
+    run = ["train.epoch_size=16", "train.max_steps=8", "train.grad_clip=0.5", "train.ema_decay=0.9"]
+    eager = train(tiny_config(data_root, *run), runs_dir=tmp_path / "runs", name="eager", progress=False)
+    with caplog.at_level("WARNING", logger="tribert.engine.system"):
+        graph = train(tiny_config(data_root, *run, "train.cuda_graph=true"), runs_dir=tmp_path / "runs",
+                      name="graph", progress=False)
+    a, b = _losses(eager), _losses(graph)
+    assert sorted(a) == sorted(b) == list(range(8))
+    for step in a:
+        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6), step
+    eager_steps = [r.getMessage() for r in caplog.records if "ran eagerly" in r.getMessage()]
+    # the duet clip gives some mixtures two real sources: both paths ran after the capture at step 4
+    assert eager_steps and 0 < int(eager_steps[0].split()[1]) < 4, eager_steps
+    saved = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for run in (eager, graph)]
+    for key, value in saved[0].items():
+        torch.testing.assert_close(saved[1][key], value, rtol=1e-4, atol=1e-6, msg=key)
+
+
+def test_the_real_source_index_is_cached_per_pattern_for_an_accelerator():
+    from tribert.models import base
+
+    valid = torch.tensor([[True, False], [True, True]])
+    assert base.real_source_index(valid, torch.device("cpu")).tolist() == [0, 2, 3]
+    meta = torch.device("meta")  # stands in for an accelerator: a device other than the CPU
+    base._REAL_INDEX.clear()
+    first = base.real_source_index(valid, meta)
+    assert first.device == meta and first.shape == (3,)
+    assert base.real_source_index(valid.clone(), meta) is first  # the same pattern: the same tensor
+    assert base.real_source_index(~valid, meta).shape == (1,)
+    assert len(base._REAL_INDEX) == 2

@@ -1,42 +1,64 @@
 #!/usr/bin/env bash
-# Training speed on a GPU machine that has PyTorch but not this package's other dependencies
-# (wheels carried in .whl/, as learning_curves.sh), at paper size (the paper recipe's shapes,
-# batch 12), each table against its own plain fp32 eager loop, most important first (a run stopped
-# at its time limit keeps the tables it finished, one JSON each):
-#   joint      the recipe (ST-GCN trained with the rest): plain fp32 eager and the engine's GPU
-#              defaults (bf16, fused AdamW, no host sync); joint_fp32: the defaults without bf16
-#              (train.precision=32-true on a GPU: the faster one when the step is host-bound);
-#   stored     the ST-GCN frozen (model.pose_frozen=true) and its features stored ahead of training
-#              (--stored-pose, as the paper did), the same rows;
-#   frozen     the ST-GCN frozen and run at every step, the same rows;
-#   compile    stored + train.compile (1-4 minutes of compilation; COMPILE_S bounds it: on the
-#              2026-11-27 H200 still compiling at 170 s);
-#   profile    where the time of the stored step with the defaults goes (PROFILE_S bounds it).
-#   bash benchmarks/gpu/train_speed.sh OUT_DIR
-# The 2026-11-27 lease ran this script with channels_last tables in place of the fp32 ones
-# (README "Training speed on a GPU"): channels_last moved the step by -3% to +5%, so it is dropped.
+# Training speed on a GPU machine that has PyTorch and Lightning but not this package's other
+# dependencies (wheels carried in .whl/, as learning_curves.sh), at paper size (the paper recipe's
+# shapes, batch 12), each table against its own rows in one run, tables in the order given:
+#   bash benchmarks/gpu/train_speed.sh OUT_DIR [TABLE ...]
+# (a run stopped at its time limit keeps the tables it finished, one JSON each). Tables:
+#   joint         the recipe (ST-GCN trained with the rest): plain fp32 eager, the engine's bf16
+#                 defaults (bf16, fused AdamW, no host sync), + train.cuda_graph
+#   frozen        the ST-GCN frozen (model.pose_frozen=true) and run at every step: bf16 + graph
+#   stored        the ST-GCN frozen, its features stored ahead (--stored-pose, as the paper): idem
+#   *_fp32        the same tables' fused-AdamW rows in fp32 (train.precision=32-true): eager, graph
+#   frozen_eager  the frozen table's bf16 eager row (the graph's reference in the same lease)
+#   engine        `tribert train` itself at paper size (music21_paper on SynthMUSIC, whose
+#                 duets are one source each there, so every batch has one shape): STEPS steps
+#                 (default 100, logged every 10) with and without train.cuda_graph, the rate it logs and its losses
+#   compile       stored + train.compile in place of the graph (COMPILE_S bounds its compilation)
+#   profile       where the time of the stored bf16 eager step goes (PROFILE_S bounds it)
+# Default: joint frozen stored engine joint_fp32 frozen_fp32 stored_fp32 frozen_eager.
 set -uo pipefail
 out=${1:-gpu-out}
+shift || true
+tables=${*:-joint frozen stored engine joint_fp32 frozen_fp32 stored_fp32 frozen_eager}
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/log.txt"
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())" | tee -a "$out/log.txt"
-quiet() { grep -v "Warning\|warn\|W1[0-9][0-9][0-9]\|Tip:\|litlogger" | tee -a "$out/log.txt"; }
+quiet() { grep -v "Warning\|warn\|W1[0-9][0-9][0-9]\|Tip:\|litlogger\|TPU\|LOCAL_RANK" | tee -a "$out/log.txt"; }
 speed() {  # speed NAME ROWS DROP [--set ... | --stored-pose]: one table
     local name=$1 rows=$2 drop=$3; shift 3
     python3 benchmarks/train_speed.py --sizes paper --recipe music21_paper --batch 12 --rows "$rows" \
-        --drop "$drop" --warmup 5 --steps 20 --row-timeout "${COMPILE_S:-200}" \
+        --drop "$drop" --warmup 6 --steps 20 --row-timeout "${ROW_S:-120}" \
         --out "$out/train_speed_paper_$name.json" "$@" 2>&1 | quiet
 }
-frozen="--set model.pose_frozen=true"
+engine() {  # tribert train at paper size, with and without the CUDA graph
+    python3 -m tribert.cli synth --out /tmp/gsynth --clips 96 --seed 3 --splits 1,0,0 --workers 16 >/dev/null
+    for graph in true false; do
+        echo "tribert train music21_paper, train.cuda_graph=$graph" | tee -a "$out/log.txt"
+        timeout "${ENGINE_S:-150}" python3 -m tribert.cli train --config music21_paper \
+            --set data.train_dir=/tmp/gsynth/train --set "data.val_dir=''" --set train.val_mixtures=0 \
+            --set train.max_steps="${STEPS:-100}" --set train.epoch_size=100000 --set data.num_workers=12 \
+            --set train.save_every_steps=0 --set train.cuda_graph=$graph --runs-dir /tmp/gruns \
+            --name "graph_$graph" 2>&1 | grep -v "━" | quiet
+        cp /tmp/gruns/*graph_$graph/metrics.csv "$out/engine_metrics_graph_$graph.csv" 2>/dev/null
+    done
+}
 layout=channels_last,cudnn_benchmark
-speed joint 0,4 $layout
-speed joint_fp32 4 bf16,$layout
-speed stored 0,4 $layout $frozen --stored-pose
-speed stored_fp32 4 bf16,$layout $frozen --stored-pose
-speed frozen 0,4 $layout $frozen
-speed frozen_fp32 4 bf16,$layout $frozen
-speed stored_compile 6 $layout $frozen --stored-pose
-timeout "${PROFILE_S:-50}" python3 benchmarks/train_speed.py --sizes paper --recipe music21_paper --batch 12 \
-    --profile 4 --drop $layout --warmup 4 $frozen --stored-pose 2>&1 | quiet
+frozen="--set model.pose_frozen=true"
+for table in $tables; do
+    case $table in
+        joint) speed joint 0,4,6 $layout ;;
+        frozen) speed frozen 6 $layout $frozen ;;
+        stored) speed stored 6 $layout $frozen --stored-pose ;;
+        joint_fp32) speed joint_fp32 4,6 bf16,$layout ;;
+        frozen_fp32) speed frozen_fp32 4,6 bf16,$layout $frozen ;;
+        stored_fp32) speed stored_fp32 4,6 bf16,$layout $frozen --stored-pose ;;
+        frozen_eager) speed frozen_eager 4 $layout $frozen ;;
+        engine) engine ;;
+        compile) ROW_S=${COMPILE_S:-200} speed stored_compile 7 $layout $frozen --stored-pose ;;
+        profile) timeout "${PROFILE_S:-50}" python3 benchmarks/train_speed.py --sizes paper --recipe music21_paper \
+                     --batch 12 --profile 4 --drop $layout --warmup 4 $frozen --stored-pose 2>&1 | quiet ;;
+        *) echo "unknown table $table" | tee -a "$out/log.txt" ;;
+    esac
+done

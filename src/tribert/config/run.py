@@ -88,6 +88,9 @@ class TrainConfig:
     channels_last: bool = False  # NHWC convolutions (paper size on an H100: 7% slower, so off)
     cudnn_benchmark: bool = False  # cuDNN times its algorithms per new shape (~10 s each; shapes vary)
     compile: bool = False  # torch.compile each model block (a compilation pause first)
+    # Capture forward, losses and backward once as a CUDA graph and replay it (one GPU; batches of
+    # one shape and real-source pattern, as MUSIC21's all-solo ones; others run eagerly)
+    cuda_graph: bool = False
     accelerator: str = "auto"
     devices: str = "1"  # Lightning devices: "1", "4", "auto"
     num_nodes: int = 1

@@ -10,6 +10,7 @@ audio class loss.
 from __future__ import annotations
 
 import copy
+import logging
 
 import lightning as L
 from lightning.pytorch.callbacks import Timer
@@ -19,12 +20,15 @@ from torch import Tensor
 
 from tribert.audio import AudioFrontEnd, share_masks
 from tribert.data.batch import MixBatch
+from tribert.engine.cuda_graph import CapturedStep
 from tribert.config import Config
 from tribert.errors import TribertError
 from tribert.models import build_separator
 from tribert.models.base import SEPARATOR_MODULES
 from tribert.models.heads import classification_losses
 from tribert.models.tribert import COATTENTION_PARAMETERS
+
+log = logging.getLogger(__name__)
 
 
 class SeparationSystem(L.LightningModule):
@@ -57,6 +61,7 @@ class SeparationSystem(L.LightningModule):
             for block in self.model.children():
                 block.compile()
         self.frontend = AudioFrontEnd(config.audio)
+        self.captured: CapturedStep | None = None  # train.cuda_graph: made at the first step
         # The first step with a non-finite loss and that loss, kept on the device (_flag_nonfinite).
         self._nonfinite_step: Tensor | None = None
         self._nonfinite_loss: Tensor | None = None
@@ -113,10 +118,20 @@ class SeparationSystem(L.LightningModule):
                 "audio_encoder": tc.audio_encoder_weight}
 
     def training_step(self, batch: MixBatch, batch_idx: int) -> Tensor:
-        # Seed dropout and token masking from the step, so a resumed run repeats the exact steps.
+        # Seed dropout and token masking from the step, so a resumed run repeats the exact steps
+        # (a CUDA graph's replay reads the generator's seed and offset anew each time).
         torch.manual_seed(self.config.train.seed * 1_000_003 + self.global_step)
-        out, mask_logits = self(batch)
-        losses = self.losses(batch, out, mask_logits)
+        if self.config.train.cuda_graph:  # forward, losses and backward in one replay
+            if self.captured is None:
+                if self._trainer is not None and self.trainer.world_size > 1:
+                    raise TribertError("train.cuda_graph runs on one GPU: set train.devices=1 (the gradient "
+                                       "all-reduce of several processes is not captured)")
+                trained = [p for p in self.parameters() if p.requires_grad]
+                self.captured = CapturedStep(self._forward_backward, trained, capture=self.device.type == "cuda")
+            losses = self.captured(batch)
+        else:
+            out, mask_logits = self(batch)
+            losses = self.losses(batch, out, mask_logits)
         loss = losses["loss"]
         # A non-finite loss stops training, naming its step. Reading the flag back is a host sync
         # that stalls a GPU's queue, so there it is read every log_every steps and before every
@@ -132,6 +147,29 @@ class SeparationSystem(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"],  # the schedule, in metrics.csv
                  batch_size=batch.batch_size)
         return loss
+
+    def _forward_backward(self, batch: MixBatch) -> dict[str, Tensor]:
+        """The part of a step ``train.cuda_graph`` captures."""
+        out, mask_logits = self(batch)
+        losses = self.losses(batch, out, mask_logits)
+        losses["loss"].backward()
+        return losses
+
+    def backward(self, loss: Tensor, *args, **kwargs) -> None:
+        if self.captured is None:
+            super().backward(loss, *args, **kwargs)
+        # else the captured step has run the backward already
+
+    def optimizer_zero_grad(self, epoch, batch_idx, optimizer) -> None:
+        if self.captured is None:
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
+        # else the graph writes the gradients where it captured them (CapturedStep zeroes them
+        # for an eager step): setting them to None would cut the optimiser off from them
+
+    def on_train_end(self) -> None:
+        if self.captured is not None and self.captured.eager_steps:
+            log.warning("train.cuda_graph: %d of %d steps ran eagerly (another batch shape or real-source "
+                        "pattern than the captured one)", self.captured.eager_steps, self.captured.steps)
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)

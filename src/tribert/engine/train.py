@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -152,10 +153,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
         raise ConfigError("the run has no end: set train.max_steps, train.max_minutes or train.max_epochs")
     on_gpu = tc.accelerator in ("gpu", "cuda") or (tc.accelerator == "auto" and torch.cuda.is_available())
-    if not on_gpu and (tc.channels_last or tc.compile):
-        setting = "train.channels_last" if tc.channels_last else "train.compile"
-        raise ConfigError(f"{setting} is a GPU setting: with torch {torch.__version__.split('+')[0]} "
-                          f"on the CPU the training step crashes with it (docs/training.md)")
+    check_device_settings(tc, on_gpu)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     inherited = os.environ.get("TRIBERT_RUN_DIR")  # set by rank 0 for the processes DDP spawns
@@ -190,7 +188,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     loaders = {"train_dataloaders": train_loader(config)}
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
     # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.
-    callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler),
+    callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler), StepRate(),
                  LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", tc.save_every_steps)]
     steps = set(tc.checkpoint_steps)
     if tc.keep_every_steps > 0 and tc.max_steps > 0:
@@ -274,6 +272,28 @@ class LastCheckpoint(L.Callback):
         self.save(trainer)
 
 
+class StepRate(L.Callback):
+    """Logs the training rate at the end: seconds per optimiser step after the first ``skip``
+    (start-up, the loader's first pass, cuDNN's and the CUDA graph's first steps left out)."""
+
+    def __init__(self, skip: int = 10):
+        self.skip = skip
+        self.start: tuple[int, float] | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.start is None and trainer.global_step >= self.skip:
+            self.start = (trainer.global_step, time.perf_counter())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.start is None or trainer.global_step <= self.start[0]:
+            return
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)  # the queued steps are part of the time
+        steps, seconds = trainer.global_step - self.start[0], time.perf_counter() - self.start[1]
+        log.info("trained steps %d-%d at %.1f ms per step (%.2f steps/s)", self.start[0], trainer.global_step,
+                 1000 * seconds / steps, steps / seconds)
+
+
 class StepCheckpoints(L.Callback):
     """Keep ``step<N>.ckpt`` when the optimiser has taken exactly N steps (learning curves)."""
 
@@ -304,6 +324,21 @@ def _prepend_history(path: Path, history: list[dict]) -> None:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(old + new)
+
+
+def check_device_settings(tc, on_gpu: bool) -> None:
+    """Refuse the GPU speed settings where they cannot run, before a run folder is made."""
+    if not on_gpu and (tc.channels_last or tc.compile):
+        setting = "train.channels_last" if tc.channels_last else "train.compile"
+        raise ConfigError(f"{setting} is a GPU setting: with torch {torch.__version__.split('+')[0]} "
+                          f"on the CPU the training step crashes with it (docs/training.md)")
+    if tc.cuda_graph:
+        why = ("is a GPU setting: it needs a CUDA device" if not on_gpu else
+               "and train.compile: choose one" if tc.compile else
+               "needs train.precision 32-true or bf16-mixed (fp16's gradient scaler is not captured)"
+               if str(tc.precision).startswith("16") else "")
+        if why:
+            raise ConfigError(f"train.cuda_graph {why}")
 
 
 def _devices(value: str):

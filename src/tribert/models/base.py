@@ -135,6 +135,31 @@ def weigh_objects(per_object: Tensor, weights: Tensor) -> Tensor:
     return torch.einsum("bso,bo...->bs...", weights.to(per_object.dtype), per_object)
 
 
+# The index of the real sources on each accelerator, kept per pattern of ``valid``: a CUDA graph
+# (train.cuda_graph) cannot capture a copy from host memory, and a fixed pattern (MUSIC21's
+# all-solo batches) then costs no transfer per step. Bounded: duet batches have a few hundred.
+_REAL_INDEX: dict[tuple, Tensor] = {}
+_REAL_INDEX_SIZE = 1024
+
+
+def real_source_index(valid: Tensor, device: torch.device) -> Tensor:
+    """Flat indices [N] of the True entries of ``valid`` [V, S], on ``device``.
+
+    ``valid`` is read on the host, so a mask already on an accelerator costs a sync there
+    (``MixBatch`` passes a CPU copy). A host mask's index for an accelerator is cached per pattern.
+    """
+    flat = valid.flatten()
+    if flat.device.type != "cpu" or torch.device(device).type == "cpu":
+        return flat.nonzero().squeeze(1).to(device, non_blocking=True)
+    key = (str(device), flat.numpy().tobytes())
+    index = _REAL_INDEX.get(key)
+    if index is None:
+        if len(_REAL_INDEX) >= _REAL_INDEX_SIZE:
+            _REAL_INDEX.pop(next(iter(_REAL_INDEX)))  # the oldest pattern
+        index = _REAL_INDEX[key] = flat.nonzero().squeeze(1).to(device)
+    return index
+
+
 def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: Optional[Tensor] = None,
                      maps: Optional[Tensor] = None, sequence: Optional[Tensor] = None) -> Tensor:
     """One conditioned U-Net run per requested (video, source), the padding skipped.
@@ -145,8 +170,7 @@ def separate_sources(unet: nn.Module, mix_logmag: Tensor, cond: Tensor, valid: O
     """
     v, s, _ = cond.shape
     # Pick the real (video, source) rows first, so that no input is copied for the padding.
-    # [N]: read on the host, so a mask on an accelerator costs a sync (MixBatch passes a CPU copy)
-    real = None if valid is None else valid.flatten().nonzero().squeeze(1).to(cond.device, non_blocking=True)
+    real = None if valid is None else real_source_index(valid, cond.device)  # [N]
 
     def pick(per_source: Tensor) -> Tensor:  # [V, S, ...] -> [N, ...]
         flat = per_source.flatten(0, 1)
