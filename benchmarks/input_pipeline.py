@@ -40,6 +40,8 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--workers", default="0,1,2")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--loader-only", action="store_true",
+                   help="only the loader rows (a GPU recipe, whose step a CPU cannot time: train_speed.py does)")
     p.add_argument("--out", default="input_pipeline.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -68,6 +70,17 @@ def main() -> None:
         return n / (time.perf_counter() - t0)
 
     rows = []
+    if args.loader_only:
+        for w in (int(x) for x in args.workers.split(",")):
+            rows.append({"what": "loader alone", "workers": w, "batches_per_s": rate_of(loader(w)[1])})
+        rows.append({"what": "loader alone, clips cached in memory", "workers": max(w, 0),
+                     "batches_per_s": rate_of(loader(w, cache=True)[1])})
+        for r in rows:
+            print(f"{args.config}, batch 12: {r['what']:38s} {r['workers']:3d} workers {r['batches_per_s']:8.2f} batches/s")
+        with open(args.out, "w") as f:
+            json.dump({"rows": rows, "config": args.config, "cpus": os.cpu_count(), "torch": torch.__version__}, f,
+                      indent=1)
+        return
     config, _ = loader(0)
     system = SeparationSystem(config).train()
     opt = torch.optim.AdamW(system.parameters(), lr=1e-3)

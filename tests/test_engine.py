@@ -726,3 +726,25 @@ def test_the_real_source_index_is_cached_per_pattern_for_an_accelerator():
     assert base.real_source_index(valid.clone(), meta) is first  # the same pattern: the same tensor
     assert base.real_source_index(~valid, meta).shape == (1,)
     assert len(base._REAL_INDEX) == 2
+
+
+def test_a_gpu_run_pins_its_training_batches_and_moves_them_without_blocking(data_root, monkeypatch):
+    # On a GPU the loader page-locks each batch (a thread of the loader) and the system copies it
+    # with non_blocking=True, so the host goes on launching while the device copies. The CPU
+    # build of torch cannot page-lock: the choice and the call are checked here.
+    config = tiny_config(data_root)
+    assert train_loader(config, pin_memory=True).pin_memory and not train_loader(config).pin_memory
+    system = SeparationSystem(config)
+    batch = next(iter(train_loader(config)))
+    calls = []
+    real_to = MixBatch.to
+
+    def spy(self, device, non_blocking=False):
+        calls.append((torch.device(device).type, non_blocking))
+        return real_to(self, "cpu")
+
+    monkeypatch.setattr(MixBatch, "to", spy)
+    for device in ("cpu", "cuda"):
+        moved = system.transfer_batch_to_device(batch, torch.device(device), 0)
+        assert moved._host_valid is not None  # the host copy of the real sources stays
+    assert calls == [("cpu", False), ("cuda", True)]

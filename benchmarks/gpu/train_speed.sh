@@ -13,6 +13,8 @@
 #   engine        `tribert train` itself at paper size (music21_paper on SynthMUSIC, whose
 #                 duets are one source each there, so every batch has one shape): STEPS steps
 #                 (default 100, logged every 10) with and without train.cuda_graph, the rate it logs and its losses
+#   engine_frozen the same with the ST-GCN frozen (model.pose_frozen=true), the graph only
+#   loader        the loader alone at paper size on the same clips, 12 workers, from disk and cached
 #   compile       stored + train.compile in place of the graph (COMPILE_S bounds its compilation)
 #   profile       where the time of the stored bf16 eager step goes (PROFILE_S bounds it)
 # Default: joint frozen stored engine joint_fp32 frozen_fp32 stored_fp32 frozen_eager.
@@ -32,16 +34,19 @@ speed() {  # speed NAME ROWS DROP [--set ... | --stored-pose]: one table
         --drop "$drop" --warmup 6 --steps 20 --row-timeout "${ROW_S:-120}" \
         --out "$out/train_speed_paper_$name.json" "$@" 2>&1 | quiet
 }
-engine() {  # tribert train at paper size, with and without the CUDA graph
-    python3 -m tribert.cli synth --out /tmp/gsynth --clips 96 --seed 3 --splits 1,0,0 --workers 16 >/dev/null
-    for graph in true false; do
-        echo "tribert train music21_paper, train.cuda_graph=$graph" | tee -a "$out/log.txt"
+synth() { [ -d /tmp/gsynth/train ] || python3 -m tribert.cli synth --out /tmp/gsynth --clips 96 --seed 3 --splits 1,0,0 \
+    --workers 16 >/dev/null; }
+engine() {  # engine "true false" [--set ...]: tribert train at paper size, with and without the CUDA graph
+    local modes=$1; shift
+    synth
+    for graph in $modes; do
+        echo "tribert train music21_paper, train.cuda_graph=$graph $*" | tee -a "$out/log.txt"
         timeout "${ENGINE_S:-150}" python3 -m tribert.cli train --config music21_paper \
             --set data.train_dir=/tmp/gsynth/train --set "data.val_dir=''" --set train.val_mixtures=0 \
             --set train.max_steps="${STEPS:-100}" --set train.epoch_size=100000 --set data.num_workers=12 \
             --set train.save_every_steps=0 --set train.cuda_graph=$graph --runs-dir /tmp/gruns \
-            --name "graph_$graph" 2>&1 | grep -v "━" | quiet
-        cp /tmp/gruns/*graph_$graph/metrics.csv "$out/engine_metrics_graph_$graph.csv" 2>/dev/null
+            --name "graph_$graph" "$@" 2>&1 | grep -v "━" | quiet
+        cp "$(ls -d /tmp/gruns/*graph_$graph | tail -1)/metrics.csv" "$out/engine_metrics_graph_$graph$*.csv" 2>/dev/null
     done
 }
 layout=channels_last,cudnn_benchmark
@@ -55,7 +60,10 @@ for table in $tables; do
         frozen_fp32) speed frozen_fp32 4,6 bf16,$layout $frozen ;;
         stored_fp32) speed stored_fp32 4,6 bf16,$layout $frozen --stored-pose ;;
         frozen_eager) speed frozen_eager 4 $layout $frozen ;;
-        engine) engine ;;
+        engine) engine "true false" ;;
+        engine_frozen) engine true --set model.pose_frozen=true ;;
+        loader) synth; python3 benchmarks/input_pipeline.py --config music21_paper --train /tmp/gsynth/train \
+                    --loader-only --workers 12 --batches 40 --out "$out/input_pipeline_paper.json" 2>&1 | quiet ;;
         compile) ROW_S=${COMPILE_S:-200} speed stored_compile 7 $layout $frozen --stored-pose ;;
         profile) timeout "${PROFILE_S:-50}" python3 benchmarks/train_speed.py --sizes paper --recipe music21_paper \
                      --batch 12 --profile 4 --drop $layout --warmup 4 $frozen --stored-pose 2>&1 | quiet ;;

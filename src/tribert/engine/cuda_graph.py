@@ -121,7 +121,9 @@ class CapturedStep:
         for p in self.parameters:  # the backward captured allocates the gradients it writes
             p.grad = None
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), _uncached_autocast():
+        # thread_local: the loader's pin-memory thread may call CUDA (page-locked allocations,
+        # event queries) while this thread captures; under "global" that would end the capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"), _uncached_autocast():
             self.outputs = {name: value.detach() for name, value in self.step(self.static).items()}
         self.graph = graph
         graph.replay()  # capturing runs nothing: this step's work

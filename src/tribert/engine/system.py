@@ -66,6 +66,13 @@ class SeparationSystem(L.LightningModule):
         self._nonfinite_step: Tensor | None = None
         self._nonfinite_loss: Tensor | None = None
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        # Lightning moves an object with .to() blocking; from the loader's page-locked batches a
+        # non-blocking copy lets the host go on launching while the device copies.
+        if isinstance(batch, MixBatch):
+            return batch.to(device, non_blocking=device.type == "cuda")
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     # --- forward and losses -------------------------------------------------------------------
     def forward(self, batch: MixBatch, model: torch.nn.Module | None = None):
         out = (self.model if model is None else model)(**batch.video_inputs())

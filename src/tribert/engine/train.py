@@ -60,7 +60,9 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: lis
     return specs
 
 
-def train_loader(config: Config) -> DataLoader:
+def train_loader(config: Config, pin_memory: bool = False) -> DataLoader:
+    """The training mixtures; ``pin_memory`` (on a GPU): batches page-locked by a thread of the
+    loader, so their copy to the device neither blocks the step nor waits for it."""
     if not config.data.train_dir:
         raise ConfigError("data.train_dir is not set")
     clips = load_clips(config.data.train_dir, config.data.classes)
@@ -69,7 +71,7 @@ def train_loader(config: Config) -> DataLoader:
     sampler = StepSampler(length, config.train.batch_size)  # StepSamplerSync ties it to the run
     return mix_loader(ds, batch_size=config.train.batch_size, sampler=sampler,
                       num_workers=config.data.num_workers, drop_last=True,
-                      persistent_workers=config.data.num_workers > 0)
+                      persistent_workers=config.data.num_workers > 0, pin_memory=pin_memory)
 
 
 def eval_loader(config: Config, data_dir: str | Path, limit: int = 0, seed: int = 0) -> DataLoader:
@@ -185,7 +187,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             (left_new is None or any(".stgcn." in name for name in left_new)):
         log.warning("model.pose_frozen: the frozen ST-GCN was not loaded from train.init_from, so it stays "
                     "at its random initialisation (a fixed random feature extractor)")
-    loaders = {"train_dataloaders": train_loader(config)}
+    loaders = {"train_dataloaders": train_loader(config, pin_memory=on_gpu)}
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
     # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.
     callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler), StepRate(),
