@@ -748,3 +748,29 @@ def test_a_gpu_run_pins_its_training_batches_and_moves_them_without_blocking(dat
         moved = system.transfer_batch_to_device(batch, torch.device(device), 0)
         assert moved._host_valid is not None  # the host copy of the real sources stays
     assert calls == [("cpu", False), ("cuda", True)]
+
+
+def test_a_step_that_cannot_be_captured_trains_on_eagerly(data_root, caplog):
+    # Where the capture fails (here: the CPU build of torch has no CUDA graphs at all), the run
+    # goes on without the graph, warned once, and every step is the eager step.
+    from tribert.engine.cuda_graph import CapturedStep
+
+    config = tiny_config(data_root)
+    batch = next(iter(train_loader(config)))
+    losses = {}
+    for mode in ("no graph", "failed capture"):  # no graph: the static-batch path
+        torch.manual_seed(0)
+        system = SeparationSystem(config)
+        opt = torch.optim.AdamW(system.parameters(), lr=1e-3)
+        trained = [p for p in system.parameters() if p.requires_grad]
+        step = CapturedStep(system._forward_backward, trained, warmup=1, capture=mode == "failed capture")
+        with caplog.at_level("WARNING", logger="tribert.engine.cuda_graph"):
+            losses[mode] = []
+            for _ in range(4):
+                losses[mode].append(step(batch)["loss"].item())
+                opt.step()
+        assert step.graph is None and step.failed == (mode == "failed capture")
+    assert losses["failed capture"] == pytest.approx(losses["no graph"], rel=1e-6)
+    assert losses["no graph"][-1] < losses["no graph"][0]
+    warned = [r.getMessage() for r in caplog.records if "could not be captured" in r.getMessage()]
+    assert len(warned) == 1, warned

@@ -59,6 +59,7 @@ class CapturedStep:
         self.outputs: dict[str, Tensor] | None = None
         self.steps = 0
         self.eager_steps = 0  # steps after the capture that could not replay it (another shape)
+        self.failed = False  # the capture failed: every step runs eagerly
 
     @staticmethod
     def batch_key(batch: MixBatch) -> tuple | None:
@@ -74,8 +75,11 @@ class CapturedStep:
         """Run the step on ``batch``; the returned losses are this step's (fresh tensors)."""
         self.steps += 1
         key = self.batch_key(batch)
+        if self.failed:
+            return self._eager(batch)
         if self.static is None and self.steps > self.warmup and key is not None:
-            self._capture(batch, key)
+            if not self._capture(batch, key):
+                return self._eager(batch)
         elif self.static is not None and key == self.key:
             _copy_batch(self.static, batch)
             self._replay()
@@ -107,7 +111,9 @@ class CapturedStep:
         with _side_stream(self.capture and batch.mix_mag.is_cuda):
             return {name: value.detach() for name, value in self.step(batch).items()}
 
-    def _capture(self, batch: MixBatch, key: tuple) -> None:
+    def _capture(self, batch: MixBatch, key: tuple) -> bool:
+        """Capture the step on a static copy of ``batch`` and replay it for this step; False (the
+        run goes on eagerly, warned) where this machine cannot capture it."""
         self.key = key
         self.static = batch.replace(**{name: t.clone() for name, t in batch.tensors().items()})
         self.static._host_valid = batch._host_valid.clone()
@@ -117,17 +123,26 @@ class CapturedStep:
         if not self.capture:
             self.outputs = {}
             self._replay()
-            return
+            return True
         for p in self.parameters:  # the backward captured allocates the gradients it writes
             p.grad = None
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: the loader's pin-memory thread may call CUDA (page-locked allocations,
-        # event queries) while this thread captures; under "global" that would end the capture
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"), _uncached_autocast():
-            self.outputs = {name: value.detach() for name, value in self.step(self.static).items()}
+        try:
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: the loader's pin-memory thread may call CUDA (page-locked allocations,
+            # event queries) while this thread captures; under "global" that would end the capture
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"), _uncached_autocast():
+                self.outputs = {name: value.detach() for name, value in self.step(self.static).items()}
+        except RuntimeError as err:  # e.g. an operation that cannot be captured: slower, not wrong
+            log.warning("train.cuda_graph: the step could not be captured (%s); the run goes on without the "
+                        "graph", str(err).splitlines()[0][:200])
+            self.failed, self.static, self.outputs = True, None, None
+            for p in self.parameters:  # a partial capture's gradients are not this step's
+                p.grad = None
+            return False
         self.graph = graph
         graph.replay()  # capturing runs nothing: this step's work
         log.info("train.cuda_graph: captured the step at step %d", self.steps)
+        return True
 
 
 def _copy_batch(static: MixBatch, batch: MixBatch) -> None:
