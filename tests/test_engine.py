@@ -774,3 +774,16 @@ def test_a_step_that_cannot_be_captured_trains_on_eagerly(data_root, caplog):
     assert losses["no graph"][-1] < losses["no graph"][0]
     warned = [r.getMessage() for r in caplog.records if "could not be captured" in r.getMessage()]
     assert len(warned) == 1, warned
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["train.compile=true"], "train.cuda_graph and train.compile: choose one"),
+    (["train.precision=16-mixed"], "fp16's gradient scaler is not captured"),
+])
+def test_cuda_graph_settings_it_cannot_run_with_are_refused_on_a_gpu(data_root, extra, message):
+    import tribert.engine.train as engine_train
+
+    tc = tiny_config(data_root, "train.cuda_graph=true", *extra).train
+    with pytest.raises(ConfigError, match=message):
+        engine_train.check_device_settings(tc, on_gpu=True)
+    engine_train.check_device_settings(tiny_config(data_root, "train.cuda_graph=true").train, on_gpu=True)
