@@ -17,11 +17,12 @@
 #   loader        the loader alone at paper size on the same clips, 12 workers, from disk and cached
 #   compile       stored + train.compile in place of the graph (COMPILE_S bounds its compilation)
 #   profile       where the time of the stored bf16 eager step goes (PROFILE_S bounds it)
-# Default: joint frozen stored engine joint_fp32 frozen_fp32 stored_fp32 frozen_eager.
+# Default (what the 2026-11-28 lease left open, first): engine engine_frozen loader joint frozen.
+# That lease ran: joint frozen stored engine joint_fp32 frozen_fp32 stored_fp32 frozen_eager (532 s).
 set -uo pipefail
 out=${1:-gpu-out}
 shift || true
-tables=${*:-joint frozen stored engine joint_fp32 frozen_fp32 stored_fp32 frozen_eager}
+tables=${*:-engine engine_frozen loader joint frozen}
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1
