@@ -69,52 +69,47 @@ def main() -> None:
                 break
         return n / (time.perf_counter() - t0)
 
-    rows = []
-    if args.loader_only:
-        for w in (int(x) for x in args.workers.split(",")):
-            rows.append({"what": "loader alone", "workers": w, "batches_per_s": rate_of(loader(w)[1])})
-        rows.append({"what": "loader alone, clips cached in memory", "workers": max(w, 0),
-                     "batches_per_s": rate_of(loader(w, cache=True)[1])})
-        for r in rows:
-            print(f"{args.config}, batch 12: {r['what']:38s} {r['workers']:3d} workers {r['batches_per_s']:8.2f} batches/s")
-        with open(args.out, "w") as f:
-            json.dump({"rows": rows, "config": args.config, "cpus": os.cpu_count(), "torch": torch.__version__}, f,
-                      indent=1)
-        return
-    config, _ = loader(0)
-    system = SeparationSystem(config).train()
-    opt = torch.optim.AdamW(system.parameters(), lr=1e-3)
+    workers = [int(x) for x in args.workers.split(",")]
+    rows, step, step_rate = [], None, None
+    if not args.loader_only:
+        config, _ = loader(0)
+        system = SeparationSystem(config).train()
+        opt = torch.optim.AdamW(system.parameters(), lr=1e-3)
 
-    def step(batch) -> None:
-        out, mask_logits = system(batch)
-        loss = system.losses(batch, out, mask_logits)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        def step(batch) -> None:
+            out, mask_logits = system(batch)
+            loss = system.losses(batch, out, mask_logits)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
-    held = next(iter(loader(0)[1]))
-    step_rate = rate_of([held] * (args.batches + 1), step)
-    rows.append({"what": "training step alone (batch in memory)", "workers": None, "batches_per_s": step_rate})
-    for w in (int(x) for x in args.workers.split(",")):
+        held = next(iter(loader(0)[1]))
+        step_rate = rate_of([held] * (args.batches + 1), step)
+        rows.append({"what": "training step alone (batch in memory)", "workers": None, "batches_per_s": step_rate})
+    # Cached clips: without a worker beside the step (the SynthMUSIC recipes); with the last
+    # worker count for the loader alone (a GPU machine's cores, whose step this CPU cannot time).
+    cached_workers = workers[-1] if args.loader_only else 0
+    for w in workers:
         rows.append({"what": "loader alone", "workers": w, "batches_per_s": rate_of(loader(w)[1])})
-    rows.append({"what": "loader alone, clips cached in memory", "workers": 0,
-                 "batches_per_s": rate_of(loader(0, cache=True)[1])})
-    for w in (int(x) for x in args.workers.split(",")):
-        rows.append({"what": "loader feeding the step", "workers": w, "batches_per_s": rate_of(loader(w)[1], step)})
-    rows.append({"what": "loader feeding the step, clips cached", "workers": 0,
-                 "batches_per_s": rate_of(loader(0, cache=True)[1], step)})
+    rows.append({"what": "loader alone, clips cached in memory", "workers": cached_workers,
+                 "batches_per_s": rate_of(loader(cached_workers, cache=True)[1])})
+    if step is not None:
+        for w in workers:
+            rows.append({"what": "loader feeding the step", "workers": w,
+                         "batches_per_s": rate_of(loader(w)[1], step)})
+        rows.append({"what": "loader feeding the step, clips cached", "workers": 0,
+                     "batches_per_s": rate_of(loader(0, cache=True)[1], step)})
     for r in rows:
-        r["vs_step"] = r["batches_per_s"] / step_rate
+        r["vs_step"] = r["batches_per_s"] / step_rate if step_rate else None
     print(f"{args.config}, batch 12, {args.threads} torch threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'what':42s} {'workers':>7s} {'batches/s':>10s} {'vs step':>8s}")
     for r in rows:
         print(f"{r['what']:42s} {str(r['workers'] if r['workers'] is not None else '-'):>7s} "
-              f"{r['batches_per_s']:10.2f} {r['vs_step']:7.2f}x")
+              f"{r['batches_per_s']:10.2f} " + (f"{r['vs_step']:7.2f}x" if r["vs_step"] else f"{'-':>8s}"))
     with open(args.out, "w") as f:
         json.dump({"rows": rows, "config": args.config, "threads": args.threads, "cpus": os.cpu_count(),
                    "load_average": os.getloadavg()[0], "torch": torch.__version__}, f, indent=1)
-
 
 if __name__ == "__main__":
     main()

@@ -155,10 +155,8 @@ def make_step(system: SeparationSystem, opt, sched, batch: MixBatch, settings: d
     cast = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if settings.get("bf16") \
         else contextlib.nullcontext
     clip = system.config.train.grad_clip
-    captured = None
-    if settings.get("cuda_graph"):  # the engine's: its zero_grad is the captured step's own
-        trained = [p for p in system.parameters() if p.requires_grad]
-        captured = CapturedStep(system._forward_backward, trained, capture=device.startswith("cuda"))
+    # the engine's captured step: its zero_grad is its own
+    captured = system.captured_step() if settings.get("cuda_graph") else None
 
     def step() -> None:
         with cast():

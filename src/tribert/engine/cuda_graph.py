@@ -57,6 +57,7 @@ class CapturedStep:
         self.key: tuple | None = None
         self.static: MixBatch | None = None
         self.outputs: dict[str, Tensor] | None = None
+        self.index: Tensor | None = None  # the captured real-source index, held (see _capture)
         self.steps = 0
         self.eager_steps = 0  # steps after the capture that could not replay it (another shape)
         self.failed = False  # the capture failed: every step runs eagerly
@@ -74,9 +75,9 @@ class CapturedStep:
     def __call__(self, batch: MixBatch) -> dict[str, Tensor]:
         """Run the step on ``batch``; the returned losses are this step's (fresh tensors)."""
         self.steps += 1
-        key = self.batch_key(batch)
         if self.failed:
             return self._eager(batch)
+        key = self.batch_key(batch)
         if self.static is None and self.steps > self.warmup and key is not None:
             if not self._capture(batch, key):
                 return self._eager(batch)
@@ -97,12 +98,12 @@ class CapturedStep:
             self.outputs = {name: value.detach() for name, value in self.step(self.static).items()}
 
     def _eager(self, batch: MixBatch) -> dict[str, Tensor]:
-        grads = [p.grad for p in self.parameters if p.grad is not None]
         if self.static is not None:
             self.eager_steps += 1
             if self.eager_steps == 1:
                 log.warning("train.cuda_graph: a batch of another shape or real-source pattern than the captured "
                             "one runs eagerly (the run's end counts them)")
+            grads = [p.grad for p in self.parameters if p.grad is not None]
             if grads:  # the graph's gradients stay where it writes them: zeroed, not set to None
                 torch._foreach_zero_(grads)
         else:

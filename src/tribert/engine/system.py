@@ -133,8 +133,7 @@ class SeparationSystem(L.LightningModule):
                 if self._trainer is not None and self.trainer.world_size > 1:
                     raise TribertError("train.cuda_graph runs on one GPU: set train.devices=1 (the gradient "
                                        "all-reduce of several processes is not captured)")
-                trained = [p for p in self.parameters() if p.requires_grad]
-                self.captured = CapturedStep(self._forward_backward, trained, capture=self.device.type == "cuda")
+                self.captured = self.captured_step()
             losses = self.captured(batch)
         else:
             out, mask_logits = self(batch)
@@ -154,6 +153,12 @@ class SeparationSystem(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"],  # the schedule, in metrics.csv
                  batch_size=batch.batch_size)
         return loss
+
+    def captured_step(self) -> CapturedStep:
+        """This system's forward, losses and backward as ``train.cuda_graph`` captures them (a
+        graph on a GPU; the same static-batch path without one elsewhere)."""
+        trained = [p for p in self.parameters() if p.requires_grad]
+        return CapturedStep(self._forward_backward, trained, capture=self.device.type == "cuda")
 
     def _forward_backward(self, batch: MixBatch) -> dict[str, Tensor]:
         """The part of a step ``train.cuda_graph`` captures."""
