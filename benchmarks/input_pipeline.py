@@ -40,6 +40,8 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--workers", default="0,1,2")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every row, e.g. data.stored_pose=true (repeatable)")
     p.add_argument("--loader-only", action="store_true",
                    help="only the loader rows (a GPU recipe, whose step a CPU cannot time: train_speed.py does)")
     p.add_argument("--out", default="input_pipeline.json")
@@ -48,7 +50,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     def loader(workers: int, cache: bool = False):
-        config = Config.load(args.config, [f"data.train_dir={args.train}", f"data.num_workers={workers}",
+        config = Config.load(args.config, [*args.set, f"data.train_dir={args.train}", f"data.num_workers={workers}",
                                            f"train.epoch_size={(args.batches + 1) * 12}",
                                            f"data.cache_clips={str(cache).lower()}"])
         batches = train_loader(config)
@@ -101,14 +103,14 @@ def main() -> None:
                      "batches_per_s": rate_of(loader(0, cache=True)[1], step)})
     for r in rows:
         r["vs_step"] = r["batches_per_s"] / step_rate if step_rate else None
-    print(f"{args.config}, batch 12, {args.threads} torch threads, {os.cpu_count()} CPUs, "
+    print(f"{args.config} {' '.join(args.set)}, batch 12, {args.threads} torch threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'what':42s} {'workers':>7s} {'batches/s':>10s} {'vs step':>8s}")
     for r in rows:
         print(f"{r['what']:42s} {str(r['workers'] if r['workers'] is not None else '-'):>7s} "
               f"{r['batches_per_s']:10.2f} " + (f"{r['vs_step']:7.2f}x" if r["vs_step"] else f"{'-':>8s}"))
     with open(args.out, "w") as f:
-        json.dump({"rows": rows, "config": args.config, "threads": args.threads, "cpus": os.cpu_count(),
+        json.dump({"rows": rows, "config": args.config, "set": args.set, "threads": args.threads, "cpus": os.cpu_count(),
                    "load_average": os.getloadavg()[0], "torch": torch.__version__}, f, indent=1)
 
 if __name__ == "__main__":

@@ -30,10 +30,9 @@ padding slot, as in MUSIC21), already on the device: the loader is measured apar
 The paper trained 500k steps of batch 12 in 192 hours on 4 GTX 1080; ``--schedule-steps`` turns
 the fastest row into hours for that schedule on this one device.
 
-``--stored-pose`` (with ``model.pose_frozen=true``) times the step as it would be with the frozen
-ST-GCN's features stored ahead of training, as the paper did: the ST-GCN's output on the batch is
-computed once and handed back at every step in its place, so the step keeps everything after it
-(pooling into tokens, the linear layer, the rest of the model).
+``--stored-pose`` (with ``model.pose_frozen=true``) times the step of a run on the frozen
+ST-GCN's features stored ahead of training (``tribert pose-features``, ``data.stored_pose``), as
+the paper did: the batch carries the features of its pose and the model skips the ST-GCN.
 """
 
 from __future__ import annotations
@@ -54,7 +53,6 @@ from tribert.config.run import recipe_path
 from tribert.data.batch import MixBatch
 from tribert.engine.cuda_graph import CapturedStep
 from tribert.engine.system import SeparationSystem
-from tribert.models.pose import prepare_pose
 
 # (row name, settings added to the row above); the engine's GPU defaults are the last row.
 ROWS = [
@@ -108,30 +106,19 @@ STORED_POSE_NEEDS = ("--stored-pose needs a pose stream and --set model.pose_fro
                      "(only a fixed ST-GCN's features can be stored ahead of training)")
 
 
-class StoredFeatures(torch.nn.Module):
-    """Stands in for a frozen ST-GCN: returns the features it computed once (``--stored-pose``)."""
-
-    def __init__(self, features: torch.Tensor):
-        super().__init__()
-        self.register_buffer("features", features, persistent=False)
-
-    def forward(self, pose: torch.Tensor) -> torch.Tensor:
-        return self.features
-
-
-def store_pose_features(system: SeparationSystem, batch: MixBatch, dtype: torch.dtype) -> None:
-    """Swap the frozen ST-GCN for its output on ``batch`` (in the dtype autocast would give)."""
+def with_stored_pose(system: SeparationSystem, batch: MixBatch) -> MixBatch:
+    """``batch`` carrying the frozen ST-GCN's features of its pose, as ``data.stored_pose`` loads
+    them (float32 [B, N, K, P, D]): the model then skips the ST-GCN, as in a run on stored features."""
     if not (system.config.model.use_pose and system.config.model.pose_frozen):
         raise SystemExit(STORED_POSE_NEEDS)
-    encoder = system.model.pose
     with torch.no_grad():
-        features = encoder.stgcn.eval()(prepare_pose(batch.video_inputs()["pose"]))  # [V, P, C, T', 68]
-    encoder.stgcn = StoredFeatures(features.to(dtype))
+        features = system.model.pose.features(batch.video_inputs()["pose"]).float()  # [V, K, P, D]
+    return batch.replace(pose_features=features.unflatten(0, (batch.batch_size, batch.num_videos)))
 
 
-def build(config: Config, settings: dict, device: str, batch: MixBatch | None = None):
-    """The system, its optimiser and LR schedule for one row's settings (``batch``: the one the
-    row trains on, needed by ``stored_pose``)."""
+def build(config: Config, settings: dict, device: str, batch: MixBatch):
+    """The system, its optimiser, LR schedule and the batch it trains on for one row's settings
+    (``stored_pose``: ``batch`` with the stored features added)."""
     config = Config.from_dict(config.to_dict())
     config.train.channels_last = bool(settings.get("channels_last"))
     config.train.compile = bool(settings.get("compile"))
@@ -140,14 +127,14 @@ def build(config: Config, settings: dict, device: str, batch: MixBatch | None = 
     torch.manual_seed(0)
     system = SeparationSystem(config).to(device).train()
     if settings.get("stored_pose"):
-        store_pose_features(system, batch, torch.bfloat16 if settings.get("bf16") else torch.float32)
+        batch = with_stored_pose(system, batch)
     if settings.get("fused"):
         opt_cfg = system.configure_optimizers()  # the engine's: fused on a GPU
         opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
     else:
         opt = torch.optim.AdamW(system.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    return system, opt, sched
+    return system, opt, sched, batch
 
 
 def make_step(system: SeparationSystem, opt, sched, batch: MixBatch, settings: dict, device: str):
@@ -184,7 +171,7 @@ def measure(config: Config, settings: dict, batch: MixBatch, device: str, warmup
     if settings.get("cuda_graph") and warmup <= CapturedStep.WARMUP:
         raise SystemExit(f"the CUDA graph row captures after {CapturedStep.WARMUP} eager steps: --warmup must be more")
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    system, opt, sched = build(config, settings, device, batch)
+    system, opt, sched, batch = build(config, settings, device, batch)
     step = make_step(system, opt, sched, batch, settings, device)
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -249,7 +236,7 @@ def profile(args) -> None:
     settings = {**row_settings(args.profile, args.drop), "stored_pose": args.stored_pose}
     config = Config.load(recipe_path(args.recipe), overrides=[f"model.size={args.sizes.split(',')[0]}", *args.set])
     batch = random_batch(config, args.batch, args.device)
-    system, opt, sched = build(config, settings, args.device, batch)
+    system, opt, sched, batch = build(config, settings, args.device, batch)
     step = make_step(system, opt, sched, batch, settings, args.device)
     for _ in range(args.warmup):
         step()

@@ -77,9 +77,15 @@ def test_video_inputs_pair_each_video_with_its_slots():
 
 def test_collate_and_replace():
     batch = hand_batch()
-    one = [MixBatch(**{k: v[i:i + 1] for k, v in batch.tensors().items()}) for i in range(2)]
-    joined = MixBatch.collate(one)
-    assert all(torch.equal(getattr(joined, f.name), getattr(batch, f.name)) for f in dataclasses.fields(MixBatch))
+    stored = batch.replace(pose_features=torch.randn(2, batch.num_videos, 3, 2, 5))  # the optional field
+    for whole in (batch, stored):
+        one = [MixBatch(**{k: v[i:i + 1] for k, v in whole.tensors().items()}) for i in range(2)]
+        joined = MixBatch.collate(one)
+        assert joined.tensors().keys() == whole.tensors().keys()
+        assert all(torch.equal(joined.tensors()[k], v) for k, v in whole.tensors().items())
+    assert batch.pose_features is None and "pose_features" not in batch.video_inputs()
+    assert stored.video_inputs()["pose_features"].shape == (2 * batch.num_videos, 3, 2, 5)
+    assert {f.name for f in dataclasses.fields(MixBatch)} - set(batch.tensors()) == {"pose_features"}
     louder = batch.replace(mix_wav=batch.mix_wav * 2)
     assert torch.equal(louder.mix_wav, 2 * batch.mix_wav) and louder.frames is batch.frames
 
@@ -98,9 +104,10 @@ def test_a_dataloader_with_workers_brings_the_items_back_as_one_batch(dataset):
     batches = list(mix_loader(dataset, batch_size=3, num_workers=2))
     assert len(batches) == 1 and isinstance(batches[0], MixBatch)
     expected = MixBatch.collate(dataset[i] for i in range(3))
-    for f in dataclasses.fields(MixBatch):
-        got, want = getattr(batches[0], f.name), getattr(expected, f.name)
-        assert got.dtype == want.dtype and torch.equal(got, want), f.name
+    assert batches[0].tensors().keys() == expected.tensors().keys()
+    for name, want in expected.tensors().items():
+        got = batches[0].tensors()[name]
+        assert got.dtype == want.dtype and torch.equal(got, want), name
     assert batches[0].mix_wav.shape == (3, AUDIO.crop_samples)
     assert batches[0].source_valid.shape == (3, 4) and batches[0].frames.shape[:2] == (3, 2)
 

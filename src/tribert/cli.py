@@ -171,6 +171,43 @@ def train(
     typer.echo(f"run folder: {folder}")
 
 
+@app.command("pose-features")
+def pose_features(
+    config: Path = typer.Option(..., "--config", help="The training recipe (its model, init_from and data settings)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a field as for `tribert train` (repeatable)."),
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="Clip folders to store features in (default: the recipe's data.train_dir; repeatable)."),
+    grid: float = typer.Option(1.0, "--grid", help="Seconds between the stored windows: training crops start on this grid."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto (a GPU when there is one)."),
+    batch: int = typer.Option(32, "--batch", help="Windows per ST-GCN forward."),
+) -> None:
+    """Store the frozen ST-GCN's features of every training window ahead of training.
+
+    Train then with the same recipe and --set data.stored_pose=true: the step skips the ST-GCN.
+
+    The ST-GCN is the one the run starts from (train.seed, train.init_from). Clips that hold its features on this grid are skipped.
+    """
+    from tribert.config import Config
+    from tribert.data.mixing import load_clips
+    from tribert.data.pose_features import store_pose_features
+    from tribert.engine.train import build_system
+
+    try:
+        cfg = Config.load(config, list(set_))
+        if not (cfg.model.kind == "tribert" and cfg.model.use_pose):
+            raise TribertError("pose features need TriBERT with a pose stream (model.kind tribert, model.use_pose)", config)
+        folders = data or ([Path(cfg.data.train_dir)] if cfg.data.train_dir else [])
+        if not folders:
+            raise TribertError("give --data FOLDER or set data.train_dir in the recipe", config)
+        clips = [clip for folder in folders for clip in load_clips(folder, cfg.data.classes)]
+        encoder = build_system(cfg).model.pose
+        report = store_pose_features(clips, encoder, cfg.audio, cfg.video, grid_seconds=grid, device=device,
+                                     batch_size=batch)
+    except TribertError as err:
+        fail(err)
+    typer.echo(f"pose features: {report.written} clips computed ({report.windows} windows, {report.seconds:.1f} s), "
+               f"{report.skipped} already there; train with --set data.stored_pose=true")
+
+
 MASK_SHARING_HELP = ("How the masks of a mixture's sources (those separated) relate: none (each on its "
                      "own), cap (scaled down where they sum over 1), partition (they split every bin, "
                      "so the stems add up to the mixture); default: the checkpoint's model.mask_sharing.")

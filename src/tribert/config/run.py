@@ -164,6 +164,14 @@ class Config:
             raise ConfigError(f"train.mask_loss must be 'bce' or 'l1', got {cfg.train.mask_loss!r}")
         if not 0.0 <= cfg.train.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight average), got {cfg.train.ema_decay}")
+        if cfg.data.stored_pose:
+            m = cfg.model
+            if not (m.kind == "tribert" and m.use_pose and m.pose_frozen):
+                raise ConfigError("data.stored_pose needs TriBERT with a frozen ST-GCN (model.pose_frozen: "
+                                  "true): only a fixed extractor's features can be stored ahead of training")
+            if cfg.data.pose_missing > 0:
+                raise ConfigError("data.stored_pose cannot withhold pose (data.pose_missing > 0): the store "
+                                  "holds the features of every clip's pose")
         if cfg.train.motion_guide_weight < 0:
             raise ConfigError(f"train.motion_guide_weight must be >= 0, got {cfg.train.motion_guide_weight}")
         return cfg

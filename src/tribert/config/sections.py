@@ -87,6 +87,10 @@ class DataConfig:
     # stand-in for real videos, where the detector often misses the performer, to measure what
     # a model does when pose cannot name the instrument. 0 = every clip keeps its pose.
     pose_missing: float = 0.0
+    # Training reads the frozen ST-GCN's features stored ahead by ``tribert pose-features`` instead
+    # of running it at every step, and its crops start on the store's grid (the paper trained on
+    # stored st-gcn features). Needs model.pose_frozen; evaluation still runs the ST-GCN.
+    stored_pose: bool = False
     classes: tuple[str, ...] = MUSIC21_CLASSES
     num_workers: int = 0
     # Keep each clip's audio, pose and resized frames in memory after the first read (per loader

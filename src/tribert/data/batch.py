@@ -17,6 +17,8 @@ joins items along B, so these are the only shapes to know::
     frames [B,N,K,3,H,W]           K consecutive RGB frames around the crop centre, ImageNet-normalised
     pose [B,N,P,Tp,68,3]           pose over the crop resampled to Tp steps; x, y in [0, 1]
     labels [B,N,C]                 multi-hot class labels per video
+    pose_features [B,N,K,P,D]      optional (None): the frozen ST-GCN's pooled output on ``pose``,
+                                   stored ahead of training (``data.stored_pose``), D = C * 68
 
 The slot layout: slot ``n * P + j`` holds person j of video n, or the whole video n (object -1) in
 slot ``n * P``. So [B, S] reshapes to [B, N, P], and the separators, which see V = B * N video
@@ -50,6 +52,7 @@ class MixBatch:
     frames: Tensor
     pose: Tensor
     labels: Tensor
+    pose_features: Tensor | None = None
 
     def __post_init__(self) -> None:
         # A CPU copy of source_valid that stays behind when the batch moves to an accelerator: the
@@ -103,7 +106,7 @@ class MixBatch:
 
     def video_inputs(self) -> dict[str, Tensor]:
         """The separator interface's keyword inputs (:mod:`tribert.models.base`), V = B * N items."""
-        return {
+        inputs = {
             "frames": self.by_video(self.frames),  # [V, K, 3, H, W]
             "pose": self.by_video(self.pose),  # [V, P, Tp, 68, 3]
             "mix_logmag": self.mix_logmag.repeat_interleave(self.num_videos, 0),  # [V, 1, F, T]
@@ -113,6 +116,9 @@ class MixBatch:
             # [V, P]: padding is not separated; the CPU copy where the batch has one
             "valid": self.slots_by_video(self.source_valid if self._host_valid is None else self._host_valid),
         }
+        if self.pose_features is not None:  # only TriBERT with a frozen ST-GCN reads them
+            inputs["pose_features"] = self.by_video(self.pose_features)  # [V, K, P, D]
+        return inputs
 
     def real(self, i: int, x: Tensor) -> Tensor:
         """The real (non-padding) sources of mixture i from a [B, S, ...] tensor -> [S_i, ...]."""
@@ -120,7 +126,8 @@ class MixBatch:
 
     # --- moving and joining -----------------------------------------------------------------------
     def tensors(self) -> dict[str, Tensor]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """Every field that holds a tensor (an optional field left None is not listed)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
 
     def replace(self, **changes: Tensor) -> "MixBatch":
         new = dataclasses.replace(self, **changes)
@@ -143,8 +150,7 @@ class MixBatch:
     def collate(items: Iterable["MixBatch"]) -> "MixBatch":
         """Join items (or batches) along B: the ``collate_fn`` of every mixture DataLoader."""
         items = list(items)
-        return MixBatch(**{f.name: torch.cat([getattr(x, f.name) for x in items])
-                           for f in dataclasses.fields(MixBatch)})
+        return MixBatch(**{name: torch.cat([x.tensors()[name] for x in items]) for name in items[0].tensors()})
 
 
 __all__ = ["MixBatch"]

@@ -11,6 +11,8 @@ mix-and-separate data set reads only it::
                         T frames at meta.pose_fps; absent when meta.pose_source == "none"
         stems/0.wav ... optional ground-truth audio per performer (SynthMUSIC), same order as
                         meta.labels and as the persons of pose.npy (left to right in the frame)
+        pose_features.npy / .json  optional: a frozen ST-GCN's features of the training windows
+                        (``tribert pose-features``; ``tribert.data.pose_features``)
 
 A clip folder is written in a temporary folder and renamed into place when complete, so a folder
 with a ``meta.json`` is always a finished clip (resume skips it).

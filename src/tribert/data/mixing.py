@@ -16,7 +16,7 @@ import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from tribert.data.batch import MixBatch
 from tribert.data.clip import Clip, list_clips
 from tribert.errors import TribertError
 from tribert.io import atomic_path
+
+if TYPE_CHECKING:  # (pose_features reads pose windows from this module)
+    from tribert.data.pose_features import PoseFeatureStore
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -193,11 +196,17 @@ class MixDataset(Dataset):
         seed: base seed for random mixtures; index i always gives the mixture drawn from seed
             (seed, i). ``StepSampler`` hands out indices tied to the training step, so every epoch
             sees new mixtures, a run is reproducible and a resumed run sees the same data.
+        pose_store: training only (``data.stored_pose``): crops start on the store's grid and each
+            item carries the stored ST-GCN features of its windows (``MixBatch.pose_features``).
     """
 
     def __init__(self, clips: list[Clip], audio: AudioConfig, video: VideoConfig, data: DataConfig,
-                 mixtures: list[MixSpec] | None = None, length: int | None = None, seed: int = 0):
+                 mixtures: list[MixSpec] | None = None, length: int | None = None, seed: int = 0,
+                 pose_store: PoseFeatureStore | None = None):
+        if pose_store is not None and mixtures is not None:
+            raise ValueError("stored pose features are for training mixtures; evaluation computes them")
         self.clips = clips
+        self.pose_store = pose_store
         self.by_id = {c.meta.id: c for c in clips}
         self.audio, self.video, self.data = audio, video, data
         self.mixtures = mixtures
@@ -242,7 +251,11 @@ class MixDataset(Dataset):
             if len(partners) >= n - 1:
                 idx[1:] = rng.choice(partners, size=n - 1, replace=False)
         group = [self.clips[j] for j in idx]
-        offsets = [int(rng.integers(0, max(c.meta.num_samples - self.audio.crop_samples, 0) + 1)) for c in group]
+        L = self.audio.crop_samples
+        if self.pose_store is not None:  # a window the store holds
+            offsets = [self.pose_store.random_offset(c, L, rng) for c in group]
+        else:
+            offsets = [int(rng.integers(0, max(c.meta.num_samples - L, 0) + 1)) for c in group]
         gains = [float(rng.uniform(self.data.gain_min, self.data.gain_max)) for _ in group]
         return group, offsets, gains
 
@@ -321,7 +334,7 @@ class MixDataset(Dataset):
         a, L, n, p = self.audio, self.audio.crop_samples, len(group), self.video.max_persons
         scale = 1.0 / n if self.data.divide_by_n else 1.0
         sources, slots, src_object, src_label = [], [], [], []
-        frames, poses, labels = [], [], []
+        frames, poses, labels, pose_features = [], [], [], []
         for v, (clip, offset, gain) in enumerate(zip(group, offsets, gains)):
             if clip.meta.sample_rate != a.sample_rate:
                 raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, config wants {a.sample_rate} Hz",
@@ -343,6 +356,8 @@ class MixDataset(Dataset):
             start_s = offset / a.sample_rate
             frames.append(self._frames(clip, start_s + L / a.sample_rate / 2, augment))
             poses.append(self._pose(clip, start_s, L / a.sample_rate))
+            if self.pose_store is not None:
+                pose_features.append(self.pose_store.read(clip, offset))  # [K, P, D]
             labels.append(self._labels(clip.meta.labels))
 
         slot = torch.tensor(slots)
@@ -379,6 +394,7 @@ class MixDataset(Dataset):
             frames=torch.from_numpy(np.stack(frames))[None],
             pose=torch.from_numpy(np.stack(poses))[None],
             labels=torch.from_numpy(np.stack(labels))[None],
+            pose_features=torch.from_numpy(np.stack(pose_features))[None] if pose_features else None,
         )
 
 

@@ -25,11 +25,13 @@ from torch.utils.data import DataLoader
 
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, mix_loader,
                                  read_mixture_list, write_mixture_list)
+from tribert.data.pose_features import PoseFeatureStore, StoreSettings
 from tribert.engine.checkpoint import read_checkpoint
 from tribert.config import Config
 from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TribertError
+from tribert.skeleton import NUM_KEYPOINTS
 from tribert.io import atomic_path, cache_dir
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,22 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: lis
 
 def train_loader(config: Config, pin_memory: bool = False) -> DataLoader:
     """The training mixtures; ``pin_memory`` (on a GPU): batches page-locked by a thread of the
-    loader, so their copy to the device neither blocks the step nor waits for it."""
+    loader, so their copy to the device neither blocks the step nor waits for it. With
+    ``data.stored_pose`` the loader's ``dataset.pose_store`` holds the stores, whose settings must
+    match the recipe's."""
     if not config.data.train_dir:
         raise ConfigError("data.train_dir is not set")
     clips = load_clips(config.data.train_dir, config.data.classes)
     length = config.train.epoch_size or len(clips)
-    ds = MixDataset(clips, config.audio, config.video, config.data, length=length, seed=config.train.seed)
+    store = None
+    if config.data.stored_pose:
+        a, v = config.audio, config.video
+        store = PoseFeatureStore(clips, StoreSettings(
+            fingerprint="", grid_samples=0, crop_samples=a.crop_samples, sample_rate=a.sample_rate,
+            pose_frames=v.pose_frames, num_frames=v.num_frames, max_persons=v.max_persons,
+            feature_dim=config.model.pose_channels[-1] * NUM_KEYPOINTS))  # PoseEncoder.feature_dim
+    ds = MixDataset(clips, config.audio, config.video, config.data, length=length, seed=config.train.seed,
+                    pose_store=store)
     sampler = StepSampler(length, config.train.batch_size)  # StepSamplerSync ties it to the run
     return mix_loader(ds, batch_size=config.train.batch_size, sampler=sampler,
                       num_workers=config.data.num_workers, drop_last=True,
@@ -150,6 +162,21 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
         logging.getLogger(_LIGHTNING_INFO).removeFilter(adverts)
 
 
+def build_system(config: Config, init: bool = True) -> SeparationSystem:
+    """The run's system as its first step sees it: seeded with ``train.seed``, then (``init``: a
+    new run, not a resumed one) started from ``train.init_from``. ``tribert pose-features`` builds
+    the same one, so its frozen ST-GCN is the one the run will train with."""
+    tc = config.train
+    L.seed_everything(tc.seed, workers=True, verbose=False)
+    system = SeparationSystem(config)
+    left_new = init_weights_from(system, tc.init_from) if tc.init_from and init else None
+    frozen_pose = config.model.kind == "tribert" and config.model.use_pose and config.model.pose_frozen
+    if frozen_pose and init and (left_new is None or any(".stgcn." in name for name in left_new)):
+        log.warning("model.pose_frozen: the frozen ST-GCN was not loaded from train.init_from, so it stays "
+                    "at its random initialisation (a fixed random feature extractor)")
+    return system
+
+
 def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     tc = config.train
     if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
@@ -178,20 +205,14 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         if not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
             write_run_info(run_dir, config)
     os.environ["TRIBERT_RUN_DIR"] = str(run_dir)
-    L.seed_everything(tc.seed, workers=True, verbose=False)
-
-    system = SeparationSystem(config)
-    left_new = init_weights_from(system, tc.init_from) if tc.init_from and resume is None else None
-    frozen_pose = config.model.kind == "tribert" and config.model.use_pose and config.model.pose_frozen
-    if frozen_pose and resume is None and \
-            (left_new is None or any(".stgcn." in name for name in left_new)):
-        log.warning("model.pose_frozen: the frozen ST-GCN was not loaded from train.init_from, so it stays "
-                    "at its random initialisation (a fixed random feature extractor)")
+    system = build_system(config, init=resume is None)
     loaders = {"train_dataloaders": train_loader(config, pin_memory=on_gpu)}
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
     # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.
     callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler), StepRate(),
                  LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", tc.save_every_steps)]
+    if config.data.stored_pose:
+        callbacks.append(StoredPoseCheck(loaders["train_dataloaders"].dataset.pose_store))
     steps = set(tc.checkpoint_steps)
     if tc.keep_every_steps > 0 and tc.max_steps > 0:
         steps |= set(range(tc.keep_every_steps, tc.max_steps + 1, tc.keep_every_steps))
@@ -230,6 +251,17 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
     return run_dir
+
+
+class StoredPoseCheck(L.Callback):
+    """``data.stored_pose``: the stores must come from the ST-GCN being trained with, checked when
+    training starts (after a resumed run's weights are restored)."""
+
+    def __init__(self, store: PoseFeatureStore):
+        self.store = store
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.store.check_model(pl_module.model.pose.fingerprint())
 
 
 class StepSamplerSync(L.Callback):

@@ -29,6 +29,7 @@ parameters (53 M) for the same information.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections import deque
 from collections.abc import Sequence
 
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tribert.errors import TribertError
 from tribert.skeleton import CENTER, EDGES, NUM_KEYPOINTS
 
 PAPER_CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
@@ -230,7 +232,15 @@ class PoseEncoder(nn.Module):
             self.stgcn.eval()  # a fixed extractor: its BN must not learn the batch's statistics
         return self
 
-    def forward(self, pose: torch.Tensor) -> torch.Tensor:
+    @property
+    def feature_dim(self) -> int:
+        """Size of one (segment, person) ST-GCN feature, what ``proj`` reads: C_out x 68."""
+        return self.proj.in_features
+
+    def features(self, pose: torch.Tensor) -> torch.Tensor:
+        """The ST-GCN's output pooled into K time segments, before ``proj``:
+        pose [B, P, T, 68, 3] -> [B, K, P, C*68]. With ``frozen`` this is a fixed function of the
+        pose, which ``tribert pose-features`` stores ahead of training (``forward(features=...)``)."""
         B, P = pose.shape[:2]
         if self.frozen and self.stgcn.training:
             # Also here, not only in train(): Lightning restores each submodule's training flag
@@ -240,5 +250,24 @@ class PoseEncoder(nn.Module):
             x = self.stgcn(prepare_pose(pose))  # [B, P, C, T', V]
         V = x.shape[-1]
         x = F.adaptive_avg_pool2d(x.flatten(0, 1), (self.num_frames, V))  # [B*P, C, K, V]: K time segments
-        x = x.unflatten(0, (B, P)).permute(0, 3, 1, 2, 4).flatten(3)  # [B, K, P, C*V]
-        return self.proj(x)  # [B, K, P, token_dim]
+        return x.unflatten(0, (B, P)).permute(0, 3, 1, 2, 4).flatten(3)  # [B, K, P, C*V]
+
+    def forward(self, pose: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens [B, K, P, token_dim] of ``pose``, or of ``features`` [B, K, P, C*68] stored from
+        ``features()`` (only for a frozen ST-GCN: a trained one must see the pose)."""
+        if features is None:
+            return self.proj(self.features(pose))
+        if not self.frozen:
+            raise TribertError("stored pose features need a frozen ST-GCN (model.pose_frozen: true)")
+        return self.proj(features.to(self.proj.weight.dtype))  # [B, K, P, token_dim]
+
+    def fingerprint(self) -> str:
+        """What identifies the ST-GCN's function: a hash of every weight and statistic of it (and of
+        the skeleton graph), so features stored by one ST-GCN are never read by a model with another."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted({**self.stgcn.state_dict(), "A": self.stgcn.A}.items()):
+            if name.endswith("num_batches_tracked"):  # a counter; the function does not read it
+                continue
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]

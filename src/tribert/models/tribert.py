@@ -209,7 +209,8 @@ class TriBERT(nn.Module):
             upsample=c.unet_upsample, guide_dim=c.unet_guide_dim())
 
     # ------------------------------------------------------------------------------------------
-    def encode(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor) -> TriBERTEncoding:
+    def encode(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor,
+               pose_features: Optional[Tensor] = None) -> TriBERTEncoding:
         """Run the encoders, the transformer and the class heads.
 
         Args:
@@ -217,6 +218,9 @@ class TriBERT(nn.Module):
             pose: [B, P, T, 68, 3] keypoints, x and y in [0, 1], confidence (None if ``use_pose``
                 is False); P = num_objects, T = pose_frames.
             mix_logmag: [B, 1, F, T] log-frequency log-magnitude of the mixture.
+            pose_features: [B, K, P, C*68] the frozen ST-GCN's pooled output on ``pose``, stored
+                ahead of training (``PoseEncoder.features``; ``data.stored_pose``); None computes it.
+                ``pose`` is still read (which slots hold a performer, the motion guide).
         """
         c = self.config
         check_shape("mix_logmag", mix_logmag, (None, 1, None, None))
@@ -229,7 +233,9 @@ class TriBERT(nn.Module):
             tokens["vision"] = vis.tokens  # [B, K, O, Dv]
         if c.use_pose:
             check_shape("pose", pose, (b, c.num_objects, None, 68, 3))
-            tokens["pose"] = self.pose(pose)  # [B, K, O, Dp]
+            if pose_features is not None:
+                check_shape("pose_features", pose_features, (b, c.num_frames, c.num_objects, self.pose.feature_dim))
+            tokens["pose"] = self.pose(pose, pose_features)  # [B, K, O, Dp]
         audio = self.audio(mix_logmag)  # [B, Da]
         tokens["audio"] = audio[:, None, None, :].expand(b, c.num_frames, c.num_objects, audio.shape[-1])
 
@@ -336,13 +342,14 @@ class TriBERT(nn.Module):
 
     def forward(self, frames: Optional[Tensor], pose: Optional[Tensor], mix_logmag: Tensor, objects: Tensor,
                 labels: Optional[Tensor] = None, source_labels: Optional[Tensor] = None,
-                valid: Optional[Tensor] = None) -> TriBERTOutput:
-        """``encode`` then ``separate``; see ``tribert.models.base`` for the shared interface.
+                valid: Optional[Tensor] = None, pose_features: Optional[Tensor] = None) -> TriBERTOutput:
+        """``encode`` then ``separate``; see ``tribert.models.base`` for the shared interface
+        (``pose_features``: stored ST-GCN features, see ``encode``).
 
         TriBERT is conditioned on what it sees and hears: ``labels`` are not used, and
         ``source_labels`` only in training with ``class_teacher_forcing`` (never in eval mode).
         """
-        encoding = self.encode(frames, pose, mix_logmag)
+        encoding = self.encode(frames, pose, mix_logmag, pose_features)
         cond, condition_logits = self.condition(encoding, objects, source_labels)
         maps, sequence = self.guide(encoding, objects, cond)
         mask_logits = separate_sources(self.separator, encoding.mix_logmag, cond, valid, maps, sequence)

@@ -1,0 +1,204 @@
+"""Stored pose features: a frozen ST-GCN's output on the training windows, computed once.
+
+The paper trained TriBERT on st-gcn features stored ahead of training. With a frozen ST-GCN
+(``model.pose_frozen``) a training window's pose tokens are ``proj(PoseEncoder.features(pose))``,
+and ``features`` is a fixed function of the window's pose: it can be computed once per window
+instead of at every step (at paper size on a GPU the frozen ST-GCN is about a quarter of the step).
+A training window may start at any sample, so the store holds the windows that start on a grid,
+every ``grid`` seconds, and with ``data.stored_pose`` the training crops start on that grid (their
+audio, frames and pose alike). Each stored feature is the one the ST-GCN computes on that window's
+pose, so the tokens are those of the in-loop path (to float16 rounding); evaluation and
+``tribert separate`` keep computing them from the pose. ``tribert pose-features`` writes, per clip::
+
+    <clip>/pose_features.npy   float16 [G, K, P, D]: window g starts at sample g * grid_samples,
+                               K time segments, P persons, D = C_out * 68 ST-GCN features
+    <clip>/pose_features.json  the settings below (``StoreSettings``), written last
+
+Size: K * P * D * 2 bytes per window: 209 KB at paper size (3 x 2 x 256 x 68), so 12.5 MB per
+minute of video on the default 1-s grid. A store is tied to one ST-GCN by a fingerprint of its
+weights (``PoseEncoder.fingerprint``): the training run refuses features another one computed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tribert.data.clip import Clip
+from tribert.data.mixing import pose_window
+from tribert.errors import TribertError
+from tribert.io import atomic_path, atomic_write_json
+
+FEATURES = "pose_features.npy"
+FEATURES_META = "pose_features.json"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What a store's windows were cut and computed with; the training run must match every field."""
+
+    fingerprint: str  # PoseEncoder.fingerprint() of the ST-GCN that computed them
+    grid_samples: int  # window g starts at sample g * grid_samples
+    crop_samples: int  # audio.crop_samples: the window's length
+    sample_rate: int  # audio.sample_rate
+    pose_frames: int  # video.pose_frames: the window's pose resampled to this many steps
+    num_frames: int  # video.num_frames: K time segments
+    max_persons: int  # video.max_persons: P
+    feature_dim: int  # D = C_out * 68
+
+    @staticmethod
+    def read(clip_dir: Path) -> "StoreSettings":
+        path = Path(clip_dir) / FEATURES_META
+        if not path.is_file():
+            raise TribertError("no stored pose features (run `tribert pose-features` with the training "
+                               "recipe on the folder of this clip)", clip_dir)
+        try:
+            raw = json.loads(path.read_text())
+            return StoreSettings(**{f.name: raw[f.name] for f in fields(StoreSettings)})
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise TribertError(f"corrupt stored pose features' settings ({err!r})", path) from None
+
+    def differences(self, other: "StoreSettings", skip: tuple[str, ...] = ()) -> list[str]:
+        """'field: this vs other' for every field that differs (``skip``: fields not compared)."""
+        return [f"{f.name} {getattr(self, f.name)} vs {getattr(other, f.name)}" for f in fields(self)
+                if f.name not in skip and getattr(self, f.name) != getattr(other, f.name)]
+
+
+def grid_offsets(num_samples: int, crop_samples: int, grid_samples: int) -> np.ndarray:
+    """Start samples of a clip's stored windows: 0, grid, 2 * grid, ... while the crop fits (at
+    least the window at 0, which a clip shorter than the crop pads, as training does)."""
+    return np.arange(max(num_samples - crop_samples, 0) // grid_samples + 1) * grid_samples
+
+
+def write_pose_features(clip: Clip, encoder, settings: StoreSettings, device: torch.device,
+                        batch_size: int = 32) -> int:
+    """Compute and store the features of every grid window of ``clip`` with ``encoder`` (a frozen
+    ``PoseEncoder``); the window's pose is cut exactly as ``MixDataset`` cuts it. Returns G."""
+    s = settings
+    pose = clip.pose(s.max_persons)
+    width, height = clip.frame_size()
+    offsets = grid_offsets(clip.meta.num_samples, s.crop_samples, s.grid_samples)
+    dur = s.crop_samples / s.sample_rate
+    out = np.empty((len(offsets), s.num_frames, s.max_persons, s.feature_dim), np.float16)
+    for i in range(0, len(offsets), batch_size):
+        windows = np.stack([pose_window(pose, clip.meta.pose_fps, int(o) / s.sample_rate, dur, s.pose_frames,
+                                        width, height) for o in offsets[i:i + batch_size]])  # [b, P, Tp, 68, 3]
+        with torch.no_grad():
+            feats = encoder.features(torch.from_numpy(windows).to(device))  # [b, K, P, D]
+        out[i:i + batch_size] = feats.float().cpu().numpy()
+    (clip.dir / FEATURES_META).unlink(missing_ok=True)  # the settings go last: they mark the store complete
+    with atomic_path(clip.dir / FEATURES) as tmp:
+        np.save(tmp, out)
+    atomic_write_json(clip.dir / FEATURES_META, asdict(settings))
+    return len(offsets)
+
+
+@dataclass
+class StoreReport:
+    written: int  # clips whose features were computed
+    skipped: int  # clips that already had these features (same ST-GCN, grid and settings)
+    windows: int  # windows computed
+    seconds: float
+
+
+def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: float = 1.0,
+                        device: str = "auto", batch_size: int = 32, progress: bool = True) -> StoreReport:
+    """``tribert pose-features``: store the features of ``clips`` computed by ``encoder``, the frozen
+    ``PoseEncoder`` of the model to be trained (``engine.train.build_system``), for crops of
+    ``audio.crop_samples`` starting every ``grid_seconds``. Clips that hold these features are skipped."""
+    import time
+
+    from rich.progress import track
+
+    if not getattr(encoder, "frozen", False):
+        raise TribertError("stored pose features need a frozen ST-GCN: set model.pose_frozen=true (with "
+                           "train.init_from for trained weights)")
+    grid = round(grid_seconds * audio.sample_rate)
+    if grid < 1:
+        raise TribertError(f"--grid must be a positive number of seconds, got {grid_seconds}")
+    if batch_size < 1:
+        raise TribertError(f"--batch must be >= 1, got {batch_size}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder = encoder.to(device).eval()
+    settings = StoreSettings(fingerprint=encoder.fingerprint(), grid_samples=grid, crop_samples=audio.crop_samples,
+                             sample_rate=audio.sample_rate, pose_frames=video.pose_frames,
+                             num_frames=video.num_frames, max_persons=video.max_persons,
+                             feature_dim=encoder.feature_dim)
+    start = time.perf_counter()
+    written = skipped = windows = 0
+    for clip in track(clips, description="pose features", disable=not progress, transient=True):
+        try:
+            if StoreSettings.read(clip.dir) == settings:
+                skipped += 1
+                continue
+        except TribertError:  # none yet, or an unreadable one: computed again
+            pass
+        windows += write_pose_features(clip, encoder, settings, torch.device(device), batch_size)
+        written += 1
+    return StoreReport(written, skipped, windows, time.perf_counter() - start)
+
+
+class PoseFeatureStore:
+    """The stored features of the training clips, read by ``MixDataset`` (``data.stored_pose``).
+
+    Every clip must have a store cut with ``expected`` (all fields but the fingerprint and the
+    grid, which are read from the stores and must be one for all clips); ``check_model`` then ties
+    the fingerprint to the model being trained.
+    """
+
+    def __init__(self, clips: list[Clip], expected: StoreSettings):
+        found: StoreSettings | None = None
+        for clip in clips:
+            settings = StoreSettings.read(clip.dir)
+            wrong = settings.differences(expected, skip=("fingerprint", "grid_samples"))
+            if wrong:
+                raise TribertError(f"stored pose features were cut with other settings ({'; '.join(wrong)}, "
+                                   "stored vs the recipe): run `tribert pose-features` again", clip.dir)
+            if found is not None and settings.differences(found):
+                raise TribertError(f"stored pose features differ from those of the other clips "
+                                   f"({'; '.join(settings.differences(found))}): run `tribert pose-features` "
+                                   "on the whole folder again", clip.dir)
+            found = settings
+        if found is None:
+            raise TribertError("no clips to read stored pose features of")
+        self.settings = found
+
+    @property
+    def grid_samples(self) -> int:
+        return self.settings.grid_samples
+
+    def check_model(self, fingerprint: str) -> None:
+        """One-line error unless the stores were computed by the ST-GCN whose fingerprint is given."""
+        if fingerprint != self.settings.fingerprint:
+            raise TribertError(f"the stored pose features were computed by another ST-GCN (fingerprint "
+                               f"{self.settings.fingerprint}, the model's is {fingerprint}): run `tribert "
+                               "pose-features` with this run's recipe and train.init_from")
+
+    def random_offset(self, clip: Clip, crop_samples: int, rng: np.random.Generator) -> int:
+        """A training crop's start: one of the clip's stored windows, drawn uniformly."""
+        offsets = grid_offsets(clip.meta.num_samples, crop_samples, self.grid_samples)
+        return int(offsets[rng.integers(0, len(offsets))])
+
+    def read(self, clip: Clip, offset: int) -> np.ndarray:
+        """The stored features of the window starting at ``offset`` -> float32 [K, P, D]."""
+        path = clip.dir / FEATURES
+        s = self.settings
+        try:
+            stored = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise TribertError(f"cannot read stored pose features ({err})", path) from None
+        count = len(grid_offsets(clip.meta.num_samples, s.crop_samples, s.grid_samples))
+        if stored.shape != (count, s.num_frames, s.max_persons, s.feature_dim):
+            raise TribertError(f"stored pose features have shape {list(stored.shape)}, expected "
+                               f"{[count, s.num_frames, s.max_persons, s.feature_dim]} (run `tribert "
+                               "pose-features` again)", path)
+        return np.asarray(stored[offset // s.grid_samples], dtype=np.float32)
+
+
+__all__ = ["FEATURES", "FEATURES_META", "PoseFeatureStore", "StoreReport", "StoreSettings", "grid_offsets",
+           "store_pose_features", "write_pose_features"]
