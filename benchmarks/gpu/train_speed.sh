@@ -14,15 +14,18 @@
 #                 duets are one source each there, so every batch has one shape): STEPS steps
 #                 (default 100, logged every 10) with and without train.cuda_graph, the rate it logs and its losses
 #   engine_frozen the same with the ST-GCN frozen (model.pose_frozen=true), the graph only
+#   engine_stored the same on its stored features (`tribert pose-features`, data.stored_pose=true)
 #   loader        the loader alone at paper size on the same clips, 12 workers, from disk and cached
+#   loader_stored the same, the items carrying the stored features
 #   compile       stored + train.compile in place of the graph (COMPILE_S bounds its compilation)
 #   profile       where the time of the stored bf16 eager step goes (PROFILE_S bounds it)
-# Default (what the 2026-11-28 lease left open, first): engine engine_frozen loader joint frozen.
-# That lease ran: joint frozen stored engine joint_fp32 frozen_fp32 stored_fp32 frozen_eager (532 s).
+# Default (what the 2026-11-28 lease left open, first): engine engine_frozen engine_stored loader
+# loader_stored. That lease ran: joint frozen stored engine joint_fp32 frozen_fp32 stored_fp32
+# frozen_eager (532 s).
 set -uo pipefail
 out=${1:-gpu-out}
 shift || true
-tables=${*:-engine engine_frozen loader joint frozen}
+tables=${*:-engine engine_frozen engine_stored loader loader_stored}
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1
@@ -37,8 +40,8 @@ speed() {  # speed NAME ROWS DROP [--set ... | --stored-pose]: one table
 }
 synth() { [ -d /tmp/gsynth/train ] || python3 -m tribert.cli synth --out /tmp/gsynth --clips 96 --seed 3 --splits 1,0,0 \
     --workers 16 >/dev/null; }
-engine() {  # engine "true false" [--set ...]: tribert train at paper size, with and without the CUDA graph
-    local modes=$1; shift
+engine() {  # engine TAG "true false" [--set ...]: tribert train at paper size, with and without the CUDA graph
+    local tag=$1 modes=$2; shift 2
     synth
     for graph in $modes; do
         echo "tribert train music21_paper, train.cuda_graph=$graph $*" | tee -a "$out/log.txt"
@@ -46,9 +49,20 @@ engine() {  # engine "true false" [--set ...]: tribert train at paper size, with
             --set data.train_dir=/tmp/gsynth/train --set "data.val_dir=''" --set train.val_mixtures=0 \
             --set train.max_steps="${STEPS:-100}" --set train.epoch_size=100000 --set data.num_workers=12 \
             --set train.save_every_steps=0 --set train.cuda_graph=$graph --runs-dir /tmp/gruns \
-            --name "graph_$graph" "$@" 2>&1 | grep -v "━" | quiet
-        cp "$(ls -d /tmp/gruns/*graph_$graph | tail -1)/metrics.csv" "$out/engine_metrics_graph_$graph$*.csv" 2>/dev/null
+            --name "${tag}_graph_$graph" "$@" 2>&1 | grep -v "━" | quiet
+        cp "$(ls -d /tmp/gruns/*${tag}_graph_$graph | tail -1)/metrics.csv" "$out/engine_${tag}_graph_$graph.csv" 2>/dev/null
     done
+}
+store() {  # the frozen (random) ST-GCN's features of the clips, as engine_stored's run will check them
+    synth
+    python3 -m tribert.cli pose-features --config music21_paper $frozen --set data.train_dir=/tmp/gsynth/train \
+        --device cuda 2>&1 | quiet
+}
+loader() {  # loader TAG [--set ...]: the loader alone, 12 workers, from disk and cached
+    local tag=$1; shift
+    synth
+    python3 benchmarks/input_pipeline.py --config music21_paper --train /tmp/gsynth/train --loader-only \
+        --workers 12 --batches 40 --out "$out/input_pipeline_paper_$tag.json" "$@" 2>&1 | quiet
 }
 layout=channels_last,cudnn_benchmark
 frozen="--set model.pose_frozen=true"
@@ -61,10 +75,11 @@ for table in $tables; do
         frozen_fp32) speed frozen_fp32 4,6 bf16,$layout $frozen ;;
         stored_fp32) speed stored_fp32 4,6 bf16,$layout $frozen --stored-pose ;;
         frozen_eager) speed frozen_eager 4 $layout $frozen ;;
-        engine) engine "true false" ;;
-        engine_frozen) engine true --set model.pose_frozen=true ;;
-        loader) synth; python3 benchmarks/input_pipeline.py --config music21_paper --train /tmp/gsynth/train \
-                    --loader-only --workers 12 --batches 40 --out "$out/input_pipeline_paper.json" 2>&1 | quiet ;;
+        engine) engine joint "true false" ;;
+        engine_frozen) engine frozen true $frozen ;;
+        engine_stored) store; engine stored true $frozen --set data.stored_pose=true ;;
+        loader) loader pose ;;
+        loader_stored) store; loader stored $frozen --set data.stored_pose=true ;;
         compile) ROW_S=${COMPILE_S:-200} speed stored_compile 7 $layout $frozen --stored-pose ;;
         profile) timeout "${PROFILE_S:-50}" python3 benchmarks/train_speed.py --sizes paper --recipe music21_paper \
                      --batch 12 --profile 4 --drop $layout --warmup 4 $frozen --stored-pose 2>&1 | quiet ;;
