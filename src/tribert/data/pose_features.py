@@ -124,6 +124,10 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
         raise TribertError(f"--batch must be >= 1, got {batch_size}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise TribertError(f"--device must be cpu, cuda[:N] or auto, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TribertError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA GPU")
     encoder = encoder.to(device).eval()
     settings = StoreSettings(fingerprint=encoder.fingerprint(), grid_samples=grid, crop_samples=audio.crop_samples,
                              sample_rate=audio.sample_rate, pose_frames=video.pose_frames,
