@@ -51,6 +51,14 @@ class StoreSettings:
     feature_dim: int  # D = C_out * 68
 
     @staticmethod
+    def of(audio, video, feature_dim: int, fingerprint: str = "", grid_samples: int = 0) -> "StoreSettings":
+        """The settings a recipe's windows are cut with (its audio and video sections); the
+        fingerprint and the grid are the store's own (empty / 0: what a run reads from the stores)."""
+        return StoreSettings(fingerprint=fingerprint, grid_samples=grid_samples, crop_samples=audio.crop_samples,
+                             sample_rate=audio.sample_rate, pose_frames=video.pose_frames,
+                             num_frames=video.num_frames, max_persons=video.max_persons, feature_dim=feature_dim)
+
+    @staticmethod
     def read(clip_dir: Path) -> "StoreSettings":
         path = Path(clip_dir) / FEATURES_META
         if not path.is_file():
@@ -129,10 +137,7 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise TribertError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA GPU")
     encoder = encoder.to(device).eval()
-    settings = StoreSettings(fingerprint=encoder.fingerprint(), grid_samples=grid, crop_samples=audio.crop_samples,
-                             sample_rate=audio.sample_rate, pose_frames=video.pose_frames,
-                             num_frames=video.num_frames, max_persons=video.max_persons,
-                             feature_dim=encoder.feature_dim)
+    settings = StoreSettings.of(audio, video, encoder.feature_dim, encoder.fingerprint(), grid)
     start = time.perf_counter()
     written = skipped = windows = 0
     for clip in track(clips, description="pose features", disable=not progress, transient=True):

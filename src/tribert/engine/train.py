@@ -73,11 +73,8 @@ def train_loader(config: Config, pin_memory: bool = False) -> DataLoader:
     length = config.train.epoch_size or len(clips)
     store = None
     if config.data.stored_pose:
-        a, v = config.audio, config.video
-        store = PoseFeatureStore(clips, StoreSettings(
-            fingerprint="", grid_samples=0, crop_samples=a.crop_samples, sample_rate=a.sample_rate,
-            pose_frames=v.pose_frames, num_frames=v.num_frames, max_persons=v.max_persons,
-            feature_dim=config.model.pose_channels[-1] * NUM_KEYPOINTS))  # PoseEncoder.feature_dim
+        feature_dim = config.model.pose_channels[-1] * NUM_KEYPOINTS  # PoseEncoder.feature_dim
+        store = PoseFeatureStore(clips, StoreSettings.of(config.audio, config.video, feature_dim))
     ds = MixDataset(clips, config.audio, config.video, config.data, length=length, seed=config.train.seed,
                     pose_store=store)
     sampler = StepSampler(length, config.train.batch_size)  # StepSamplerSync ties it to the run
