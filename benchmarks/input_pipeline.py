@@ -113,5 +113,6 @@ def main() -> None:
         json.dump({"rows": rows, "config": args.config, "set": args.set, "threads": args.threads, "cpus": os.cpu_count(),
                    "load_average": os.getloadavg()[0], "torch": torch.__version__}, f, indent=1)
 
+
 if __name__ == "__main__":
     main()

@@ -109,7 +109,7 @@ STORED_POSE_NEEDS = ("--stored-pose needs a pose stream and --set model.pose_fro
 def with_stored_pose(system: SeparationSystem, batch: MixBatch) -> MixBatch:
     """``batch`` carrying the frozen ST-GCN's features of its pose, as ``data.stored_pose`` loads
     them (float32 [B, N, K, P, D]): the model then skips the ST-GCN, as in a run on stored features."""
-    if not (system.config.model.use_pose and system.config.model.pose_frozen):
+    if not system.config.model.frozen_stgcn():
         raise SystemExit(STORED_POSE_NEEDS)
     with torch.no_grad():
         features = system.model.pose.features(batch.video_inputs()["pose"]).float()  # [V, K, P, D]

@@ -249,6 +249,11 @@ class ModelConfig:
             return self.num_classes
         return self.cond_dim() + (self.num_classes if self.condition_classes == "posteriors" else 0)
 
+    def frozen_stgcn(self) -> bool:
+        """Whether the model has a frozen ST-GCN (TriBERT with a pose stream and ``pose_frozen``): a
+        fixed feature extractor, whose features can be stored ahead of training."""
+        return self.kind == "tribert" and self.use_pose and self.pose_frozen
+
     def uses_motion_guide(self) -> bool:
         """Whether the U-Net reads motion guide maps (configured, and a pose stream to draw them from)."""
         return self.motion_guide > 0 and self.use_pose

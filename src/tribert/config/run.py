@@ -165,8 +165,7 @@ class Config:
         if not 0.0 <= cfg.train.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no weight average), got {cfg.train.ema_decay}")
         if cfg.data.stored_pose:
-            m = cfg.model
-            if not (m.kind == "tribert" and m.use_pose and m.pose_frozen):
+            if not cfg.model.frozen_stgcn():
                 raise ConfigError("data.stored_pose needs TriBERT with a frozen ST-GCN (model.pose_frozen: "
                                   "true): only a fixed extractor's features can be stored ahead of training")
             if cfg.data.pose_missing > 0:

@@ -167,8 +167,7 @@ def build_system(config: Config, init: bool = True) -> SeparationSystem:
     L.seed_everything(tc.seed, workers=True, verbose=False)
     system = SeparationSystem(config)
     left_new = init_weights_from(system, tc.init_from) if tc.init_from and init else None
-    frozen_pose = config.model.kind == "tribert" and config.model.use_pose and config.model.pose_frozen
-    if frozen_pose and init and (left_new is None or any(".stgcn." in name for name in left_new)):
+    if config.model.frozen_stgcn() and init and (left_new is None or any(".stgcn." in name for name in left_new)):
         log.warning("model.pose_frozen: the frozen ST-GCN was not loaded from train.init_from, so it stays "
                     "at its random initialisation (a fixed random feature extractor)")
     return system
