@@ -75,7 +75,7 @@ class TrainConfig:
     # from the rest, so the norm of co-attention's own gradient does not scale down every encoder's
     # step (with one norm clipped on every step, adding co-attention alone shrinks the encoders'
     # steps). Set it in both arms of a co-attention on/off comparison (with none, it changes
-    # nothing). On SynthMUSIC it did not change the comparison (README, "Learning").
+    # nothing). On SynthMUSIC it did not change the comparison (docs/results/learning.md).
     clip_coattention_apart: bool = False
     # An exponential moving average of the weights, kept beside them and updated after every step
     # (not in the paper): checkpoints then hold both, and evaluate / separate / retrieve read the
