@@ -220,3 +220,48 @@ def test_min_duration_lets_real_short_clips_in(tmp_path):
     with pytest.raises(TribertError, match="min_duration must be > 0"):
         prep.prepare([short], tmp_path / "c", pose="none", workers=1, min_duration=-1, progress=False)
     assert not (tmp_path / "c").exists()
+
+
+def test_split_of_is_stable_and_follows_the_fractions():
+    ids = [f"video{i:04d}" for i in range(4000)]
+    fractions = (0.75, 0.05, 0.2)
+    got = [prep.split_of(i, fractions, seed=0) for i in ids]
+    shares = {s: got.count(s) / len(ids) for s in prep.SPLITS}
+    # binomial spread of 4000 draws: sd <= 0.007, so 0.03 is > 4 sd
+    assert all(abs(shares[s] - f) < 0.03 for s, f in zip(prep.SPLITS, fractions)), shares
+    # a video's split does not depend on the other videos, only on its id and the seed
+    assert [prep.split_of(i, fractions, seed=0) for i in reversed(ids)] == got[::-1]
+    other_seed = [prep.split_of(i, fractions, seed=1) for i in ids]
+    assert 0.2 < sum(a != b for a, b in zip(got, other_seed)) / len(ids) < 0.6
+    assert {prep.split_of(i, (1, 0, 0)) for i in ids[:200]} == {"train"}
+    assert {prep.split_of(i, (0, 0, 3)) for i in ids[:200]} == {"test"}
+
+
+def test_prepare_into_splits_never_prepares_a_video_twice(tmp_path):
+    src = tmp_path / "videos" / "violin"
+    src.mkdir(parents=True)
+    for i in range(6):
+        make_video(src / f"v{i}.mp4", 6.0, seed=i)
+    out = tmp_path / "out"
+    fractions = (0.5, 0.0, 0.5)
+    runner = CliRunner()
+    res = runner.invoke(app, ["prepare", str(src.parent), "--out", str(out), "--no-pose", "--workers", "1",
+                              "--splits", "0.5,0,0.5"])
+    assert res.exit_code == 0, res.output
+    placed = {p.name: s for s in prep.SPLITS if (out / s).is_dir() for p in list_clips(out / s)}
+    assert len(placed) == 6 and not list_clips(out)  # nothing left at the top level
+    assert all(placed[i] == prep.split_of(i, fractions) for i in placed)
+    assert all(Clip(out / s / i).meta.split == s for i, s in placed.items())
+    assert f"train {sum(s == 'train' for s in placed.values())}" in res.output
+    before = snapshot(out)
+    # other fractions: every video is already prepared somewhere, kept there, nothing written
+    res = runner.invoke(app, ["prepare", str(src.parent), "--out", str(out), "--no-pose", "--workers", "1",
+                              "--splits", "0,0,1"])
+    assert res.exit_code == 0, res.output
+    assert snapshot(out) == before
+    moved = [i for i, s in placed.items() if s != "test"]
+    notes = [line for line in res.output.splitlines() if "already prepared in train/ (kept there)" in line]
+    assert moved and sorted(notes) == sorted(f"note: {src / (i + '.mp4')}: already prepared in train/ (kept there)"
+                                             for i in moved)
+    bad = runner.invoke(app, ["prepare", str(src.parent), "--out", str(out), "--no-pose", "--splits", "0.5,x,1"])
+    assert bad.exit_code == 2 and "--splits must be three non-negative numbers" in bad.output

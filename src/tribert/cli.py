@@ -62,6 +62,17 @@ def fail(err: Exception, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def parse_splits(text: str) -> tuple[float, float, float]:
+    """``--splits 0.8,0.1,0.1`` -> train, val, test fractions (or a one-line error, exit code 2)."""
+    try:
+        fractions = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        fractions = ()
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        fail(TribertError(f"--splits must be three non-negative numbers like 0.8,0.1,0.1, got {text!r}"))
+    return fractions
+
+
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write the SynthMUSIC clips into."),
@@ -83,12 +94,7 @@ def synth(
     from tribert.data.synth import generate
 
     names = MUSIC21_CLASSES if not classes else tuple(c.strip() for c in classes.split(",") if c.strip())
-    try:
-        fractions = tuple(float(x) for x in splits.split(","))
-    except ValueError:
-        fail(TribertError(f"--splits must be three numbers like 0.8,0.1,0.1, got {splits!r}"))
-    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
-        fail(TribertError(f"--splits must be three non-negative numbers like 0.8,0.1,0.1, got {splits!r}"))
+    fractions = parse_splits(splits)
     try:
         summary = generate(out, clips, seed=seed, soundfont=soundfont, duration=duration, workers=workers,
                            frame_size=frame_size, classes=names, splits=fractions)
@@ -110,6 +116,8 @@ def prepare(
     fps: float = typer.Option(8.0, "--fps", help="Stored frame rate (and pose rate)."),
     frame_size: int = typer.Option(224, "--frame-size", help="Shorter side of the stored frames in pixels (aspect kept); 0 keeps the video's size."),
     min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Shortest usable video in seconds (default: one 6-s training crop, 5.94 s). Shorter crops are zero-padded in training; a 3-s recipe can use 3."),
+    splits: Optional[str] = typer.Option(None, "--splits", help="train,val,test fractions, e.g. 0.75,0.05,0.2: clips go to OUT/train, OUT/val, OUT/test by a hash of the video's id (a video keeps its split on every rerun). Default: all into OUT."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --splits assignment."),
 ) -> None:
     """Turn videos into prepared clip folders (frames, audio, pose). Finished clips are skipped.
 
@@ -118,11 +126,15 @@ def prepare(
     from rich.console import Console
     from rich.table import Table
 
+    from tribert.data.clip import list_clips
+    from tribert.data.prepare import SPLITS
     from tribert.data.prepare import prepare as run_prepare
 
+    fractions = None if splits is None else parse_splits(splits)
     try:
         report = run_prepare(inputs, out, video_root=video_root, fps=fps, frame_size=frame_size or None,
-                             pose="none" if no_pose else "mediapipe", workers=workers, min_duration=min_duration)
+                             pose="none" if no_pose else "mediapipe", workers=workers, min_duration=min_duration,
+                             splits=fractions, seed=seed)
     except TribertError as err:
         fail(err)
     table = Table(title=f"tribert prepare -> {out}")
@@ -130,6 +142,12 @@ def prepare(
         table.add_column(col, justify="right")
     table.add_row(str(len(report.prepared)), str(len(report.skipped)), str(len(report.failed)))
     Console().print(table)
+    if fractions is not None:
+        counts = ", ".join(f"{s} {len(list_clips(out / s)) if (out / s).is_dir() else 0}" for s in SPLITS)
+        typer.echo(f"clips now in {out}: {counts}")
+    for r in report.skipped:
+        if r.reason:  # prepared earlier in another split (other fractions or seed): kept there
+            typer.echo(f"note: {r.source}: {r.reason}", err=True)
     for r in report.failed:
         typer.echo(f"error: {r.source}: {r.reason}", err=True)
     if report.failed:

@@ -11,6 +11,9 @@ is written in the layout of :mod:`tribert.data.clip`::
                                       pixels of the stored frames (MediaPipe; see pose_detect)
     <out>/<id>/meta.json              labels from the index / folder name, counts, source file
 
+With ``splits`` (train, val, test fractions) each clip goes to ``<out>/train|val|test/<id>``
+instead, the split drawn from a hash of the video's id (:func:`split_of`).
+
 Guarantees:
 
 - **Atomic**: a clip is built in a hidden temporary folder and renamed into place when complete
@@ -20,10 +23,14 @@ Guarantees:
 - **Per-file errors**: a bad video (missing, unreadable, truncated, no audio or video track,
   shorter than ``min_duration``) fails with a one-line reason; the other videos still prepare.
 - **Parallel**: ``workers`` processes, each reusing one MediaPipe detector.
+- **Splits that never leak**: a video's split depends on its id and the seed alone, so a rerun, or
+  a run with more videos, puts it where it was; a video already prepared in another split folder
+  (after a change of fractions or seed) is skipped, never prepared twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from contextlib import nullcontext
@@ -46,6 +53,26 @@ MAX_PERSONS = 2  # pose.npy always holds 2 persons (a solo's second person has c
 SOP_FRAMES_FPS = 8.0  # Sound-of-Pixels preprocessing extracts frames at 8 fps
 JPEG_QUALITY = 90
 FRAME_SIZE = 224  # default shorter side of the stored frames (separation prepares videos the same way)
+SPLITS = ("train", "val", "test")
+
+
+def split_of(clip_id: str, fractions: tuple[float, float, float], seed: int = 0) -> str:
+    """The split ("train", "val" or "test") of the video ``clip_id``.
+
+    A hash of the seed and the id, read as a number in [0, 1), against the cumulative fractions
+    (normalised to sum to 1): the same video always gets the same split, whatever else is prepared
+    with it, so a rerun or a larger set moves no video. The shares are the fractions on average
+    (binomial: a set of n videos is within ~2/sqrt(n) of them).
+    """
+    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    total = sum(fractions)
+    edge = 0.0
+    for name, fraction in zip(SPLITS, fractions):
+        edge += fraction / total
+        if u < edge:
+            return name
+    return [name for name, f in zip(SPLITS, fractions) if f > 0][-1]  # the sum rounded below u
 
 
 @dataclass
@@ -71,6 +98,7 @@ class ClipResult:
     status: str
     reason: str = ""
     seconds: float = 0.0
+    split: str | None = None  # where the clip is (with ``splits``)
 
 
 @dataclass
@@ -144,8 +172,10 @@ def _source(entry: IndexEntry) -> str:
     return entry.source or entry.id
 
 
-def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -> ClipResult:
-    """Prepare one entry into ``out_dir/<entry.id>`` (or skip it when already finished).
+def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
+                 split: str | None = None) -> ClipResult:
+    """Prepare one entry into ``out_dir/<entry.id>`` (or skip it when already finished); ``split``
+    is recorded in its meta.json.
 
     Returns a :class:`ClipResult`; user-fixable problems (bad files) are reported in it, never
     raised, so one bad video does not stop a batch.
@@ -159,7 +189,7 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -
     src = _source(entry)
 
     def result(status: str, reason: str = "") -> ClipResult:
-        return ClipResult(entry.id, src, status, reason, time.perf_counter() - t_start)
+        return ClipResult(entry.id, src, status, reason, time.perf_counter() - t_start, split)
 
     if is_clip(clip_dir):
         return result("skipped")
@@ -228,7 +258,7 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -
                 num_frames=n, num_samples=len(audio), width=width, height=height,
                 pose_fps=float(opts.pose_fps if detector is not None else opts.fps),
                 pose_source="mediapipe" if detector is not None else "none",
-                source=src,
+                source=src, split=split,
                 extra={"pose_persons": persons if detector else 0, "index": entry.source},
             )
             write_meta(tmp, meta)  # last: meta.json marks a finished clip
@@ -244,7 +274,8 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions) -
 def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | Path | None = None,
             fps: float = 8.0, frame_size: int | tuple[int, int] | None = FRAME_SIZE, pose: str = "mediapipe",
             pose_fps: float | None = None, workers: int = 0, min_duration: float | None = None,
-            audio: AudioConfig | None = None, progress: bool = True) -> PrepareReport:
+            audio: AudioConfig | None = None, splits: tuple[float, float, float] | None = None,
+            seed: int = 0, progress: bool = True) -> PrepareReport:
     """Prepare videos (files, folders, MUSIC JSON or Sound-of-Pixels CSV indexes) into clip folders.
 
     Args:
@@ -259,6 +290,9 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
         min_duration: shortest usable video in seconds (default: one training crop,
             ``audio.crop_samples / audio.sample_rate`` = 5.94 s).
         audio: audio settings (sample rate, crop length); default AudioConfig().
+        splits: train, val, test fractions: clips go to ``out_dir/train|val|test`` by
+            :func:`split_of` (None: all into ``out_dir``).
+        seed: the seed of the split assignment.
         progress: show a progress bar.
 
     Returns:
@@ -275,6 +309,8 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
         raise TribertError("fps and pose_fps must be > 0")
     if min_duration is not None and min_duration <= 0:
         raise TribertError(f"min_duration must be > 0 seconds, got {min_duration}")
+    if splits is not None and (len(splits) != 3 or min(splits) < 0 or sum(splits) <= 0):
+        raise TribertError(f"splits must be three non-negative train, val, test fractions, got {splits!r}")
     try:
         from tribert.media import output_size
 
@@ -297,8 +333,22 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     report = PrepareReport(out_dir=str(out_dir))
 
-    todo = [e for e in entries if not is_clip(out_dir / e.id)]
-    report.results += [ClipResult(e.id, _source(e), "skipped") for e in entries if is_clip(out_dir / e.id)]
+    def target(e: IndexEntry) -> str | None:  # the split folder of a video (None: out_dir itself)
+        return None if splits is None else split_of(e.id, splits, seed)
+
+    def where_done(e: IndexEntry) -> str | None:  # the split it is already prepared in, if any
+        if splits is None:
+            return "" if is_clip(out_dir / e.id) else None
+        return next((s for s in (target(e), *SPLITS) if is_clip(out_dir / s / e.id)), None)
+
+    todo = []
+    for e in entries:
+        done_in = where_done(e)
+        if done_in is None:
+            todo.append(e)
+        else:
+            moved = "" if done_in in ("", target(e)) else f"already prepared in {done_in}/ (kept there)"
+            report.results.append(ClipResult(e.id, _source(e), "skipped", moved, split=done_in or None))
     workers = (os.cpu_count() or 1) if workers <= 0 else workers
     workers = max(1, min(workers, len(todo)))
 
@@ -315,13 +365,14 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
 
         if workers == 1:
             for e in todo:
-                done(prepare_clip(e, out_dir, opts))
+                done(prepare_clip(e, out_dir / (target(e) or ""), opts, target(e)))
         else:
             import multiprocessing as mp
 
             # spawn: MediaPipe/torch threads do not survive fork; each worker loads them once.
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(prepare_clip, e, out_dir, opts) for e in todo]
+                futures = [pool.submit(prepare_clip, e, out_dir / (target(e) or ""), opts, target(e))
+                           for e in todo]
                 try:
                     for f in as_completed(futures):
                         done(f.result())
