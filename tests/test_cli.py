@@ -92,6 +92,23 @@ def test_errors_are_one_line(tmp_path, trained):
     assert proc.returncode == 2 and "not a readable checkpoint" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_missing_data_folder_is_one_line_and_leaves_no_run_folder(trained, tmp_path):
+    _, clips, _ = trained
+    runs = tmp_path / "runs"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for overrides, line in [
+        ([f"data.train_dir={tmp_path / 'nowhere'}"], f"{tmp_path / 'nowhere'}: data.train_dir: folder not found"),
+        ([f"data.train_dir={clips}", f"data.val_dir={empty}", "train.val_mixtures=4"],
+         f"{empty}: data.val_dir: no prepared clips in this folder (prepare a validation split, "
+         "or --set train.val_mixtures=0 to train without one)")]:
+        sets = [a for o in overrides for a in ("--set", o)]
+        proc = subprocess.run([sys.executable, "-m", "tribert.cli", "train", "--config", "synth_tiny",
+                               "--runs-dir", str(runs), *sets], capture_output=True, text=True)
+        assert proc.returncode == 2 and proc.stderr.strip() == f"error: {line}", proc.stderr
+        assert not runs.exists()
+
+
 def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path):
     import os
     import shutil

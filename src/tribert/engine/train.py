@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 from torch.utils.data import DataLoader
 
+from tribert.data.clip import is_clip
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, mix_loader,
                                  read_mixture_list, write_mixture_list)
 from tribert.data.pose_features import PoseFeatureStore, StoreSettings
@@ -173,10 +174,25 @@ def build_system(config: Config, init: bool = True) -> SeparationSystem:
     return system
 
 
+def check_data_folders(config: Config) -> None:
+    """The folders the run reads hold prepared clips: checked before a run folder is made, so a
+    wrong path costs one line and leaves nothing behind."""
+    folders = [("data.train_dir", config.data.train_dir, "")]
+    if config.train.val_mixtures and config.data.val_dir:  # validation scores fixed val mixtures each epoch
+        folders.append(("data.val_dir", config.data.val_dir,
+                        " (prepare a validation split, or --set train.val_mixtures=0 to train without one)"))
+    for key, folder, hint in folders:
+        root = Path(folder)
+        if not root.is_dir() or not any(is_clip(d) for d in root.iterdir()):
+            what = "no prepared clips in this folder" if root.is_dir() else "folder not found"
+            raise TribertError(f"{key}: {what}{hint}", root)
+
+
 def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     tc = config.train
     if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
         raise ConfigError("the run has no end: set train.max_steps, train.max_minutes or train.max_epochs")
+    check_data_folders(config)
     on_gpu = tc.accelerator in ("gpu", "cuda") or (tc.accelerator == "auto" and torch.cuda.is_available())
     check_device_settings(tc, on_gpu)
     if tc.threads:
