@@ -255,3 +255,23 @@ def test_an_exported_checkpoint_serves_retrieval_and_its_figure(tmp_path, clips)
                               "--figure", str(fig)])
     assert res.exit_code == 0, res.output
     assert fig.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("coattention", [True, False])
+def test_alone_cuts_only_what_co_attention_carries_between_a_clips_streams(tmp_path, clips, coattention):
+    from tribert.data.mixing import load_clips
+    from tribert.engine.checkpoint import load_system
+    from tribert.engine.retrieval import embed_clips
+
+    ckpt = write_checkpoint(tmp_path / "c.ckpt", [f"model.coattention={str(coattention).lower()}"])
+    system = load_system(ckpt)
+    six = load_clips(clips, system.config.data.classes)
+    own = embed_clips(system, six, batch_size=4)
+    alone = embed_clips(system, six, batch_size=5, context="alone")
+    for m in own.modalities():
+        torch.testing.assert_close(alone.vectors["pre_transformer"][m], own.vectors["pre_transformer"][m])
+        unchanged = torch.allclose(alone.vectors["transformer"][m], own.vectors["transformer"][m], atol=1e-5)
+        assert unchanged is not coattention, m  # streams meet only through co-attention
+    if coattention:  # every clip's embedding changed
+        diff = (alone.vectors["transformer"]["audio"] - own.vectors["transformer"]["audio"]).abs().amax(1)
+        assert bool((diff > 1e-4).all()), diff

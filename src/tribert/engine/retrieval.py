@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,7 @@ class RetrievalConfig:
 # paper: Adam 2e-5, batch 64, 750 epochs (section 4.2), hard distractors as in the authors' code.
 # fast: the CPU recipe, a 50x larger step so that 40 epochs suffice (the transformer heads reach
 # 92-96 % 3-way training accuracy on 480 SynthMUSIC clips), random distractors: on SynthMUSIC,
-# hard distractors and 150 epochs both scored lower (README, "Cross-modal retrieval").
+# hard distractors and 150 epochs both scored lower (docs/results/retrieval.md).
 RECIPES = {
     "paper": RetrievalConfig(lr=2e-5, epochs=750, negatives="hard"),
     "fast": RetrievalConfig(lr=1e-3, epochs=40),
@@ -150,10 +151,26 @@ def embedding_loader(config, clips: list[Clip], batch_size: int):
     return mix_loader(ds, batch_size=batch_size, shuffle=False, num_workers=config.data.num_workers)
 
 
+# The input each stream reads (TriBERT.encode's arguments).
+STREAM_INPUTS = {"vision": "frames", "pose": "pose", "audio": "mix_logmag"}
+CONTEXTS = ("own", "alone")
+
+
 @torch.no_grad()
 def embed_clips(system, clips: list[Clip], batch_size: int = 16, device: str | torch.device = "cpu",
-                progress: bool = False) -> ClipEmbeddings:
-    """One TriBERT forward per clip -> ``ClipEmbeddings`` (both kinds, every stream the model has)."""
+                progress: bool = False, context: str = "own") -> ClipEmbeddings:
+    """One TriBERT forward per clip -> ``ClipEmbeddings`` (both kinds, every stream the model has).
+
+    ``context``: "own" (the paper's protocol) runs each clip's vision, pose and audio through the
+    transformer together, so with co-attention a clip's audio embedding already holds what its
+    own frames and pose told it. "alone" takes each stream's transformer embedding from a pass in
+    which the other streams read nothing (mean-grey frames, no performer, silence: the same blank
+    for every clip), as when a query is an audio track with no video: whatever the embedding
+    shares with the clip's other modalities, it did not get through co-attention. The
+    pre-transformer embeddings do not depend on it.
+    """
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
     model = system.model.to(device).eval()
     vectors: dict[str, dict[str, list[Tensor]]] = {k: {} for k in KINDS}
     batches = embedding_loader(system.config, clips, batch_size)
@@ -161,10 +178,19 @@ def embed_clips(system, clips: list[Clip], batch_size: int = 16, device: str | t
         from rich.progress import track
 
         batches = track(batches, description=f"embedding {len(clips)} clips", transient=True)
+    blank = {"frames": torch.zeros_like,  # normalised frames: 0 is the ImageNet mean colour
+             "pose": torch.zeros_like,  # confidence 0: no performer
+             "mix_logmag": lambda t: torch.full_like(t, math.log(system.config.audio.log_eps))}  # silence
     for batch in batches:
         x = batch.video_inputs()
-        enc = model.encode(*(x[k].to(device) if x[k] is not None else None for k in ("frames", "pose", "mix_logmag")))
-        for kind, tokens in (("transformer", enc.hidden), ("pre_transformer", enc.embeddings)):
+        inputs = {k: x[k].to(device) if x[k] is not None else None for k in STREAM_INPUTS.values()}
+        enc = model.encode(**inputs)
+        hidden = enc.hidden  # {stream: [B, (1+K)*O, D_m]}
+        if context == "alone":
+            hidden = {m: model.encode(**{k: v if k == STREAM_INPUTS[m] or v is None else blank[k](v)
+                                         for k, v in inputs.items()}).hidden[m]
+                      for m in enc.hidden}
+        for kind, tokens in (("transformer", hidden), ("pre_transformer", enc.embeddings)):
             for m, t in tokens.items():  # [B, (1+K)*O, D_m]
                 vectors[kind].setdefault(m, []).append(t.flatten(1).float().cpu())
     return ClipEmbeddings(
