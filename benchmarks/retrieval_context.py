@@ -48,6 +48,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     results = {}
+
     def embed_alone(system, data: str, fingerprint: str):
         emb = embed_clips(system, load_clips(data, system.config.data.classes), context="alone")
         emb.fingerprint = fingerprint
@@ -72,6 +73,7 @@ def main() -> None:
     trained = "| heads trained on streams alone: T " if args.train else ""
     print(f"| heads | variant | T, the clip's streams together | T, each stream alone {trained}| pre-T |")
     print("|---|---|---|---|---|" + ("---|" if args.train else ""))
+
     def cell(res: dict) -> str:
         return f"{res['top1']:.1f} ({res['same_class_top1']:.1f})"
 

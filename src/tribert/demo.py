@@ -61,8 +61,8 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
                                   f"train.max_minutes={minutes}", f"train.seed={seed}"])
     log.info("[1/4] SynthMUSIC: %d clips -> %s", clips, synth_dir)
     # More clips beat more steps here: with 4x the training clips the condition's test top-1 after
-    # 500 steps rose from 0.78 to 0.92 (docs/results/learning.md, "Recognition alone"). Skipping the MP4 copies (a third of
-    # the generation time) pays for them.
+    # 500 steps rose from 0.78 to 0.92 (docs/results/learning.md, "Recognition alone"). Skipping
+    # the MP4 copies (a third of the generation time) pays for them.
     generate(synth_dir, clips=clips, seed=seed, workers=workers, mp4=False, progress=progress)
 
     log.info("[2/4] training TriBERT (%s) for %g minutes", recipe, minutes)

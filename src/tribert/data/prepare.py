@@ -347,8 +347,8 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
         if done_in is None:
             todo.append(e)
         else:
-            moved = "" if done_in in ("", target(e)) else f"already prepared in {done_in}/ (kept there)"
-            report.results.append(ClipResult(e.id, _source(e), "skipped", moved, split=done_in or None))
+            note = "" if done_in in ("", target(e)) else f"already prepared in {done_in}/ (kept there)"
+            report.results.append(ClipResult(e.id, _source(e), "skipped", note, split=done_in or None))
     workers = (os.cpu_count() or 1) if workers <= 0 else workers
     workers = max(1, min(workers, len(todo)))
 
