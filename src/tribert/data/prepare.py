@@ -333,21 +333,16 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     report = PrepareReport(out_dir=str(out_dir))
 
-    def target(e: IndexEntry) -> str | None:  # the split folder of a video (None: out_dir itself)
-        return None if splits is None else split_of(e.id, splits, seed)
-
-    def where_done(e: IndexEntry) -> str | None:  # the split it is already prepared in, if any
-        if splits is None:
-            return "" if is_clip(out_dir / e.id) else None
-        return next((s for s in (target(e), *SPLITS) if is_clip(out_dir / s / e.id)), None)
-
+    # Each video's split folder ("": out_dir itself), and where it is already prepared, if anywhere.
+    split = {e.id: "" if splits is None else split_of(e.id, splits, seed) for e in entries}
     todo = []
     for e in entries:
-        done_in = where_done(e)
+        done_in = next((s for s in dict.fromkeys((split[e.id], *(SPLITS if splits else ())))
+                        if is_clip(out_dir / s / e.id)), None)
         if done_in is None:
             todo.append(e)
         else:
-            note = "" if done_in in ("", target(e)) else f"already prepared in {done_in}/ (kept there)"
+            note = "" if done_in == split[e.id] else f"already prepared in {done_in}/ (kept there)"
             report.results.append(ClipResult(e.id, _source(e), "skipped", note, split=done_in or None))
     workers = (os.cpu_count() or 1) if workers <= 0 else workers
     workers = max(1, min(workers, len(todo)))
@@ -365,13 +360,13 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
 
         if workers == 1:
             for e in todo:
-                done(prepare_clip(e, out_dir / (target(e) or ""), opts, target(e)))
+                done(prepare_clip(e, out_dir / split[e.id], opts, split[e.id] or None))
         else:
             import multiprocessing as mp
 
             # spawn: MediaPipe/torch threads do not survive fork; each worker loads them once.
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(prepare_clip, e, out_dir / (target(e) or ""), opts, target(e))
+                futures = [pool.submit(prepare_clip, e, out_dir / split[e.id], opts, split[e.id] or None)
                            for e in todo]
                 try:
                     for f in as_completed(futures):

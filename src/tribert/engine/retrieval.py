@@ -184,15 +184,15 @@ def embed_clips(system, clips: list[Clip], batch_size: int = 16, device: str | t
     for batch in batches:
         x = batch.video_inputs()
         inputs = {k: x[k].to(device) if x[k] is not None else None for k in STREAM_INPUTS.values()}
-        enc = model.encode(**inputs)
-        hidden = enc.hidden  # {stream: [B, (1+K)*O, D_m]}
-        if context == "alone":
-            hidden = {m: model.encode(**{k: v if k == STREAM_INPUTS[m] or v is None else blank[k](v)
-                                         for k, v in inputs.items()}).hidden[m]
-                      for m in enc.hidden}
-        for kind, tokens in (("transformer", hidden), ("pre_transformer", enc.embeddings)):
-            for m, t in tokens.items():  # [B, (1+K)*O, D_m]
-                vectors[kind].setdefault(m, []).append(t.flatten(1).float().cpu())
+        if context == "own":
+            passes = dict.fromkeys(system.config.model.streams(), model.encode(**inputs))
+        else:  # one pass per stream, the others blank; each stream's tokens are read from its own pass
+            passes = {m: model.encode(**{k: v if k == STREAM_INPUTS[m] or v is None else blank[k](v)
+                                         for k, v in inputs.items()})
+                      for m in system.config.model.streams()}
+        for m, enc in passes.items():
+            for kind, tokens in (("transformer", enc.hidden), ("pre_transformer", enc.embeddings)):
+                vectors[kind].setdefault(m, []).append(tokens[m].flatten(1).float().cpu())  # [B, (1+K)*O * D_m]
     return ClipEmbeddings(
         clip_ids=[c.meta.id for c in clips], clip_dirs=[str(c.dir) for c in clips],
         labels=["+".join(c.meta.labels) for c in clips],
