@@ -92,12 +92,19 @@ def test_errors_are_one_line(tmp_path, trained):
     assert proc.returncode == 2 and "not a readable checkpoint" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_missing_data_folder_is_one_line_and_leaves_no_run_folder(trained, tmp_path):
+def test_bad_training_data_is_one_line_and_leaves_no_run_folder(trained, tmp_path):
+    import shutil
+
     _, clips, _ = trained
     runs = tmp_path / "runs"
     empty = tmp_path / "empty"
     empty.mkdir()
+    odd = tmp_path / "odd"  # the training clips, one of them labelled with a class the config lacks
+    shutil.copytree(clips, odd)
+    meta = json.loads((odd / "flute" / "meta.json").read_text())
+    (odd / "flute" / "meta.json").write_text(json.dumps({**meta, "labels": ["kazoo"]}))
     for overrides, line in [
+        ([f"data.train_dir={odd}"], f"{odd / 'flute'}: label 'kazoo' is not one of the 21 configured classes"),
         ([f"data.train_dir={tmp_path / 'nowhere'}"], f"{tmp_path / 'nowhere'}: data.train_dir: folder not found"),
         ([f"data.train_dir={clips}", f"data.val_dir={empty}", "train.val_mixtures=4"],
          f"{empty}: data.val_dir: no prepared clips in this folder (prepare a validation split, "

@@ -198,6 +198,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     if tc.threads:
         torch.set_num_threads(tc.threads)
     inherited = os.environ.get("TRIBERT_RUN_DIR")  # set by rank 0 for the processes DDP spawns
+    ckpt_path = None
     if resume is not None:
         run_dir = Path(resume)
         last = run_dir / "checkpoints" / "last.ckpt"
@@ -205,7 +206,13 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
         read_checkpoint(last)  # a damaged file: one line naming it, before any work starts
         ckpt_path = str(last)
-    else:
+    # The model and the loaders before the run folder: a clip the loaders refuse (an unknown
+    # label, a damaged file) costs one line and leaves no run folder behind.
+    system = build_system(config, init=resume is None)
+    loaders = {"train_dataloaders": train_loader(config, pin_memory=on_gpu)}
+    if tc.val_mixtures and config.data.val_dir:
+        loaders["val_dataloaders"] = eval_loader(config, config.data.val_dir, tc.val_mixtures)
+    if resume is None:
         if run_dir is not None:  # an explicit folder: what every node of a multi-node launch passes
             run_dir = Path(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -213,12 +220,9 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             run_dir = Path(inherited)
         else:
             run_dir = new_run_dir(runs_dir, name or f"{config.model.kind}-{config.model.size}")
-        ckpt_path = None
         if not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
             write_run_info(run_dir, config)
     os.environ["TRIBERT_RUN_DIR"] = str(run_dir)
-    system = build_system(config, init=resume is None)
-    loaders = {"train_dataloaders": train_loader(config, pin_memory=on_gpu)}
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
     # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.
     callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler), StepRate(),
@@ -235,8 +239,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         callbacks.append(bar(refresh_rate=max(1, tc.log_every) if on_gpu else 1))
     if steps:
         callbacks.append(StepCheckpoints(run_dir / "checkpoints", tuple(sorted(steps))))
-    if tc.val_mixtures and config.data.val_dir:
-        loaders["val_dataloaders"] = eval_loader(config, config.data.val_dir, tc.val_mixtures)
+    if "val_dataloaders" in loaders:
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
                                          monitor="val/sdr", mode="max", save_top_k=1,
                                          auto_insert_metric_name=False, enable_version_counter=False))
