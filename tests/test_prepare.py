@@ -260,8 +260,71 @@ def test_prepare_into_splits_never_prepares_a_video_twice(tmp_path):
     assert res.exit_code == 0, res.output
     assert snapshot(out) == before
     moved = [i for i, s in placed.items() if s != "test"]
-    notes = [line for line in res.output.splitlines() if "already prepared in train/ (kept there)" in line]
-    assert moved and sorted(notes) == sorted(f"note: {src / (i + '.mp4')}: already prepared in train/ (kept there)"
+    notes = [line for line in res.output.splitlines() if "already prepared as train/" in line]
+    assert moved and sorted(notes) == sorted(f"note: {src / (i + '.mp4')}: already prepared as train/{i} (kept there)"
                                              for i in moved)
     bad = runner.invoke(app, ["prepare", str(src.parent), "--out", str(out), "--no-pose", "--splits", "0.5,x,1"])
     assert bad.exit_code == 2 and "--splits must be three non-negative numbers" in bad.output
+
+
+def test_a_rerun_with_more_videos_prepares_each_video_once(tmp_path, monkeypatch):
+    """Ids of files that share a name depend on which files meet in one run; a rerun finds the
+    clips by the file they came from, so no video is prepared twice or skipped for another's."""
+    root = tmp_path / "videos"
+    (root / "violin").mkdir(parents=True)
+    (root / "cello").mkdir()
+    make_video(root / "violin" / "take.mp4", 6.0, seed=1)
+    make_video(root / "a_b.mp4", 6.0, seed=2)
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    first = prep.prepare([Path("videos/violin/take.mp4"), root / "a_b.mp4"], out, pose="none", workers=1,
+                         splits=(0.5, 0.0, 0.5), progress=False)
+    assert len(first.prepared) == 2
+    before = snapshot(out)
+    make_video(root / "cello" / "take.mp4", 6.0, seed=3)  # the same file name in another folder
+    make_video(root / "a b.mp4", 6.0, seed=4)  # a name that becomes the id a_b
+    report = prep.prepare([root], out, pose="none", workers=1, splits=(0.5, 0.0, 0.5), progress=False)
+    # the two first videos (given relative / absolute before, found under a folder now) are kept
+    assert sorted(r.source for r in report.skipped) == sorted(str(root / v) for v in ("violin/take.mp4", "a_b.mp4"))
+    assert {Path(r.source).name for r in report.prepared} == {"take.mp4", "a b.mp4"} and not report.failed
+    assert all(snapshot(out)[k] == v for k, v in before.items())  # nothing of the first run rewritten
+    sources = [Clip(c).meta.source for s in prep.SPLITS if (out / s).is_dir() for c in list_clips(out / s)]
+    assert len(sources) == 4 and len({Path(s).resolve() for s in sources}) == 4  # one clip per video
+    # a third run finds all four, whatever their ids
+    again = prep.prepare([root], out, pose="none", workers=1, splits=(0.5, 0.0, 0.5), progress=False)
+    assert len(again.skipped) == 4 and not again.prepared
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    src = tmp_path / "videos"
+    src.mkdir()
+    for i in range(24):
+        make_video(src / f"v{i:02d}.mp4", 6.0, seed=i)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "tribert.cli", "prepare", str(src), "--out", str(out),
+                             "--no-pose", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.is_dir() and list_clips(out)):
+        time.sleep(0.05)
+    assert out.is_dir() and list_clips(out), "no clip was prepared in 120 s"
+    # Ctrl-C twice in a terminal: SIGINT to the whole process group, twice (a worker killed by it
+    # in the middle of the pool's hand-over left the pool waiting for ever)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("prepare did not stop within 60 s of Ctrl-C")
+    assert proc.returncode != 0
+    left = sorted(p.name for p in out.iterdir())
+    assert len(list_clips(out)) < 24 and all(not n.startswith(".") for n in left), left  # no temporary folder
+    report = prep.prepare([src], out, pose="none", workers=1, progress=False)  # a rerun finishes the job
+    assert report.ok and len(report.prepared) + len(report.skipped) == 24

@@ -26,12 +26,18 @@ Guarantees:
 - **Splits that never leak**: a video's split depends on its id and the seed alone, so a rerun, or
   a run with more videos, puts it where it was; a video already prepared in another split folder
   (after a change of fractions or seed) is skipped, never prepared twice.
+- **One clip per video**: an existing clip is found by the file it was prepared from (its
+  ``meta.json`` source), not by id alone, so a rerun whose ids differ (two files of one name met
+  in one run get distinct ids) never prepares a video twice, and a new video whose id is taken by
+  another file gets a free one (``<id>-2``) instead of being skipped.
+- **Ctrl-C**: the workers stop at their next frame, discard the clips they were building and exit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from contextlib import nullcontext
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -42,7 +48,7 @@ from typing import Iterator
 import numpy as np
 
 from tribert.config import AudioConfig
-from tribert.data.clip import AUDIO, FRAMES, POSE, ClipMeta, frame_name, is_clip, write_meta, write_wav
+from tribert.data.clip import AUDIO, FRAMES, POSE, ClipMeta, frame_name, is_clip, read_meta, write_meta, write_wav
 from tribert.data.indexes import IndexEntry, load_inputs
 from tribert.errors import TribertError
 from tribert.io import atomic_dir
@@ -156,12 +162,30 @@ def _iter_frames_dir(folder: Path, fps: float, size) -> Iterator[np.ndarray]:
             raise TribertError(f"cannot read frame ({err})", src) from None
 
 
-def _frames(entry: IndexEntry, fps: float, size):
+_STOP = None  # in a worker process: the parent's stop event (set on Ctrl-C)
+
+
+class Interrupted(Exception):
+    """The parent asked the workers to stop (Ctrl-C): the clip being built is discarded."""
+
+
+def _worker_init(stop) -> None:
+    global _STOP
+    # Ctrl-C reaches the whole process group; only the parent acts on it, and tells the workers
+    # through ``stop`` (a worker killed by it mid-task leaves the pool waiting for ever).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _STOP = stop
+
+
+def _frames(entry: IndexEntry, fps: float, size) -> Iterator[np.ndarray]:
     from tribert.media import iter_video
 
-    if entry.path is not None:
-        return iter_video(entry.path, fps=fps, size=size)
-    return _iter_frames_dir(entry.frames_dir, fps, size)
+    frames = iter_video(entry.path, fps=fps, size=size) if entry.path is not None else \
+        _iter_frames_dir(entry.frames_dir, fps, size)
+    for frame in frames:
+        if _STOP is not None and _STOP.is_set():
+            raise Interrupted
+        yield frame
 
 
 def _source(entry: IndexEntry) -> str:
@@ -191,6 +215,8 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
     def result(status: str, reason: str = "") -> ClipResult:
         return ClipResult(entry.id, src, status, reason, time.perf_counter() - t_start, split)
 
+    if _STOP is not None and _STOP.is_set():
+        raise Interrupted
     if is_clip(clip_dir):
         return result("skipped")
     if clip_dir.exists() and (not clip_dir.is_dir() or any(clip_dir.iterdir())):
@@ -333,17 +359,36 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     report = PrepareReport(out_dir=str(out_dir))
 
-    # Each video's split folder ("": out_dir itself), and where it is already prepared, if anywhere.
-    split = {e.id: "" if splits is None else split_of(e.id, splits, seed) for e in entries}
+    # Where each video is already prepared, if anywhere: found by the file it came from, or by its
+    # id where the file a clip came from is gone; a new video whose id another file's clip holds
+    # gets a free one. Then each video's split folder ("": out_dir itself).
+    prepared = _prepared_clips(out_dir, SPLITS if splits else ("",))
+    by_file = {key: cid for cid, (_, key) in prepared.items() if key is not None}
+    taken = set(prepared) | {e.id for e in entries}
+    split: dict[str, str] = {}
+    order: dict[str, int] = {}
     todo = []
-    for e in entries:
-        done_in = next((s for s in dict.fromkeys((split[e.id], *(SPLITS if splits else ())))
-                        if is_clip(out_dir / s / e.id)), None)
-        if done_in is None:
-            todo.append(e)
-        else:
-            note = "" if done_in == split[e.id] else f"already prepared in {done_in}/ (kept there)"
-            report.results.append(ClipResult(e.id, _source(e), "skipped", note, split=done_in or None))
+    for i, e in enumerate(entries):
+        key = _file_key(_source(e))
+        done_id = by_file.get(key) if key is not None else None
+        if done_id is None and e.id in prepared and (key is None or prepared[e.id][1] is None):
+            done_id = e.id
+        if done_id is not None:
+            done_in = prepared[done_id][0]
+            want = "" if splits is None else split_of(e.id, splits, seed)
+            note = "" if (done_id, done_in) == (e.id, want) else f"already prepared as {Path(done_in) / done_id} (kept there)"
+            order[done_id] = i
+            report.results.append(ClipResult(done_id, _source(e), "skipped", note, split=done_in or None))
+            continue
+        if e.id in prepared:  # the id is another file's clip
+            n = 2
+            while f"{e.id}-{n}" in taken:
+                n += 1
+            e.id = f"{e.id}-{n}"
+            taken.add(e.id)
+        split[e.id] = "" if splits is None else split_of(e.id, splits, seed)
+        order[e.id] = i
+        todo.append(e)
     workers = (os.cpu_count() or 1) if workers <= 0 else workers
     workers = max(1, min(workers, len(todo)))
 
@@ -365,16 +410,46 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
             import multiprocessing as mp
 
             # spawn: MediaPipe/torch threads do not survive fork; each worker loads them once.
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            context = mp.get_context("spawn")
+            stop = context.Event()
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                     initializer=_worker_init, initargs=(stop,)) as pool:
                 futures = [pool.submit(prepare_clip, e, out_dir / split[e.id], opts, split[e.id] or None)
                            for e in todo]
                 try:
                     for f in as_completed(futures):
                         done(f.result())
-                except BaseException:
+                except BaseException:  # Ctrl-C: the workers drop their clips; the pool then closes
+                    stop.set()
                     for f in futures:
                         f.cancel()
                     raise
-    order = {e.id: i for i, e in enumerate(entries)}
     report.results.sort(key=lambda r: order.get(r.id, len(order)))
     return report
+
+
+def _file_key(path: str | Path | None) -> tuple[int, int] | None:
+    """Which file ``path`` names (device, inode), so that two spellings of one path compare
+    equal; None where it names no file."""
+    try:
+        st = os.stat(path) if path else None
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if st is not None else None
+
+
+def _prepared_clips(out_dir: Path, folders: tuple[str, ...]) -> dict[str, tuple[str, tuple[int, int] | None]]:
+    """The finished clips in ``out_dir/<folder>``: id -> (folder, the file it was prepared from, as
+    :func:`_file_key`; None where that file is gone or the meta.json is unreadable)."""
+    found: dict[str, tuple[str, tuple[int, int] | None]] = {}
+    for folder in folders:
+        root = out_dir / folder
+        for clip in sorted(root.iterdir()) if root.is_dir() else ():
+            if clip.name in found or clip.name.startswith(".") or not is_clip(clip):
+                continue
+            try:
+                source = read_meta(clip).source
+            except TribertError:
+                source = None
+            found[clip.name] = (folder, _file_key(source))
+    return found
