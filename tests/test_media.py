@@ -159,3 +159,45 @@ def test_missing_tracks(tmp_path):
     assert len(media.read_audio(tmp_path / "a.wav", SR)) == SR
     with pytest.raises(MediaError, match="is a folder"):
         media.probe(tmp_path)
+
+
+@pytest.mark.parametrize("degrees, turns", [(-90, 3), (90, 1), (180, 2)])
+def test_a_rotated_video_is_read_upright(tmp_path, degrees, turns):
+    """A phone video: stored 96x64 (W x H) with a display matrix that players apply; frames come
+    back as players show them, at the displayed shape, for the shorter-side and (W, H) sizes."""
+    stored = np.zeros((64, 96, 3), np.uint8)
+    stored[:, :48, 0] = 255  # left half red, right half blue
+    stored[:, 48:, 2] = 255
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.set_display_rotation(degrees)  # counter-clockwise, as VideoFrame.rotation reads it
+        for i in range(8):
+            f = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode())
+    shown = np.rot90(stored, turns)  # numpy turns counter-clockwise too
+    frames = media.read_video(path, fps=8)
+    assert frames.shape[1:3] == shown.shape[:2]
+    assert np.abs(frames[0].astype(float) - shown).mean() < 6  # codec tolerance
+    small = media.read_video(path, fps=8, size=32)  # the shorter side, of the picture as shown
+    assert min(small.shape[1:3]) == 32 and (small.shape[1] > small.shape[2]) == (turns % 2 == 1)
+    if turns % 2:
+        assert media.read_video(path, fps=8, size=(20, 30)).shape[1:3] == (30, 20)
+
+
+def test_non_finite_audio_is_one_line_error(tmp_path):
+    path = tmp_path / "nan.wav"  # a 32-bit float WAV with one NaN sample
+    x = np.zeros((1, SR), np.float32)
+    x[0, 100] = np.nan
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("pcm_f32le", rate=SR, layout="mono")
+        f = av.AudioFrame.from_ndarray(x, format="flt", layout="mono")
+        f.sample_rate = SR
+        c.mux(s.encode(f))
+        c.mux(s.encode())
+    with pytest.raises(MediaError, match="NaN or infinite samples") as err:
+        media.read_audio(path, sample_rate=SR)
+    assert str(path) in str(err.value)

@@ -189,10 +189,15 @@ def iter_video(path: str | Path, fps: float = 8.0,
 
         def convert(frame: av.VideoFrame) -> np.ndarray:
             nonlocal out_wh
-            if out_wh is None:
-                out_wh = output_size(frame.width, frame.height, size)
-            return frame.to_ndarray(format="rgb24", width=out_wh[0], height=out_wh[1],
-                                    interpolation="AREA")  # [H, W, 3]
+            # A phone video is stored sideways with a display matrix that players apply: turn
+            # the picture as they do (counter-clockwise quarter turns), so people stand upright.
+            turns = round((frame.rotation or 0) / 90) % 4
+            if out_wh is None:  # ``size`` is the displayed picture's
+                shown = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+                out_wh = output_size(*shown, size)
+            w, h = (out_wh[1], out_wh[0]) if turns % 2 else out_wh
+            rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")  # [h, w, 3]
+            return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb  # [H, W, 3]
 
         i = 0  # next output frame index
         t0 = prev = prev_t = None
@@ -275,6 +280,8 @@ def read_audio(path: str | Path, sample_rate: int = 11025) -> np.ndarray:
     if not src_rate:
         raise MediaError("audio track has no sample rate", path)
     wav = np.concatenate(chunks).astype(np.float32)  # [N_src]
+    if not np.isfinite(wav).all():  # float formats can carry them; no model output survives one
+        raise MediaError("the audio holds NaN or infinite samples", path)
     _check_complete(len(wav) / src_rate, declared, "the audio track", path)
     # AAC decodes whole 1024-sample frames: drop the encoder's end padding beyond the declared
     # stream length (only a small excess, so a container with a wrong duration loses nothing).
