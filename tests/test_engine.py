@@ -133,8 +133,14 @@ def test_checkpoint_errors(data_root, tmp_path):
         load_system(tmp_path / "other.ckpt")
     bad = tmp_path / "corrupt.ckpt"
     bad.write_bytes(ckpt.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"not a readable checkpoint \(truncated or damaged: its zip archive is incomplete\)$"):
         load_system(bad)
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError, match=r"not a readable checkpoint \(not a file torch.save wrote\)$"):
+        load_system(text)
+    with pytest.raises(CheckpointError, match="a folder, not a checkpoint file"):
+        load_system(run)
     with pytest.raises(CheckpointError, match="not found"):
         load_system(tmp_path / "missing.ckpt")
 

@@ -328,3 +328,43 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
     assert len(list_clips(out)) < 24 and all(not n.startswith(".") for n in left), left  # no temporary folder
     report = prep.prepare([src], out, pose="none", workers=1, progress=False)  # a rerun finishes the job
     assert report.ok and len(report.prepared) + len(report.skipped) == 24
+
+
+def test_bad_output_folders_and_empty_inputs_are_one_line_before_any_work(tmp_path):
+    import os
+
+    src = tmp_path / "videos"
+    src.mkdir()
+    make_video(src / "v0.mp4", 6.0, seed=0)
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep")
+    with pytest.raises(TribertError, match="is not a folder") as err:
+        prep.prepare([src], afile / "sub", pose="none", workers=1, progress=False)
+    assert "\n" not in str(err.value) and afile.read_text() == "keep"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    try:
+        if not os.access(locked, os.W_OK):  # root writes anywhere: nothing to check there
+            with pytest.raises(TribertError, match="cannot write into"):
+                prep.prepare([src], locked / "out", pose="none", workers=1, progress=False)
+    finally:
+        os.chmod(locked, 0o755)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TribertError, match="no videos found in"):
+        prep.prepare([empty], tmp_path / "out", pose="none", workers=1, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_rerun_with_other_settings_says_what_it_kept(tmp_path):
+    src = tmp_path / "videos"
+    src.mkdir()
+    make_video(src / "v0.mp4", 6.0, seed=0)
+    out = tmp_path / "out"
+    assert prep.prepare([src], out, pose="none", workers=1, progress=False).ok
+    same = prep.prepare([src], out, pose="none", workers=1, progress=False)
+    assert [r.reason for r in same.skipped] == [""]
+    other = prep.prepare([src], out, pose="none", fps=4, workers=1, progress=False)
+    assert len(other.skipped) == 1 and "kept as prepared earlier, at 8 fps without pose" in other.skipped[0].reason
+    assert Clip(out / "v0").meta.fps == 8.0

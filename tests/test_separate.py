@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -207,3 +209,69 @@ def test_the_pair_benchmark_scores_an_oracle_high_and_the_mixture_at_zero(tmp_pa
     assert all(len(g) == 2 and min(g) > 30 for g in oracle.values()), oracle
     unprocessed = separate_pairs.pair_gains(Fake(False), pair)
     assert all(abs(x) < 1e-3 for g in unprocessed.values() for x in g), unprocessed
+
+
+def test_outputs_never_replace_inputs_and_never_share_a_name(cue_inputs, synth, tmp_path, monkeypatch):
+    """--out in the videos' own folder would write <video>.mp4 over the video, and mixture.wav over
+    a mixture of that name: refused in one line before the model is loaded, inputs untouched. Two
+    videos of one file name (violin/take.mp4, cello/take.mp4) give two sources, take and take-2."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import tribert.separate as separate_module
+    from tribert.cli import app
+    from tribert.errors import TribertError
+
+    silent, mixture, ckpt = cue_inputs
+    _, videos = synth
+    here = tmp_path / "here"
+    here.mkdir()
+    mine = [Path(shutil.copy(v, here / v.name)) for v in videos]
+    my_mix = Path(shutil.copy(mixture, here / "mixture.wav"))
+    before = {p: p.read_bytes() for p in (*mine, my_mix)}
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    monkeypatch.setattr(separate_module.Separator, "from_checkpoint", no_model)
+    for extra, victim in (([], mine[0]), (["--mixture", str(my_mix)], my_mix)):
+        res = CliRunner().invoke(app, ["separate", *map(str, mine), "--checkpoint", str(ckpt), "--out", str(here),
+                                       "--no-pose", *extra])
+        assert isinstance(res.exception, TribertError), res.output
+        assert str(res.exception).startswith(f"{victim}: the output") and "give another --out" in str(res.exception)
+    assert all(p.read_bytes() == data for p, data in before.items())
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep")
+    res = CliRunner().invoke(app, ["separate", *map(str, mine), "--checkpoint", str(ckpt), "--out", str(afile / "x")])
+    assert isinstance(res.exception, TribertError) and "is not a folder" in str(res.exception)
+    assert afile.read_text() == "keep"
+    monkeypatch.undo()
+    # the same file name twice: two sources, two outputs each
+    for folder in ("violin", "cello"):
+        (tmp_path / folder).mkdir()
+    pair = [shutil.copy(videos[0], tmp_path / "violin" / "take.mp4"), shutil.copy(videos[1], tmp_path / "cello" / "take.mp4")]
+    result = Separator(tiny_system()).separate(pair, pose="none")
+    assert result.names == ["take", "take-2"]
+    written = result.write(tmp_path / "out", figure=False)
+    assert len(set(written)) == len(written) == 5
+
+
+def test_a_given_mixture_needs_nothing_of_the_videos_audio_and_lengths_are_noted(cue_inputs, synth):
+    from tribert.data.clip import read_wav
+    from tribert.errors import TribertError
+    from tribert.separate import load_video
+
+    _, mixture, _ = cue_inputs
+    _, videos = synth
+    cue = load_video(videos[0], 11025, 8.0, pose="none", audio_required=False)
+    assert not np.any(cue.audio)  # never decoded (a damaged audio track cannot stop a cue)
+    mix, _ = read_wav(mixture)
+    sep = Separator(tiny_system())
+    assert sep.separate(videos, mixture=mix, pose="none").notes == []  # the same length
+    longer = sep.separate(videos, mixture=np.concatenate([mix, mix]), pose="none")
+    assert len(longer.notes) == 1 and "the mixture is 5.0 s long, the shortest video 2.5 s" in longer.notes[0]
+    bad = mix.copy()
+    bad[7] = np.nan
+    with pytest.raises(TribertError, match="NaN or infinite"):
+        sep.separate(videos, mixture=bad, pose="none")

@@ -307,15 +307,20 @@ def separate(
     With --mixture the videos are only visual and pose cues (they need no audio track). Every input
     is checked (files, the mixture, the checkpoint) before frames are decoded or pose detected.
     """
-    from tribert.separate import Separator, check_video
+    from tribert.io import check_out_dir
+    from tribert.separate import Separator, check_outputs, check_video, source_names
 
     for video in videos:  # cheap checks first: a missing file is not reported after loading a model
         check_video(video, audio_required=mixture is None)
+    check_out_dir(out)
+    check_outputs(out, source_names(list(videos)), [*videos, mixture])
     check_mask_sharing(mask_sharing)
     sep = Separator.from_checkpoint(checkpoint)
     if mask_sharing is not None:
         sep.config.model.mask_sharing = mask_sharing
     result = sep.separate(list(videos), mixture=mixture, pose="none" if no_pose else "mediapipe")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     for path in result.write(out):
         typer.echo(f"wrote {path}")
 

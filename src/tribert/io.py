@@ -93,6 +93,21 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_out_dir(path: str | Path) -> None:
+    """``path`` is a folder, or can be made: checked before work that writes into it, so a bad
+    output folder costs one line, not the work. Raises TribertError naming it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise TribertError("output path exists and is not a folder", path)
+    nearest = path
+    while not nearest.exists():  # the nearest existing ancestor: where the folder would be made
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise TribertError(f"cannot make the output folder: {nearest} is not a folder", path)
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise TribertError(f"cannot write into {nearest} (permission denied or a read-only file system)", path)
+
+
 def cache_dir() -> Path:
     """Where tribert keeps what it can recompute: ``$TRIBERT_CACHE``, default ``~/.cache/tribert``."""
     return Path(os.environ.get("TRIBERT_CACHE", Path.home() / ".cache" / "tribert"))

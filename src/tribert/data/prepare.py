@@ -51,7 +51,7 @@ from tribert.config import AudioConfig
 from tribert.data.clip import AUDIO, FRAMES, POSE, ClipMeta, frame_name, is_clip, read_meta, write_meta, write_wav
 from tribert.data.indexes import IndexEntry, load_inputs
 from tribert.errors import TribertError
-from tribert.io import atomic_dir
+from tribert.io import atomic_dir, check_out_dir
 from tribert.skeleton import NUM_KEYPOINTS
 
 POSE_CHOICES = ("mediapipe", "none")
@@ -92,7 +92,9 @@ class PrepareOptions:
     sample_rate: int = 11025
     min_duration: float = 65535 / 11025
     persons: int | None = None  # performer regions for pose (None: from the entry's labels)
-    audio_required: bool = True  # False: a video without audio gets a silent track (visual cues only)
+    # False: the video's audio is not needed (separation of a given mixture): never decoded, and
+    # a video without audio is accepted; the clip gets a silent track (visual and pose cues only)
+    audio_required: bool = True
 
 
 @dataclass
@@ -237,7 +239,7 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
                 return result("failed", "no audio track")
             if 0 < info.duration < opts.min_duration:
                 return result("failed", f"too short: {info.duration:.2f} s, the minimum is {opts.min_duration:.2f} s")
-            audio_file = entry.path if info.has_audio else None
+            audio_file = entry.path if info.has_audio and opts.audio_required else None
 
         audio = None if audio_file is None else read_audio(audio_file, opts.sample_rate)  # [N]
         min_samples = int(round(opts.min_duration * opts.sample_rate))
@@ -353,17 +355,21 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
         min_duration=float(min_duration if min_duration is not None else audio.crop_samples / audio.sample_rate),
     )
     entries = load_inputs(list(inputs), video_root)
+    if not entries:
+        raise TribertError(f"no videos found in {', '.join(str(i) for i in inputs)}")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise TribertError("output path exists and is not a folder", out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TribertError(f"cannot make the output folder ({err.strerror})", out_dir) from None
     report = PrepareReport(out_dir=str(out_dir))
 
     # Where each video is already prepared, if anywhere: found by the file it came from, or by its
     # id where the file a clip came from is gone; a new video whose id another file's clip holds
     # gets a free one. Then each video's split folder ("": out_dir itself).
     prepared = _prepared_clips(out_dir, SPLITS if splits else ("",))
-    by_file = {key: cid for cid, (_, key) in prepared.items() if key is not None}
+    by_file = {key: cid for cid, (_, key, _) in prepared.items() if key is not None}
     taken = set(prepared) | {e.id for e in entries}
     split: dict[str, str] = {}
     order: dict[str, int] = {}
@@ -374,9 +380,14 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
         if done_id is None and e.id in prepared and (key is None or prepared[e.id][1] is None):
             done_id = e.id
         if done_id is not None:
-            done_in = prepared[done_id][0]
+            done_in, _, meta = prepared[done_id]
             want = "" if splits is None else split_of(e.id, splits, seed)
-            note = "" if (done_id, done_in) == (e.id, want) else f"already prepared as {Path(done_in) / done_id} (kept there)"
+            notes = [] if (done_id, done_in) == (e.id, want) else [f"already prepared as {Path(done_in) / done_id} (kept there)"]
+            if meta is not None and (meta.fps != opts.fps or (meta.pose_source == "none") != (opts.pose == "none")):
+                pose_was = "without pose" if meta.pose_source == "none" else "with pose"
+                notes.append(f"kept as prepared earlier, at {meta.fps:g} fps {pose_was} (remove "
+                             f"{out_dir / done_in / done_id} to prepare it with these settings)")
+            note = "; ".join(notes)
             order[done_id] = i
             report.results.append(ClipResult(done_id, _source(e), "skipped", note, split=done_in or None))
             continue
@@ -438,18 +449,18 @@ def _file_key(path: str | Path | None) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if st is not None else None
 
 
-def _prepared_clips(out_dir: Path, folders: tuple[str, ...]) -> dict[str, tuple[str, tuple[int, int] | None]]:
+def _prepared_clips(out_dir: Path, folders: tuple[str, ...]) -> dict[str, tuple[str, tuple[int, int] | None, ClipMeta | None]]:
     """The finished clips in ``out_dir/<folder>``: id -> (folder, the file it was prepared from, as
-    :func:`_file_key`; None where that file is gone or the meta.json is unreadable)."""
-    found: dict[str, tuple[str, tuple[int, int] | None]] = {}
+    :func:`_file_key`, and its meta; None where that file is gone or the meta.json is unreadable)."""
+    found: dict[str, tuple[str, tuple[int, int] | None, ClipMeta | None]] = {}
     for folder in folders:
         root = out_dir / folder
         for clip in sorted(root.iterdir()) if root.is_dir() else ():
             if clip.name in found or clip.name.startswith(".") or not is_clip(clip):
                 continue
             try:
-                source = read_meta(clip).source
+                meta = read_meta(clip)
             except TribertError:
-                source = None
-            found[clip.name] = (folder, _file_key(source))
+                meta = None
+            found[clip.name] = (folder, _file_key(meta.source if meta else None), meta)
     return found

@@ -22,13 +22,23 @@ def read_checkpoint(path: str | Path) -> dict:
     """A training checkpoint or an export -> a dict with ``state_dict`` and
     ``hyper_parameters["config"]`` (an export is presented in the training checkpoint's shape)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError("a folder, not a checkpoint file (runs keep theirs in checkpoints/last.ckpt)", path)
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(b"PK") and not head.startswith(b"\x80"):  # torch.save: a zip; before 1.6 a pickle
+        raise CheckpointError("not a readable checkpoint (not a file torch.save wrote)", path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"not a readable checkpoint ({reason[:160]})", path) from None
+        text = str(err).strip()
+        if "central directory" in text or "zip archive" in text:
+            reason = "truncated or damaged: its zip archive is incomplete"
+        else:  # torch's first sentence: its later ones are advice for other situations
+            reason = text.splitlines()[0].split(". ")[0][:160] if text else type(err).__name__
+        raise CheckpointError(f"not a readable checkpoint ({reason})", path) from None
     if isinstance(ckpt, dict) and ckpt.get("format") == EXPORT_FORMAT:
         if ckpt.get("version") != EXPORT_VERSION or not isinstance(ckpt.get("state_dict"), dict) \
                 or not isinstance(ckpt.get("config"), dict):

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tribert.data.clip import is_clip
+from tribert.data.clip import Clip, is_clip
 from tribert.errors import TribertError
 from tribert.separate.inputs import POSE_CHOICES, VideoInput, check_video, load_video
-from tribert.separate.output import SeparationResult
+from tribert.separate.output import SeparationResult, check_outputs
 from tribert.separate.windows import separate_windows
 
 
@@ -71,6 +71,8 @@ class Separator:
         mix = None
         if isinstance(mixture, np.ndarray):
             mix = mixture.astype(np.float32).reshape(-1)
+            if not np.isfinite(mix).all():
+                raise TribertError("the mixture holds NaN or infinite samples")
         elif mixture is not None:
             from tribert import media
 
@@ -83,14 +85,16 @@ class Separator:
         inputs = [x if isinstance(x, VideoInput) else
                   load_video(x, a.sample_rate, v.fps, pose, persons=2 if duet else 1, max_persons=v.max_persons,
                              audio_required=mixture is None) for x in videos]
+        notes = length_notes(inputs, mix, a.sample_rate)
         if mix is None:
             length = min(len(x.audio) for x in inputs)
             mix = sum(x.audio[:length] for x in inputs) / len(inputs)
         objects = [[0, 1]] if duet else [[-1] for _ in inputs]
-        names = ([f"{inputs[0].name}_person{j}" for j in (0, 1)] if duet
-                 else [f"{x.name}" for x in inputs])
         source_video = [0, 0] if duet else list(range(len(inputs)))
-        return self._run(mix, inputs, objects, names, source_video)
+        result = self._run(mix, inputs, objects, source_names(inputs), source_video)
+        result.mixture_path = "" if mixture is None or isinstance(mixture, np.ndarray) else str(mixture)
+        result.notes = notes
+        return result
 
     def _run(self, mix: np.ndarray, inputs: list[VideoInput], objects: list[list[int]], names: list[str],
              source_video: list[int]) -> SeparationResult:
@@ -100,4 +104,40 @@ class Separator:
                                 run.masks, run.attention, run.mixture_logmag)
 
 
-__all__ = ["Separator", "SeparationResult", "VideoInput", "load_video", "check_video", "POSE_CHOICES"]
+def source_names(videos: list) -> list[str]:
+    """The name of each source ``Separator.separate`` makes of ``videos`` (paths or VideoInput),
+    the stem of its output files: one video gives its two performers, several one source each.
+    Known before anything is decoded; no two alike, and never ``mixture`` (the mixture's file)."""
+    stems = [v.name if isinstance(v, VideoInput) else
+             (Clip(v).meta.id if Path(v).is_dir() and is_clip(v) else Path(v).stem) for v in videos]
+    if len(stems) == 1:
+        return [f"{stems[0]}_person{j}" for j in (0, 1)]
+    names: list[str] = []
+    taken = {"mixture"}
+    for stem in stems:
+        name, n = stem, 2
+        while name in taken:  # violin/take.mp4 and cello/take.mp4: take, take-2
+            name, n = f"{stem}-{n}", n + 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def length_notes(inputs: list[VideoInput], mixture: np.ndarray | None, sample_rate: int) -> list[str]:
+    """What the user should know about lengths that do not match (more than a second apart)."""
+    shortest = min(len(x.frames) / x.fps for x in inputs)
+    if mixture is not None:
+        seconds = len(mixture) / sample_rate
+        if seconds > shortest + 1.0:
+            return [f"the mixture is {seconds:.1f} s long, the shortest video {shortest:.1f} s: past "
+                    f"{shortest:.1f} s the videos give the model no new frames or pose"]
+        return []
+    audio = [len(x.audio) / sample_rate for x in inputs]
+    if max(audio) > min(audio) + 1.0:
+        return [f"the videos' audio is {min(audio):.1f} to {max(audio):.1f} s long: they are mixed and "
+                f"separated over the shortest, {min(audio):.1f} s"]
+    return []
+
+
+__all__ = ["Separator", "SeparationResult", "VideoInput", "load_video", "check_video", "check_outputs",
+           "source_names", "POSE_CHOICES"]

@@ -3,13 +3,15 @@ mixture, a figure of the mixture and masks as the model saw them, and where it l
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tribert.io import write_wav
+from tribert.errors import TribertError
+from tribert.io import check_out_dir, write_wav
 from tribert.separate.inputs import VideoInput
 
 
@@ -27,13 +29,18 @@ class SeparationResult:
     attention: list[np.ndarray] = field(default_factory=list)  # per video [h, w] localisation map
     # first window's model input [F, T]: the mixture's log magnitude on the warped grid of the masks
     mixture_logmag: np.ndarray | None = None
+    mixture_path: str = ""  # the recording separated, where one was given as a file
+    notes: list[str] = field(default_factory=list)  # lengths that did not match, and what was done
 
     def write(self, out_dir: str | Path, figure: bool = True) -> list[Path]:
         """Write ``<name>.wav`` per stem, ``<name>.mp4`` (its video with the separated audio), the
-        mixture WAV and ``separation.png``; returns the written paths."""
+        mixture WAV and ``separation.png``; returns the written paths. Refuses (before writing
+        anything) an output folder where a file written would replace one of the inputs."""
         from tribert.media import write_mp4
 
         out = Path(out_dir)
+        check_out_dir(out)
+        check_outputs(out, self.names, [v.path for v in self.videos] + [self.mixture_path])
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "mixture.wav"]
         write_wav(written[0], self.mixture, self.sample_rate)
@@ -80,4 +87,20 @@ class SeparationResult:
         return Path(path)
 
 
-__all__ = ["SeparationResult"]
+def output_files(out_dir: str | Path, names: list[str]) -> list[Path]:
+    """Every file :meth:`SeparationResult.write` may write for sources ``names``."""
+    out = Path(out_dir)
+    return [out / "mixture.wav", out / "separation.png"] + [out / f"{n}{ext}" for n in names for ext in (".wav", ".mp4")]
+
+
+def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path]) -> None:
+    """No file written for sources ``names`` into ``out_dir`` is one of ``inputs`` (the videos, the
+    mixture): ``--out`` set to the videos' own folder would otherwise replace them. One line."""
+    sources = [Path(i) for i in inputs if i and Path(i).is_file()]
+    for target in output_files(out_dir, names):
+        for source in sources:
+            if target.exists() and os.path.samefile(target, source):
+                raise TribertError(f"the output {target} would replace this input: give another --out", source)
+
+
+__all__ = ["SeparationResult", "check_outputs", "output_files"]
