@@ -293,6 +293,15 @@ def test_a_rerun_with_more_videos_prepares_each_video_once(tmp_path, monkeypatch
     # a third run finds all four, whatever their ids
     again = prep.prepare([root], out, pose="none", workers=1, splits=(0.5, 0.0, 0.5), progress=False)
     assert len(again.skipped) == 4 and not again.prepared
+    # an index whose videos are not found (a wrong --video-root): its prepared ids are kept, not failed
+    import json
+
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"videos": {"violin": ["a_b"]}}))
+    (tmp_path / "elsewhere").mkdir()
+    lost = prep.prepare([index], out, video_root=tmp_path / "elsewhere", pose="none", workers=1,
+                        splits=(0.5, 0.0, 0.5), progress=False)
+    assert [r.id for r in lost.skipped] == ["a_b"] and not lost.failed
 
 
 def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):

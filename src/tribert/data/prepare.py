@@ -375,7 +375,7 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
     order: dict[str, int] = {}
     todo = []
     for i, e in enumerate(entries):
-        key = _file_key(_source(e))
+        key = _file_key(e.path or e.audio_path)  # None: no media file found for the entry
         done_id = by_file.get(key) if key is not None else None
         if done_id is None and e.id in prepared and (key is None or prepared[e.id][1] is None):
             done_id = e.id
