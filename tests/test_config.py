@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import yaml
@@ -120,3 +122,23 @@ def test_the_gpu_recipes_build_at_a_reduced_size_on_cpu():
             _, mask_logits = system(batch)
         assert mask_logits.shape == (b, n * p, 1, f, t), name
 
+
+
+@pytest.mark.parametrize("override, text", [
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("train.lr=nan", "train.lr must be a positive number, got nan"),
+    ("train.lr=-1", "train.lr must be a positive number"),
+    ("train.threads=-1", "train.threads must be >= 0"),
+    ("train.precision=foo", "train.precision must be one of"),
+    ("train.accelerator=tpu", "train.accelerator must be one of"),
+    ("train.devices=abc", "train.devices must be a count >= 1"),
+    ("train.num_nodes=0", "train.num_nodes must be >= 1"),
+    ("audio.sample_rate=0", "audio.sample_rate must be >= 1000 Hz"),
+    ("train.max_steps=-5", "train.max_steps must be >= 1, or -1 / 0"),
+    ("train.log_every=0", "train.log_every must be >= 1 step"),
+])
+def test_values_torch_or_lightning_would_refuse_are_one_line_config_errors(override, text):
+    """Each used to start a run (and make its folder) and stop in torch or Lightning with a traceback."""
+    with pytest.raises(ConfigError, match=re.escape(text)) as err:
+        Config.load("synth_tiny", overrides=[override])
+    assert "\n" not in str(err.value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,6 +174,7 @@ class Config:
                                   "holds the features of every clip's pose")
         if cfg.train.motion_guide_weight < 0:
             raise ConfigError(f"train.motion_guide_weight must be >= 0, got {cfg.train.motion_guide_weight}")
+        check_train_values(cfg)
         return cfg
 
     @staticmethod
@@ -210,3 +212,31 @@ def migrate(raw: dict) -> dict:
             target[new_key] = value
     return out
 
+
+
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def check_train_values(cfg: "Config") -> None:
+    """One-line errors for values torch or Lightning would refuse with a traceback mid-start."""
+    t, a = cfg.train, cfg.audio
+    checks = [
+        (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
+        (math.isfinite(t.lr) and t.lr > 0, f"train.lr must be a positive number, got {t.lr}"),
+        (math.isfinite(t.weight_decay) and t.weight_decay >= 0, f"train.weight_decay must be >= 0, got {t.weight_decay}"),
+        (t.max_steps >= -1, f"train.max_steps must be >= 1, or -1 / 0 for no step limit, got {t.max_steps}"),
+        (t.max_epochs >= -1, f"train.max_epochs must be >= 1, or -1 / 0 for no epoch limit, got {t.max_epochs}"),
+        (t.max_minutes >= 0, f"train.max_minutes must be >= 0 (0: no time limit), got {t.max_minutes}"),
+        (t.threads >= 0, f"train.threads must be >= 0 (0: torch's default), got {t.threads}"),
+        (t.log_every >= 1, f"train.log_every must be >= 1 step, got {t.log_every}"),
+        (t.num_nodes >= 1, f"train.num_nodes must be >= 1, got {t.num_nodes}"),
+        (str(t.devices).isdigit() and int(t.devices) >= 1 or str(t.devices) == "auto" or "," in str(t.devices),
+         f"train.devices must be a count >= 1, 'auto' or a list like '0,1', got {t.devices!r}"),
+        (str(t.precision) in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
+        (t.accelerator in ACCELERATORS, f"train.accelerator must be one of {', '.join(ACCELERATORS)}, got {t.accelerator!r}"),
+        (a.sample_rate >= 1000, f"audio.sample_rate must be >= 1000 Hz, got {a.sample_rate}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

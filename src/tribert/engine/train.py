@@ -244,7 +244,8 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
                                          monitor="val/sdr", mode="max", save_top_k=1,
                                          auto_insert_metric_name=False, enable_version_counter=False))
     trainer = L.Trainer(
-        max_steps=tc.max_steps, max_epochs=tc.max_epochs,
+        # 0 is "no limit" here as -1 is (Lightning would read max_steps=0 as zero steps)
+        max_steps=tc.max_steps if tc.max_steps > 0 else -1, max_epochs=tc.max_epochs if tc.max_epochs > 0 else -1,
         max_time=datetime.timedelta(minutes=tc.max_minutes) if tc.max_minutes else None,
         accelerator=tc.accelerator, devices=_devices(tc.devices), num_nodes=tc.num_nodes,
         strategy=tc.strategy, precision=tc.precision, benchmark=tc.cudnn_benchmark,
