@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from helpers import make_clip
 from tribert.cli import app
+from tribert.errors import TribertError
 from tribert.data.clip import read_wav
 
 runner = CliRunner()
@@ -85,6 +86,11 @@ def test_errors_are_one_line(tmp_path, trained):
                            "--set", "train.nope=1"], capture_output=True, text=True)
     assert proc.returncode == 2 and "train.nope" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and not (tmp_path / "demo" / "synth").exists()  # before any data
+    for args in (["--minutes", "0"], ["--clips", "0"], ["--set", "train.batch_size=0"]):
+        proc = subprocess.run([sys.executable, "-m", "tribert.cli", "demo", "--out", str(tmp_path / "demo"), *args],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr, args
+        assert not (tmp_path / "demo").exists(), args
     junk = tmp_path / "junk.ckpt"
     junk.write_text("not a checkpoint")
     proc = subprocess.run([sys.executable, "-m", "tribert.cli", "evaluate", "--checkpoint", str(junk),
@@ -235,3 +241,29 @@ def test_export_round_trip_gives_identical_outputs_and_a_damaged_export_is_one_l
                               capture_output=True, text=True)
         assert proc.returncode == 2 and reason in proc.stderr and str(path) in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_outputs_never_replace_inputs_and_rows_never_collide(trained, tmp_path):
+    """From a QA pass: evaluate --out / export onto the checkpoint replaced it, --run-dir onto a
+    finished run started over in it, and two checkpoints of one size gave one row (the second's)."""
+    root, clips, ckpt = trained
+    before = ckpt.read_bytes()
+    for args in (["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--out", str(ckpt)],
+                 ["export", str(ckpt), str(ckpt)]):
+        res = runner.invoke(app, args)
+        assert isinstance(res.exception, TribertError) and "is an input of this command" in str(res.exception)
+    assert ckpt.read_bytes() == before
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--out", str(root)])
+    assert isinstance(res.exception, TribertError) and "is a folder" in str(res.exception)
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--limit", "-1"])
+    assert isinstance(res.exception, TribertError) and "--limit and --seed must be >= 0" in str(res.exception)
+    out = tmp_path / "two.json"
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--checkpoint", str(ckpt), "--data", str(clips),
+                              "--limit", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert {"tribert-tiny", "tribert-tiny-2"} <= set(json.loads(out.read_text())["results"])
+    run = ckpt.parent.parent
+    config = (run / "config.yaml").read_text()
+    res = runner.invoke(app, ["train", "--config", "synth_tiny", "--run-dir", str(run), "--set", f"data.train_dir={clips}"])
+    assert isinstance(res.exception, TribertError) and "already holds a run: --resume it" in str(res.exception)
+    assert (run / "config.yaml").read_text() == config and ckpt.read_bytes() == before

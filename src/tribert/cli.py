@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from tribert.errors import TribertError
+from tribert.io import check_out_dir, check_out_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="TriBERT: tri-modal (vision, pose, audio) visual sound separation.")
@@ -260,6 +261,12 @@ def evaluate(
 
     if label and len(label) != len(checkpoint):
         raise TribertError("give one --label per --checkpoint")
+    if limit < 0 or seed < 0:
+        raise TribertError(f"--limit and --seed must be >= 0, got {limit} and {seed}")
+    if {"mixture", "IBM", "IRM"} & set(label):
+        raise TribertError("--label: mixture, IBM and IRM name the reference rows; choose other names")
+    if out is not None:
+        check_out_file(out, checkpoint)
     if backend not in BACKENDS:  # checked before any model runs
         raise TribertError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     check_mask_sharing(mask_sharing)
@@ -271,6 +278,9 @@ def evaluate(
         if mask_sharing is not None:
             system.config.model.mask_sharing = mask_sharing
         name = label[i] if label else f"{system.config.model.kind}-{system.config.model.size}"
+        base, n = name, 2
+        while name in systems:  # two runs of one size: tribert-small, tribert-small-2 (in --checkpoint order)
+            name, n = f"{base}-{n}", n + 1
         systems[name] = system
     first = next(iter(systems.values()))
     for name, system in systems.items():
@@ -307,7 +317,6 @@ def separate(
     With --mixture the videos are only visual and pose cues (they need no audio track). Every input
     is checked (files, the mixture, the checkpoint) before frames are decoded or pose detected.
     """
-    from tribert.io import check_out_dir
     from tribert.separate import Separator, check_outputs, check_video, source_names
 
     for video in videos:  # cheap checks first: a missing file is not reported after loading a model
@@ -334,6 +343,7 @@ def export_command(
     Separator.from_checkpoint accept in place of the checkpoint."""
     from tribert.engine.checkpoint import export_weights
 
+    check_out_file(out, [checkpoint])
     export_weights(checkpoint, out)
     mb_out, mb_ckpt = (Path(p).stat().st_size / 2**20 for p in (out, checkpoint))
     typer.echo(f"exported {out} ({mb_out:.1f} MB; the checkpoint is {mb_ckpt:.1f} MB)")
@@ -365,6 +375,8 @@ def model_info_command(
     from tribert.models import build_model
     from tribert.models.info import info_table, model_info
 
+    if batch < 1:
+        fail(TribertError(f"--batch must be >= 1 video, got {batch}"))
     try:
         model = build_model(size)
     except TribertError as err:
@@ -413,6 +425,7 @@ def retrieve_train(
     if negatives is not None:
         changes["negatives"] = negatives
     cfg = dataclasses.replace(RECIPES[recipe], **changes).check()
+    check_out_dir(out)
     emb = load_embeddings(checkpoint, data, device=device, cache=not no_cache, progress=True)
     train_retrieval(emb, out, cfg, progress=True, log=typer.echo)
     typer.echo(f"heads: {out}")
@@ -440,6 +453,11 @@ def retrieve_evaluate(
     if not info.is_file():
         raise TribertError("no retrieval.json: not a folder written by `tribert retrieve train`", heads)
     checkpoint = checkpoint or Path(json.loads(info.read_text())["checkpoint"])
+    if pool < 1:
+        raise TribertError(f"--pool must be >= 1 candidate, got {pool}")
+    for path in (out, figure):
+        if path is not None:
+            check_out_file(path, [checkpoint, *heads.iterdir()])
     emb = load_embeddings(checkpoint, data, device=device, cache=not no_cache, progress=True)
     variants = _variants(variant) if variant else None
     results = evaluate_retrieval(heads, emb, pool=pool, seed=seed, variants=variants)

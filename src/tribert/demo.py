@@ -52,7 +52,13 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     from tribert.engine.train import eval_loader, train
     from tribert.separate import Separator
 
+    from tribert.errors import TribertError
+    from tribert.io import check_out_dir
+
+    if minutes <= 0 or clips < 100:  # the test split (a tenth) needs solos to mix and a pair to separate
+        raise TribertError(f"the demo needs --minutes > 0 and --clips >= 100, got {minutes:g} and {clips}")
     out = Path(out)
+    check_out_dir(out)
     t0 = time.time()
     synth_dir = out / "synth"
     # The recipe and its overrides are resolved first: a bad --set is one line before any data is made.

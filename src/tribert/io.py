@@ -108,6 +108,18 @@ def check_out_dir(path: str | Path) -> None:
         raise TribertError(f"cannot write into {nearest} (permission denied or a read-only file system)", path)
 
 
+def check_out_file(path: str | Path, inputs=()) -> None:
+    """``path`` can be written as a file (not a folder; its folder exists or can be made) and is
+    none of ``inputs`` (a checkpoint, heads): checked before the work whose result it keeps."""
+    path = Path(path)
+    if path.is_dir():
+        raise TribertError("is a folder: give a file name", path)
+    check_out_dir(path.parent)
+    for source in inputs:
+        if source and path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise TribertError("is an input of this command: give another output path", path)
+
+
 def cache_dir() -> Path:
     """Where tribert keeps what it can recompute: ``$TRIBERT_CACHE``, default ``~/.cache/tribert``."""
     return Path(os.environ.get("TRIBERT_CACHE", Path.home() / ".cache" / "tribert"))

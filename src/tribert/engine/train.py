@@ -33,7 +33,7 @@ from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TribertError
 from tribert.skeleton import NUM_KEYPOINTS
-from tribert.io import atomic_path, cache_dir
+from tribert.io import atomic_path, cache_dir, check_out_dir
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,11 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
         read_checkpoint(last)  # a damaged file: one line naming it, before any work starts
         ckpt_path = str(last)
+    rank0 = not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    if resume is None and rank0:  # where the run folder goes, before any work
+        if run_dir is not None and (Path(run_dir) / "config.yaml").exists():
+            raise TribertError("already holds a run: --resume it, or give a new --run-dir", run_dir)
+        check_out_dir(run_dir if run_dir is not None else runs_dir)
     # The model and the loaders before the run folder: a clip the loaders refuse (an unknown
     # label, a damaged file) costs one line and leaves no run folder behind.
     system = build_system(config, init=resume is None)
@@ -220,7 +225,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             run_dir = Path(inherited)
         else:
             run_dir = new_run_dir(runs_dir, name or f"{config.model.kind}-{config.model.size}")
-        if not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+        if rank0:
             write_run_info(run_dir, config)
     os.environ["TRIBERT_RUN_DIR"] = str(run_dir)
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
