@@ -316,12 +316,14 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
         make_video(src / f"v{i:02d}.mp4", 6.0, seed=i)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "tribert.cli", "prepare", str(src), "--out", str(out),
-                             "--no-pose", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--no-pose", "--workers", "2", "--fps", "32"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out.is_dir() and list_clips(out)):
         time.sleep(0.05)
     assert out.is_dir() and list_clips(out), "no clip was prepared in 120 s"
+    if proc.poll() is not None:  # a loaded machine can starve this loop until all clips are done
+        pytest.skip("prepare finished before the interrupt could be sent")
     # Ctrl-C twice in a terminal: SIGINT to the whole process group, twice (a worker killed by it
     # in the middle of the pool's hand-over left the pool waiting for ever)
     os.killpg(proc.pid, signal.SIGINT)
@@ -335,7 +337,7 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
     assert proc.returncode != 0
     left = sorted(p.name for p in out.iterdir())
     assert len(list_clips(out)) < 24 and all(not n.startswith(".") for n in left), left  # no temporary folder
-    report = prep.prepare([src], out, pose="none", workers=1, progress=False)  # a rerun finishes the job
+    report = prep.prepare([src], out, pose="none", fps=32, workers=1, progress=False)  # a rerun finishes the job
     assert report.ok and len(report.prepared) + len(report.skipped) == 24
 
 

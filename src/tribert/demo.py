@@ -55,8 +55,8 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     from tribert.errors import TribertError
     from tribert.io import check_out_dir
 
-    if minutes <= 0 or clips < 100:  # the test split (a tenth) needs solos to mix and a pair to separate
-        raise TribertError(f"the demo needs --minutes > 0 and --clips >= 100, got {minutes:g} and {clips}")
+    if minutes <= 0 or clips < 20:  # the test split (a tenth) needs solos to mix and a pair to separate
+        raise TribertError(f"the demo needs --minutes > 0 and --clips >= 20, got {minutes:g} and {clips}")
     out = Path(out)
     check_out_dir(out)
     t0 = time.time()
