@@ -317,7 +317,10 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "tribert.cli", "prepare", str(src), "--out", str(out),
                              "--no-pose", "--workers", "2", "--fps", "32"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            # a shell's background job (CI may run so) ignores SIGINT, and so would
+                            # its children: give prepare a terminal's default, as a user has
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out.is_dir() and list_clips(out)):
         time.sleep(0.05)
