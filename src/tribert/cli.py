@@ -254,6 +254,7 @@ def evaluate(
     weights: str = typer.Option("averaged", "--weights", help="averaged: a run's weight average, where it kept one (train.ema_decay); raw: the last step's weights."),
 ) -> None:
     """Score separation (SDR/SIR/SAR) beside the mixture and the oracle masks; a Table-1-shaped report."""
+    from tribert.data.indexes import free_name
     from tribert.engine.checkpoint import WEIGHTS, load_system
     from tribert.engine.evaluate import evaluate as run_eval, format_table, reference_cache_path, write_results
     from tribert.engine.train import eval_loader
@@ -278,10 +279,8 @@ def evaluate(
         if mask_sharing is not None:
             system.config.model.mask_sharing = mask_sharing
         name = label[i] if label else f"{system.config.model.kind}-{system.config.model.size}"
-        base, n = name, 2
-        while name in systems:  # two runs of one size: tribert-small, tribert-small-2 (in --checkpoint order)
-            name, n = f"{base}-{n}", n + 1
-        systems[name] = system
+        # two runs of one size: tribert-small, tribert-small-2 (in --checkpoint order)
+        systems[free_name(name, systems)] = system
     first = next(iter(systems.values()))
     for name, system in systems.items():
         differ = [what for what, a, b in (("audio", system.config.audio, first.config.audio),

@@ -249,13 +249,18 @@ def load_inputs(inputs: list[str | Path], video_root: str | Path | None = None) 
                 e.path is None and prev.path is None and e.audio_path == prev.audio_path)
             if same:
                 continue
-            n = 2
-            while f"{e.id}-{n}" in by_id:
-                n += 1
-            e.id = f"{e.id}-{n}"
+            e.id = free_name(e.id, by_id)
         by_id[e.id] = e
         out.append(e)
     return out
+
+
+def free_name(name: str, taken) -> str:
+    """``name``, or where ``taken`` holds it the first free ``name-2``, ``name-3``, ..."""
+    base, n = name, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -48,8 +48,9 @@ from typing import Iterator
 import numpy as np
 
 from tribert.config import AudioConfig
-from tribert.data.clip import AUDIO, FRAMES, POSE, ClipMeta, frame_name, is_clip, read_meta, write_meta, write_wav
-from tribert.data.indexes import IndexEntry, load_inputs
+from tribert.data.clip import (AUDIO, FRAMES, POSE, ClipMeta, frame_name, is_clip, list_clips, read_meta,
+                               write_meta, write_wav)
+from tribert.data.indexes import IndexEntry, free_name, load_inputs
 from tribert.errors import TribertError
 from tribert.io import atomic_dir, check_out_dir
 from tribert.skeleton import NUM_KEYPOINTS
@@ -392,10 +393,7 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
             report.results.append(ClipResult(done_id, _source(e), "skipped", note, split=done_in or None))
             continue
         if e.id in prepared:  # the id is another file's clip
-            n = 2
-            while f"{e.id}-{n}" in taken:
-                n += 1
-            e.id = f"{e.id}-{n}"
+            e.id = free_name(e.id, taken)
             taken.add(e.id)
         split[e.id] = "" if splits is None else split_of(e.id, splits, seed)
         order[e.id] = i
@@ -455,8 +453,8 @@ def _prepared_clips(out_dir: Path, folders: tuple[str, ...]) -> dict[str, tuple[
     found: dict[str, tuple[str, tuple[int, int] | None, ClipMeta | None]] = {}
     for folder in folders:
         root = out_dir / folder
-        for clip in sorted(root.iterdir()) if root.is_dir() else ():
-            if clip.name in found or clip.name.startswith(".") or not is_clip(clip):
+        for clip in list_clips(root) if root.is_dir() else ():
+            if clip.name in found:
                 continue
             try:
                 meta = read_meta(clip)

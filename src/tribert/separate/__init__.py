@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from tribert.data.clip import Clip, is_clip
+from tribert.data.indexes import free_name
 from tribert.errors import TribertError
 from tribert.separate.inputs import POSE_CHOICES, VideoInput, check_video, load_video
 from tribert.separate.output import SeparationResult, check_outputs
@@ -113,13 +114,8 @@ def source_names(videos: list) -> list[str]:
     if len(stems) == 1:
         return [f"{stems[0]}_person{j}" for j in (0, 1)]
     names: list[str] = []
-    taken = {"mixture"}
-    for stem in stems:
-        name, n = stem, 2
-        while name in taken:  # violin/take.mp4 and cello/take.mp4: take, take-2
-            name, n = f"{stem}-{n}", n + 1
-        taken.add(name)
-        names.append(name)
+    for stem in stems:  # violin/take.mp4 and cello/take.mp4: take, take-2
+        names.append(free_name(stem, {"mixture", *names}))
     return names
 
 
