@@ -170,6 +170,33 @@ def test_heads_refuse_embeddings_of_another_checkpoint(tmp_path, clips):
         evaluate_retrieval(tmp_path / "h", other, pool=6)
 
 
+def test_a_byte_identical_copy_of_the_checkpoint_serves_its_heads(tmp_path, clips):
+    import os
+    import shutil
+
+    ckpt = write_checkpoint(tmp_path / "a.ckpt")
+    train_retrieval(load_embeddings(ckpt, clips), tmp_path / "h",
+                    RetrievalConfig(variants=("audio2vision",), epochs=1, width=16, hidden=16), log=lambda *_: None)
+    copy = tmp_path / "moved" / "a.ckpt"
+    copy.parent.mkdir()
+    shutil.copyfile(ckpt, copy)  # a new file with a new modification time, the same bytes
+    os.utime(copy, (1_000_000_000, 1_000_000_000))
+    results = evaluate_retrieval(tmp_path / "h", load_embeddings(copy, clips, cache=False), pool=6)
+    assert set(results["variants"]) == {"audio2vision"}
+
+
+def test_heads_left_by_an_earlier_train_of_another_checkpoint_are_refused(tmp_path, clips):
+    small = RetrievalConfig(variants=("audio2vision",), epochs=1, width=16, hidden=16)
+    train_retrieval(load_embeddings(write_checkpoint(tmp_path / "a.ckpt"), clips), tmp_path / "h", small,
+                    log=lambda *_: None)
+    b = load_embeddings(write_checkpoint(tmp_path / "b.ckpt", seed=3), clips)
+    train_retrieval(b, tmp_path / "h", RetrievalConfig(variants=("vision2audio",), epochs=1, width=16, hidden=16),
+                    log=lambda *_: None)  # the folder still holds a.ckpt's audio2vision heads
+    assert evaluate_retrieval(tmp_path / "h", b, pool=6)["variants"].keys() == {"vision2audio"}
+    with pytest.raises(TribertError, match="head was trained on embeddings of another checkpoint"):
+        evaluate_retrieval(tmp_path / "h", b, pool=6, variants=("audio2vision",))
+
+
 # --- CLI ----------------------------------------------------------------------------------------
 
 def test_cli_train_evaluate_table_json_and_figure(tmp_path, clips):

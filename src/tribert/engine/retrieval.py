@@ -121,11 +121,13 @@ class ClipEmbeddings:
 
 
 def checkpoint_fingerprint(path: str | Path) -> str:
-    """Identifies a checkpoint file's contents: size, modification time and its first and last MiB
-    (hashing a 3 GB paper-size checkpoint whole would cost seconds on every call)."""
+    """Identifies a checkpoint file's contents: its size and its first and last MiB (hashing a 3 GB
+    paper-size checkpoint whole would cost seconds on every call). ``torch.save`` writes a zip whose
+    central directory, at the end of the file, holds the CRC-32 of every tensor, so the last MiB
+    changes with any weight. No modification time: a byte-identical copy is the same checkpoint."""
     path = Path(path)
     st = path.stat()
-    h = hashlib.sha1(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    h = hashlib.sha1(f"{st.st_size}".encode())
     with open(path, "rb") as f:
         h.update(f.read(1 << 20))
         f.seek(max(st.st_size - (1 << 20), 0))
@@ -323,15 +325,18 @@ def head_path(out_dir: Path, variant: str, kind: str) -> Path:
     return out_dir / f"{variant}.{kind}.pt"
 
 
-def save_head(path: Path, head: RetrievalHead, kind: str, cfg: RetrievalConfig) -> None:
+def save_head(path: Path, head: RetrievalHead, kind: str, cfg: RetrievalConfig, fingerprint: str) -> None:
+    """``fingerprint``: of the checkpoint whose embeddings trained the head (``load_head`` checks it)."""
     with atomic_path(path) as tmp:
         torch.save({"variant": head.variant.name, "kind": kind, "width": cfg.width, "hidden": cfg.hidden,
                     "dims": {m: lin.in_features for m, lin in head.project.items()},
-                    "state_dict": head.state_dict()}, tmp)
+                    "fingerprint": fingerprint, "state_dict": head.state_dict()}, tmp)
 
 
-def load_head(path: str | Path) -> tuple[RetrievalHead, str]:
-    """A trained head and its embedding kind, from a file ``train_retrieval`` wrote."""
+def load_head(path: str | Path, fingerprint: str = "") -> tuple[RetrievalHead, str]:
+    """A trained head and its embedding kind, from a file ``train_retrieval`` wrote. With
+    ``fingerprint`` (of the checkpoint the embeddings to score come from), a head trained on another
+    checkpoint's embeddings is refused: a folder can hold heads of an earlier `retrieve train`."""
     path = Path(path)
     if not path.is_file():
         raise TribertError("retrieval head not found (run `tribert retrieve train` first)", path)
@@ -343,6 +348,10 @@ def load_head(path: str | Path) -> tuple[RetrievalHead, str]:
         raise
     except Exception as err:
         raise TribertError(f"not a readable retrieval head ({str(err).strip().splitlines()[0][:120]})", path) from None
+    own = stored.get("fingerprint", "")
+    if fingerprint and own and own != fingerprint:
+        raise TribertError("this head was trained on embeddings of another checkpoint (an earlier "
+                           "`tribert retrieve train` into this folder); train it again on this one", path)
     return head.eval(), stored["kind"]
 
 
@@ -370,7 +379,7 @@ def train_retrieval(emb: ClipEmbeddings, out_dir: str | Path, cfg: RetrievalConf
             if cfg.negatives == "hard":  # neighbours in vision, as the authors' data sets pick them
                 near = nearest_neighbours(emb.vectors[kind].get("vision", result), cfg.neighbours)
             history = fit_head(head, query, result, cfg, progress=progress, neighbours=near)
-            save_head(head_path(out_dir, variant.name, kind), head, kind, cfg)
+            save_head(head_path(out_dir, variant.name, kind), head, kind, cfg, emb.fingerprint)
             summary["heads"][f"{variant.name}.{kind}"] = {
                 "seconds": round(time.time() - t0, 2), "final_loss": history["loss"][-1],
                 "final_train_accuracy": history["accuracy"][-1], "history": history}
@@ -435,7 +444,7 @@ def evaluate_retrieval(heads_dir: str | Path, emb: ClipEmbeddings, pool: int = 2
         require(emb, variant)
         row = {}
         for kind in info["recipe"]["kinds"]:
-            head, _ = load_head(head_path(heads_dir, name, kind))
+            head, _ = load_head(head_path(heads_dir, name, kind), emb.fingerprint)
             queries, ranks, tops = rank_in_pools(head, emb, kind, pool, seed)
             acc = topk_accuracy(ranks)
             same_class = 100.0 * float(np.mean([shares_class(emb.labels[t], emb.labels[q])

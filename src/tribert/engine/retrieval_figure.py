@@ -89,7 +89,7 @@ def retrieval_figure(heads_dir: str | Path, emb: ClipEmbeddings, out: str | Path
     r = 0
     for name in variants:
         variant = get_variant(name)
-        head, _ = load_head(head_path(heads_dir, name, kind))
+        head, _ = load_head(head_path(heads_dir, name, kind), emb.fingerprint)
         query_clips, _, tops = rank_in_pools(head, emb, kind, pool, seed)
         for q, top in zip(query_clips[:queries].tolist(), tops[:queries].tolist()):
             query = clips[q]
