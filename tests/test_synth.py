@@ -126,6 +126,13 @@ def test_resume_skips_finished_and_refuses_other_settings(synth_root, tmp_path):
     assert summary.generated == 0 and summary.skipped == N_CLIPS
     with pytest.raises(TribertError, match=f"seed={SEED}"):
         generate(synth_root, N_CLIPS, seed=SEED + 1, duration=DURATION, kinds=KINDS, progress=False)
+    # A folder of other data is never written into (its videos/train.json would be replaced).
+    other = tmp_path / "mine"
+    (other / "videos").mkdir(parents=True)
+    (other / "videos" / "train.json").write_text('{"videos": {"violin": ["my_take"]}}')
+    with pytest.raises(TribertError, match="not empty and holds no SynthMUSIC"):
+        generate(other, 1, seed=SEED, duration=DURATION, workers=1, kinds=KINDS, progress=False)
+    assert sorted(p.name for p in other.rglob("*")) == ["train.json", "videos"]
     # A lost clip is regenerated identically.
     root = tmp_path / "c"
     generate(root, 2, seed=SEED, duration=DURATION, workers=1, kinds=KINDS, progress=False)

@@ -287,6 +287,11 @@ def _check_manifest(out_dir: Path, identity: dict) -> None:
     """Refuse to mix clips of different settings in one folder (resume must continue the same set)."""
     path = out_dir / MANIFEST
     if not path.exists():
+        # Generation writes the manifest before any clip, so a folder with files and no manifest
+        # is someone else's: its videos/*.json, train/ ... must not be overwritten.
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            raise TribertError(f"this folder is not empty and holds no SynthMUSIC (no {MANIFEST}); "
+                               f"give a new or empty --out folder", out_dir)
         return
     import json
 
