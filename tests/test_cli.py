@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from helpers import make_clip
@@ -33,6 +34,37 @@ def trained(tmp_path_factory):
     assert res.exit_code == 0, res.output
     run_dir = next((root / "runs").iterdir())
     return root, clips, run_dir / "checkpoints" / "last.ckpt"
+
+
+def test_ctrl_c_in_a_terminal_stops_training_after_its_step_with_the_resume_command(trained, tmp_path):
+    import os
+    import signal
+    import time
+
+    _, clips, _ = trained
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "tribert.cli", "train", "--config", "synth_tiny", "--runs-dir", str(runs),
+           "--set", f"data.train_dir={clips}", *TINY, "--set", "train.max_steps=100000",
+           "--set", "train.max_minutes=3", "--set", "train.save_every_steps=5", "--set", "data.num_workers=2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            # a terminal's SIGINT, not the one a shell's background job ignores
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(runs.glob("*/checkpoints/last.ckpt")):
+        time.sleep(0.1)
+    assert list(runs.glob("*/checkpoints/last.ckpt")), "no checkpoint in 120 s"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group, loader workers too
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("training did not stop within 60 s of Ctrl-C")
+    assert proc.returncode == 130, err
+    run = next(runs.iterdir())
+    step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert f"training stopped on Ctrl-C at step {step}; checkpoints/last.ckpt holds step {step}: " \
+           f"continue with `tribert train --resume {run}`" in err.splitlines()[-1]
+    assert "Traceback" not in err
 
 
 def test_evaluate_prints_a_table_and_writes_json(trained):

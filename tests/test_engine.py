@@ -93,6 +93,81 @@ def test_kill_and_resume_gives_the_same_next_steps(data_root, tmp_path):
     assert '"revision"' in (full / "run.json").read_text()
 
 
+@pytest.fixture
+def ctrl_c_at(monkeypatch):
+    """``ctrl_c_at(step, times)``: training receives ``times`` SIGINTs, as from a terminal's Ctrl-C,
+    when its step ``step`` has ended. The test process gets Python's own SIGINT handler meanwhile
+    (a shell's background job starts with SIGINT ignored)."""
+    import os
+    import signal
+
+    from tribert.engine.train import CtrlCStop
+
+    real = CtrlCStop.on_train_batch_end
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def arm(step: int, times: int = 1):
+        def hit(self, trainer, *args):
+            if trainer.global_step == step:
+                for _ in range(times):
+                    os.kill(os.getpid(), signal.SIGINT)  # the handler runs before the next line
+            real(self, trainer, *args)
+        monkeypatch.setattr(CtrlCStop, "on_train_batch_end", hit)
+
+    yield arm
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_after_the_step_saves_it_and_resume_goes_on_as_if_never_stopped(data_root, tmp_path, ctrl_c_at):
+    from tribert.errors import TrainingInterrupted
+
+    steps = ["train.epoch_size=8", "train.max_steps=5", "train.save_every_steps=0"]  # last.ckpt only at the end
+    full = train(tiny_config(data_root, *steps), runs_dir=tmp_path / "runs", name="full", progress=False)
+    ctrl_c_at(3)
+    with pytest.raises(TrainingInterrupted, match=r"at step 3; checkpoints/last.ckpt holds step 3: continue with "
+                                                  r"`tribert train --resume .*cut"):
+        train(tiny_config(data_root, *steps), runs_dir=tmp_path / "runs", name="cut", progress=False)
+    cut = next((tmp_path / "runs").glob("*-cut"))
+    assert torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    ctrl_c_at(-1)  # no more Ctrl-C
+    train(tiny_config(data_root, *steps), resume=cut, progress=False)
+    a, b = _losses(full), _losses(cut)
+    assert sorted(b) == [0, 1, 2, 3, 4]
+    for step in (3, 4):
+        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_names_the_checkpoint_it_left(data_root, tmp_path, ctrl_c_at):
+    import signal
+
+    from tribert.errors import TrainingInterrupted
+
+    ctrl_c_at(3, times=2)
+    with pytest.raises(TrainingInterrupted, match="at step 3; checkpoints/last.ckpt holds step 2"):
+        train(tiny_config(data_root, "train.epoch_size=8", "train.max_steps=5", "train.save_every_steps=2"),
+              runs_dir=tmp_path / "runs", progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as it was (Lightning left it ignored)
+    ctrl_c_at(1, times=2)  # before the first checkpoint (step 2)
+    with pytest.raises(TrainingInterrupted, match="no checkpoint was saved yet"):
+        train(tiny_config(data_root, "train.epoch_size=8", "train.max_steps=5", "train.save_every_steps=2"),
+              runs_dir=tmp_path / "runs", progress=False)
+
+
+def test_a_loader_worker_outlives_the_terminal_ctrl_c_the_step_finishes_on(data_root):
+    import os
+    import signal
+    import time
+
+    loader = train_loader(tiny_config(data_root, "data.num_workers=1", "train.epoch_size=24"))
+    loader.sampler.steps_done = lambda: 0
+    batches = iter(loader)
+    next(batches)
+    os.kill(batches._workers[0].pid, signal.SIGINT)  # a Ctrl-C reaches the whole process group
+    time.sleep(0.5)
+    assert batches._workers[0].is_alive()
+    assert sum(1 for _ in batches) == 11  # the rest of the epoch (a worker that quit: "exited unexpectedly")
+
+
 def test_a_frozen_pose_encoder_keeps_the_weights_it_was_given(data_root, tmp_path, caplog):
     steps = ["train.epoch_size=4", "train.max_steps=3"]
     first = train(tiny_config(data_root, *steps), runs_dir=tmp_path / "runs", name="first", progress=False)
@@ -411,6 +486,25 @@ def test_a_run_without_an_end_is_refused(data_root, tmp_path):
     with pytest.raises(ConfigError, match="no end"):
         train(tiny_config(data_root, "train.max_steps=-1"), runs_dir=tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists()  # refused before a run folder is made
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", ""])
+def test_a_run_name_that_is_a_path_is_refused(data_root, tmp_path, name):
+    with pytest.raises(TribertError, match="--name must be a plain folder name"):
+        train(tiny_config(data_root, "train.max_steps=1"), runs_dir=tmp_path / "runs", name=name, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips"]  # nothing made, inside or beside runs/
+
+
+def test_the_progress_bar_names_the_epoch_without_a_negative_last_one():
+    from types import SimpleNamespace
+
+    from tribert.engine.train import TrainBar
+
+    bar = TrainBar()
+    bar._trainer = SimpleNamespace(max_epochs=-1)  # a run that ends on steps or minutes
+    assert bar._get_train_description(3).strip() == "Epoch 3"
+    bar._trainer = SimpleNamespace(max_epochs=10)
+    assert bar._get_train_description(3).strip() == "Epoch 3/9"  # Lightning's own, 0-based
 
 
 def test_two_process_ddp_follows_one_process_with_the_combined_batch(data_root, tmp_path):

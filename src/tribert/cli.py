@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from tribert.errors import TribertError
+from tribert.errors import TrainingInterrupted, TribertError
 from tribert.io import check_out_dir, check_out_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -186,7 +186,11 @@ def train(
     if resume is not None and not (resume / "config.yaml").is_file():
         raise TribertError("cannot resume: no config.yaml in the run folder", resume)
     cfg = Config.load(resume / "config.yaml" if resume is not None else config, overrides)
-    folder = run_training(cfg, runs_dir=runs_dir, name=name, resume=resume, run_dir=run_dir)
+    try:
+        folder = run_training(cfg, runs_dir=runs_dir, name=name, resume=resume, run_dir=run_dir)
+    except TrainingInterrupted as stopped:
+        typer.echo(str(stopped), err=True)
+        raise typer.Exit(130)  # the shell's code for a SIGINT
     typer.echo(f"run folder: {folder}")
 
 

@@ -28,3 +28,17 @@ class ConfigError(TribertError):
 
 class CheckpointError(TribertError):
     """A checkpoint that cannot be loaded into the requested model."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C. ``str(err)`` is one line: the step reached, the checkpoint that
+    holds the work, and the command that continues it."""
+
+    def __init__(self, run_dir: str | Path, step: int, saved_step: int | None):
+        self.run_dir, self.step, self.saved_step = str(run_dir), step, saved_step
+        if saved_step is None:
+            where = "no checkpoint was saved yet: start the run again"
+        else:
+            where = (f"checkpoints/last.ckpt holds step {saved_step}: continue with "
+                     f"`tribert train --resume {self.run_dir}`")
+        super().__init__(f"training stopped on Ctrl-C at step {step}; {where}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -398,9 +399,18 @@ class MixDataset(Dataset):
         )
 
 
+def ignore_ctrl_c(worker_id: int) -> None:
+    """A loader worker leaves Ctrl-C to the main process: training stops after the step in hand,
+    which would wait for ever on a worker that had quit on the terminal's SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def mix_loader(dataset: MixDataset, **kwargs) -> DataLoader:
     """A DataLoader of ``MixBatch`` es over ``dataset`` (``kwargs`` as for ``DataLoader``)."""
+    if kwargs.get("num_workers", 0) > 0:
+        kwargs.setdefault("worker_init_fn", ignore_ctrl_c)
     return DataLoader(dataset, collate_fn=MixBatch.collate, **kwargs)
+
 
 class StepSampler(torch.utils.data.Sampler):
     """Random-mixture indices tied to the optimisation step, shared out among DDP processes.

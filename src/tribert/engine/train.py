@@ -12,6 +12,8 @@ import datetime
 import hashlib
 import logging
 import os
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -31,7 +33,7 @@ from tribert.engine.checkpoint import read_checkpoint
 from tribert.config import Config
 from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
-from tribert.errors import CheckpointError, ConfigError, TribertError
+from tribert.errors import CheckpointError, ConfigError, TrainingInterrupted, TribertError
 from tribert.skeleton import NUM_KEYPOINTS
 from tribert.io import atomic_path, cache_dir, check_out_dir
 
@@ -128,7 +130,9 @@ def init_weights_from(system: SeparationSystem, path: str | Path) -> dict[str, s
 # config.yaml / run.json; validation is optional by design).
 QUIET = ("Experiment logs directory .* exists and is not empty",
          "You defined a `validation_step` but have no `val_dataloader`",
-         ".*LeafSpec.* is deprecated", "Checkpoint directory .* exists and is not empty")
+         ".*LeafSpec.* is deprecated", "Checkpoint directory .* exists and is not empty",
+         # StepSampler resumes mid-epoch exactly (the training order follows the step count)
+         "You're resuming from a checkpoint that ended before the epoch ended")
 
 
 class _NoAdverts(logging.Filter):
@@ -208,6 +212,9 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         ckpt_path = str(last)
     rank0 = not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
     if resume is None and rank0:  # where the run folder goes, before any work
+        if name is not None and (name in ("", ".", "..") or Path(name).name != name or "\\" in name):
+            raise TribertError(f"--name must be a plain folder name (no path), got {name!r}; "
+                               f"choose the parent folder with --runs-dir")
         if run_dir is not None and (Path(run_dir) / "config.yaml").exists():
             raise TribertError("already holds a run: --resume it, or give a new --run-dir", run_dir)
         check_out_dir(run_dir if run_dir is not None else runs_dir)
@@ -230,8 +237,9 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     os.environ["TRIBERT_RUN_DIR"] = str(run_dir)
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
     # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.
-    callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler), StepRate(),
-                 LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", tc.save_every_steps)]
+    last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", tc.save_every_steps)
+    stop = CtrlCStop()
+    callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler), StepRate(), last, stop]
     if config.data.stored_pose:
         callbacks.append(StoredPoseCheck(loaders["train_dataloaders"].dataset.pose_store))
     steps = set(tc.checkpoint_steps)
@@ -240,7 +248,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     if progress:
         # The bar reads the loss back from the device when it redraws: a host sync that stalls a
         # GPU's queue, so on a GPU it redraws every log_every steps.
-        bar = RichProgressBar if _RICH_AVAILABLE else TQDMProgressBar  # Lightning's own choice
+        bar = TrainBar if _RICH_AVAILABLE else TQDMProgressBar  # Lightning's own choice
         callbacks.append(bar(refresh_rate=max(1, tc.log_every) if on_gpu else 1))
     if steps:
         callbacks.append(StepCheckpoints(run_dir / "checkpoints", tuple(sorted(steps))))
@@ -268,10 +276,61 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     history = _read_csv(run_dir / "metrics.csv") if resume is not None else []
     try:
         trainer.fit(system, ckpt_path=ckpt_path, **loaders)
+    except SystemExit:  # Lightning's answer to a KeyboardInterrupt (a second Ctrl-C): exit(1)
+        if not stop.killed:
+            raise
+        raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step) from None
     finally:
+        stop.release()
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
+    if stop.requested:
+        raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step)
     return run_dir
+
+
+class CtrlCStop(L.Callback):
+    """Ctrl-C stops training after the step in progress, and ``LastCheckpoint`` saves that step
+    (a checkpoint written mid-step could hold half an optimiser update). A second Ctrl-C stops at
+    once, as Lightning does (the last saved checkpoint stays). One process only: under DDP every
+    process would see the signal at a different step, so there Lightning's handling stays."""
+
+    def __init__(self):
+        self.requested = self.killed = False
+        # the caller's handler, put back by release(): Lightning's shutdown after a KeyboardInterrupt
+        # leaves SIGINT ignored, which would deafen a notebook or script to Ctrl-C from then on
+        main = threading.current_thread() is threading.main_thread()
+        self._original = signal.getsignal(signal.SIGINT) if main else None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.world_size == 1 and self._original is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum, frame) -> None:
+        signal.signal(signal.SIGINT, self._original)  # the next Ctrl-C interrupts at once
+        self.requested = True
+        log.warning("Ctrl-C: stopping after this step and saving checkpoints/last.ckpt (Ctrl-C again to stop now)")
+
+    def release(self) -> None:
+        if self._original is not None:
+            signal.signal(signal.SIGINT, self._original)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.requested:
+            trainer.should_stop = True
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.killed = isinstance(exception, KeyboardInterrupt)
+
+
+class TrainBar(RichProgressBar):
+    """Lightning's rich bar, without its "Epoch 3/-2" when the run ends on steps or time."""
+
+    def _get_train_description(self, current_epoch: int) -> str:  # RichProgressBar's hook (Lightning 2.6)
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs >= 0:
+            return super()._get_train_description(current_epoch)
+        text = f"Epoch {current_epoch}"
+        return text.ljust(len(self.validation_description))  # as Lightning pads it (no flicker)
 
 
 class StoredPoseCheck(L.Callback):
@@ -307,6 +366,7 @@ class LastCheckpoint(L.Callback):
 
     def __init__(self, path: Path, every: int):
         self.path, self.every = Path(path), every
+        self.saved_step: int | None = None  # the step the file holds, once this run has written it
 
     def save(self, trainer) -> None:
         trainer.lightning_module.check_finite()  # never save weights a non-finite step has touched
@@ -315,6 +375,11 @@ class LastCheckpoint(L.Callback):
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
+        self.saved_step = trainer.global_step
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.path.is_file():  # a resumed run: the file holds the step it starts from
+            self.saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every > 0 and trainer.global_step % self.every == 0:
