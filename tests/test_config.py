@@ -142,3 +142,17 @@ def test_values_torch_or_lightning_would_refuse_are_one_line_config_errors(overr
     with pytest.raises(ConfigError, match=re.escape(text)) as err:
         Config.load("synth_tiny", overrides=[override])
     assert "\n" not in str(err.value)
+
+
+def test_a_key_given_twice_in_a_recipe_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  lr: 0.001\n  batch_size: 4\n  lr: 0.1\nmodel:\n  size: tiny\n")
+    with pytest.raises(ConfigError, match=r"key 'lr' appears twice in one mapping \(lines 2 and 4\)") as err:
+        Config.load(path)
+    assert str(path) in str(err.value)
+    path.write_text("train:\n  lr: 0.001\nmodel:\n  lr: 0.1\n")  # one name in two sections is not a duplicate
+    with pytest.raises(ConfigError, match="unknown key model.lr"):
+        Config.load(path)
+    path.write_text("train:\n  lr: 0.01\ntrain:\n  batch_size: 4\n")
+    with pytest.raises(ConfigError, match="key 'train' appears twice"):
+        Config.load(path)

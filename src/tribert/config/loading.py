@@ -77,6 +77,32 @@ def to_dict(obj: Any) -> dict:
     return plain(dataclasses.asdict(obj))
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _strict_loader():
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error (PyYAML keeps
+    the last one silently: an edited recipe with `lr` twice would train with whichever came last)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _DuplicateKey(f"key {key!r} appears twice in one mapping (lines {seen[key]} and {line})")
+                    seen[key] = line
+                except TypeError:  # an unhashable key: SafeLoader's own error follows
+                    pass
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, turning every failure into a one-line ConfigError naming the file."""
     import yaml
@@ -85,7 +111,9 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError("config file not found", path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_strict_loader())
+    except _DuplicateKey as err:
+        raise ConfigError(str(err), path) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"not valid YAML ({str(err).splitlines()[0]})", path) from None
     if data is None:
