@@ -87,6 +87,15 @@ def test_constant_rate_resampling_and_resize(tmp_path):
     assert exact.shape == (8, 20, 40, 3)
 
 
+def test_the_shorter_side_sets_the_size_and_a_strip_is_held_to_four_to_one():
+    assert media.output_size(1280, 720, 224) == (398, 224)
+    assert media.output_size(720, 1280, 224) == (224, 398)
+    assert media.output_size(2000, 40, 224) == (896, 224)  # not 11200 x 224
+    assert media.output_size(40, 2000, 224) == (224, 896)
+    assert media.output_size(2000, 40, None) == (2000, 40)
+    assert media.output_size(2000, 40, (300, 10)) == (300, 10)
+
+
 def test_odd_size_is_padded(tmp_path):
     frames = moving_frames(4, 33, 51)
     media.write_mp4(tmp_path / "odd.mp4", frames, fps=8)

@@ -130,12 +130,17 @@ def probe(path: str | Path) -> MediaInfo:
     return info
 
 
+MAX_ASPECT = 4  # longest side / shortest side of frames resized by their shorter side
+
+
 def output_size(width: int, height: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
     """The (W, H) that ``size`` asks for, given a source of ``width`` x ``height``.
 
     ``None`` keeps the source size; ``(W, H)`` is taken as is; an ``int`` is the length of the
     *shorter* side, keeping the aspect ratio (like torchvision's ``Resize(int)``): a 1280x720 video
-    with ``size=224`` gives 398x224 frames.
+    with ``size=224`` gives 398x224 frames. The longer side is at most ``MAX_ASPECT`` times the
+    shorter one (a 2000x40 strip would give 11200x224 frames; it gives 896x224, stretched: the
+    model resizes every frame to a square anyway).
     """
     if size is None:
         return width, height
@@ -144,9 +149,9 @@ def output_size(width: int, height: int, size: int | tuple[int, int] | None) -> 
     else:
         s = int(size)
         if width <= height:
-            w, h = s, max(1, round(height * s / width))
+            w, h = s, max(1, min(round(height * s / width), MAX_ASPECT * s))
         else:
-            w, h = max(1, round(width * s / height)), s
+            w, h = max(1, min(round(width * s / height), MAX_ASPECT * s)), s
     if w <= 0 or h <= 0:
         raise ValueError(f"frame size must be positive, got {size!r}")
     return w, h
