@@ -284,7 +284,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         stop.release()
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
-    if stop.requested:
+    if stop.requested and not (tc.max_steps > 0 and trainer.global_step >= tc.max_steps):  # not at its end anyway
         raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step)
     return run_dir
 
