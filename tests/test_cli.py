@@ -299,3 +299,10 @@ def test_outputs_never_replace_inputs_and_rows_never_collide(trained, tmp_path):
     res = runner.invoke(app, ["train", "--config", "synth_tiny", "--run-dir", str(run), "--set", f"data.train_dir={clips}"])
     assert isinstance(res.exception, TribertError) and "already holds a run: --resume it" in str(res.exception)
     assert (run / "config.yaml").read_text() == config and ckpt.read_bytes() == before
+
+
+def test_version_names_tribert_and_torch():
+    import tribert
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.startswith(f"tribert {tribert.__version__} (torch {torch.__version__}")

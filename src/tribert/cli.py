@@ -53,8 +53,21 @@ def configure_logging() -> None:
         rank_zero.addFilter(_NoAdverts())
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import torch
+
+        import tribert
+
+        typer.echo(f"tribert {tribert.__version__} (torch {torch.__version__}, Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
 @app.callback()
-def _every_command() -> None:
+def _every_command(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the versions of tribert, torch and Python, and exit."),
+) -> None:
     configure_logging()
 
 
