@@ -507,6 +507,36 @@ def test_the_progress_bar_names_the_epoch_without_a_negative_last_one():
     assert bar._get_train_description(3).strip() == "Epoch 3/9"  # Lightning's own, 0-based
 
 
+def test_a_run_that_fails_before_its_first_step_leaves_no_run_folder(data_root, tmp_path):
+    # the sampler refuses an epoch shorter than a batch when training starts (inside Lightning's fit)
+    with pytest.raises(ConfigError, match="less than one step"):
+        train(tiny_config(data_root, "train.epoch_size=1", "train.max_steps=2"), runs_dir=tmp_path / "runs",
+              progress=False)
+    assert list((tmp_path / "runs").iterdir()) == []
+    (data_root / "flute" / "audio.wav").write_bytes(b"RIFF but not a wav file")  # read by the first batch
+    with pytest.raises(TribertError, match="flute"):
+        train(tiny_config(data_root, "train.epoch_size=8", "train.max_steps=2"), run_dir=tmp_path / "mine",
+              progress=False)
+    assert not (tmp_path / "mine").exists() and list((tmp_path / "runs").iterdir()) == []
+
+
+def test_data_every_item_would_fail_on_is_refused_before_the_run_folder(data_root, tmp_path):
+    from tribert.data.clip import read_meta, write_meta
+
+    one = tmp_path / "one"
+    make_clip(one, "violin", ["violin"], [440.0])
+    with pytest.raises(TribertError, match=r"need at least 2 clips to mix \(data.num_mix\), found 1"):
+        train(tiny_config(one, "train.max_steps=1"), runs_dir=tmp_path / "runs", progress=False)
+    meta = read_meta(data_root / "cello")
+    meta.sample_rate = 8000
+    write_meta(data_root / "cello", meta)
+    with pytest.raises(TribertError, match="cello: clip audio is 8000 Hz, config wants 11025 Hz"):
+        train(tiny_config(data_root, "train.max_steps=1"), runs_dir=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError, match="data.classes has 1 class"):
+        tiny_config(data_root, "data.classes=[violin]")
+
+
 def test_two_process_ddp_follows_one_process_with_the_combined_batch(data_root, tmp_path):
     """2 processes x batch 2 (gloo) take the steps of 1 process x batch 4 on the same mixtures: the
     logged loss (the mean over processes) follows the 1-process trajectory. Measured: 0.1 % apart at

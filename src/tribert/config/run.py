@@ -172,6 +172,10 @@ class Config:
             if cfg.data.pose_missing > 0:
                 raise ConfigError("data.stored_pose cannot withhold pose (data.pose_missing > 0): the store "
                                   "holds the features of every clip's pose")
+        if cfg.model.kind == "tribert" and cfg.model.num_objects > cfg.model.num_classes:
+            raise ConfigError(f"data.classes has {cfg.model.num_classes} class(es), fewer than the {cfg.model.num_objects} "
+                              f"objects TriBERT's vision stream takes from its top classes (video.max_persons): "
+                              f"list more classes, or --set video.max_persons={cfg.model.num_classes}")
         if cfg.train.motion_guide_weight < 0:
             raise ConfigError(f"train.motion_guide_weight must be >= 0, got {cfg.train.motion_guide_weight}")
         check_train_values(cfg)

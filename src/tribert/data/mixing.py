@@ -218,6 +218,13 @@ class MixDataset(Dataset):
         self.slots = data.num_mix * video.max_persons
         self._cache: dict[str, dict] = {}  # clip id -> what was read from it (data.cache_clips)
         data.validate()
+        # what every item would fail on, said once before any training starts
+        if mixtures is None and len(clips) < data.num_mix:
+            raise TribertError(f"need at least {data.num_mix} clips to mix (data.num_mix), found {len(clips)}")
+        for clip in clips:
+            if clip.meta.sample_rate != audio.sample_rate:
+                raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, config wants {audio.sample_rate} Hz "
+                                   f"(set audio.sample_rate to the clips' rate)", clip.dir)
         self.draw_p = None  # training draws: every clip alike, or duets duet_weight times as often
         if data.duet_weight != 1.0 and mixtures is None:  # a fixed mixture list draws nothing
             w = np.array([data.duet_weight if clip_sources(c, data.use_stems) > 1 else 1.0 for c in clips])
@@ -337,9 +344,6 @@ class MixDataset(Dataset):
         sources, slots, src_object, src_label = [], [], [], []
         frames, poses, labels, pose_features = [], [], [], []
         for v, (clip, offset, gain) in enumerate(zip(group, offsets, gains)):
-            if clip.meta.sample_rate != a.sample_rate:
-                raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, config wants {a.sample_rate} Hz",
-                                   clip.dir)
             if clip_sources(clip, self.data.use_stems) > 1:
                 if clip.meta.num_stems > p:
                     raise TribertError(f"clip has {clip.meta.num_stems} performers, more than "

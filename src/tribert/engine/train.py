@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -224,14 +225,17 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     loaders = {"train_dataloaders": train_loader(config, pin_memory=on_gpu)}
     if tc.val_mixtures and config.data.val_dir:
         loaders["val_dataloaders"] = eval_loader(config, config.data.val_dir, tc.val_mixtures)
+    made_here = False  # a run folder this call made: removed again if the run fails before its first step
     if resume is None:
         if run_dir is not None:  # an explicit folder: what every node of a multi-node launch passes
             run_dir = Path(run_dir)
+            made_here = rank0 and not run_dir.exists()
             run_dir.mkdir(parents=True, exist_ok=True)
         elif inherited:
             run_dir = Path(inherited)
         else:
             run_dir = new_run_dir(runs_dir, name or f"{config.model.kind}-{config.model.size}")
+            made_here = rank0
         if rank0:
             write_run_info(run_dir, config)
     os.environ["TRIBERT_RUN_DIR"] = str(run_dir)
@@ -280,6 +284,12 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         if not stop.killed:
             raise
         raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step) from None
+    except Exception:
+        # A run that failed before its first step (a clip's audio unreadable, a setting the
+        # loop refuses) leaves nothing worth keeping: its folder goes, as if it had been refused.
+        if made_here and trainer.global_step == 0 and last.saved_step is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         stop.release()
         if history:
