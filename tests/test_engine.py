@@ -93,6 +93,25 @@ def test_kill_and_resume_gives_the_same_next_steps(data_root, tmp_path):
     assert '"revision"' in (full / "run.json").read_text()
 
 
+def test_a_resumed_run_keeps_its_own_recipe_and_may_only_train_longer(data_root, tmp_path):
+    run = train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=2"), runs_dir=tmp_path / "runs",
+                progress=False)
+    stored = (run / "config.yaml").read_text()
+    with pytest.raises(TribertError, match=r"changes train.lr \(0.001 -> 0.5\), train.seed \(0 -> 7\): "
+                                           r"start a new run") as err:
+        train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=3", "train.lr=0.5", "train.seed=7"),
+              resume=run, progress=False)
+    assert "max_steps" not in str(err.value)  # the run's end may change
+    with pytest.raises(TribertError, match=r"model.kind \('tribert' -> 'audio_only'\)"):
+        train(tiny_config(data_root, "train.epoch_size=4", "model.kind=audio_only"), resume=run, progress=False)
+    assert (run / "config.yaml").read_text() == stored  # refused: untouched
+    train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=4"), resume=run, progress=False)  # longer
+    assert "max_steps: 4" in (run / "config.yaml").read_text()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    train(None, resume=run, progress=False)  # its own config: already at its end
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
 @pytest.fixture
 def ctrl_c_at(monkeypatch):
     """``ctrl_c_at(step, times)``: training receives ``times`` SIGINTs, as from a terminal's Ctrl-C,

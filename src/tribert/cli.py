@@ -196,9 +196,10 @@ def train(
         overrides.append(f"train.num_nodes={num_nodes}")
     if visual_weights is not None:
         overrides.append(f"model.visual_weights={visual_weights}")
-    if resume is not None and not (resume / "config.yaml").is_file():
-        raise TribertError("cannot resume: no config.yaml in the run folder", resume)
-    cfg = Config.load(resume / "config.yaml" if resume is not None else config, overrides)
+    if resume is None:
+        cfg = Config.load(config, overrides)
+    else:  # the run's own config.yaml (train() reads it), on the machines given
+        cfg = Config.load(resume / "config.yaml", overrides) if overrides and (resume / "config.yaml").is_file() else None
     try:
         folder = run_training(cfg, runs_dir=runs_dir, name=name, resume=resume, run_dir=run_dir)
     except TrainingInterrupted as stopped:

@@ -32,6 +32,7 @@ from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixtu
 from tribert.data.pose_features import PoseFeatureStore, StoreSettings
 from tribert.engine.checkpoint import read_checkpoint
 from tribert.config import Config
+from tribert.config.loading import dump_yaml
 from tribert.engine.run import new_run_dir, write_run_info
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TrainingInterrupted, TribertError
@@ -146,13 +147,23 @@ class _NoAdverts(logging.Filter):
 _LIGHTNING_INFO = "lightning.pytorch.utilities.rank_zero"  # the logger of Lightning's rank-0 notices
 
 
-def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None,
+def train(config: Config | None, runs_dir: str | Path = "runs", name: str | None = None,
           resume: str | Path | None = None, progress: bool = True, run_dir: str | Path | None = None) -> Path:
     """Train one model; returns the run folder (a new one under ``runs_dir``, or ``run_dir``).
+
+    ``resume=RUN`` continues that run with its own ``config.yaml`` (``config=None`` reads it); a
+    ``config`` given with it may differ only in where the run ends (``train.max_steps``,
+    ``max_minutes``, ``max_epochs``: training a finished run for longer) and the machines it runs
+    on (``RESUME_MAY_CHANGE``), and ``config.yaml`` is updated to say so. Any other difference is
+    refused: a changed recipe is a new run.
 
     Lightning's notices in ``QUIET`` and its litlogger advert are silenced for this call only (the
     caller's warning filters and loggers are as they were afterwards).
     """
+    if resume is not None:
+        config = resumed_config(Path(resume), config)
+    elif config is None:
+        raise ConfigError("train() needs a config for a new run (config=None only with resume=RUN)")
     adverts = _NoAdverts()
     logging.getLogger(_LIGHTNING_INFO).addFilter(adverts)
     try:
@@ -163,6 +174,50 @@ def train(config: Config, runs_dir: str | Path = "runs", name: str | None = None
     finally:  # also when a run fails before it starts: the next call in this process starts afresh
         os.environ.pop("TRIBERT_RUN_DIR", None)
         logging.getLogger(_LIGHTNING_INFO).removeFilter(adverts)
+
+
+# What a resumed run may change: where it ends, and the machines it runs on (not the recipe).
+RESUME_MAY_CHANGE = ("train.max_steps", "train.max_minutes", "train.max_epochs", "train.devices",
+                     "train.num_nodes", "train.threads", "data.num_workers")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _rank0() -> bool:
+    """Whether this process is the run's first (a process DDP spawned inherits TRIBERT_RUN_DIR)."""
+    inherited = os.environ.get("TRIBERT_RUN_DIR")
+    return not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def resumed_config(run_dir: Path, config: Config | None) -> Config:
+    """The config a resumed run trains with: its own ``config.yaml``, with the end of the run taken
+    from ``config`` when one is given (and written back); any other difference is an error."""
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.is_file():
+        raise TribertError("cannot resume: no config.yaml in the run folder", run_dir)
+    stored = Config.load(stored_path)
+    if config is None:
+        return stored
+    old, new = _flat(stored.to_dict()), _flat(config.to_dict())
+    changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    other = [k for k in changed if k not in RESUME_MAY_CHANGE]
+    if other:
+        listed = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in other[:4])
+        more = f" and {len(other) - 4} more" if len(other) > 4 else ""
+        raise TribertError(f"a resumed run trains with its own config.yaml; the config given changes {listed}{more}: "
+                           f"start a new run to change the recipe (or pass config=None)", run_dir)
+    if changed and _rank0():
+        log.info("resumed run: %s", ", ".join(f"{k} {old[k]} -> {new[k]}" for k in changed))
+        dump_yaml(config, stored_path)
+    return config
 
 
 def build_system(config: Config, init: bool = True) -> SeparationSystem:
@@ -211,7 +266,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
         read_checkpoint(last)  # a damaged file: one line naming it, before any work starts
         ckpt_path = str(last)
-    rank0 = not inherited and int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    rank0 = _rank0()
     if resume is None and rank0:  # where the run folder goes, before any work
         if name is not None and (name in ("", ".", "..") or Path(name).name != name or "\\" in name):
             raise TribertError(f"--name must be a plain folder name (no path), got {name!r}; "
