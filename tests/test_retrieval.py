@@ -170,6 +170,25 @@ def test_heads_refuse_embeddings_of_another_checkpoint(tmp_path, clips):
         evaluate_retrieval(tmp_path / "h", other, pool=6)
 
 
+def test_library_calls_refuse_bad_outputs_and_pools_in_one_line(tmp_path, clips):
+    from tribert.engine.checkpoint import export_weights
+
+    ckpt = write_checkpoint(tmp_path / "a.ckpt")
+    size = ckpt.stat().st_size
+    with pytest.raises(TribertError, match="is an input of this command"):
+        export_weights(ckpt, ckpt)  # the training checkpoint would lose its optimiser state
+    assert ckpt.stat().st_size == size
+    with pytest.raises(TribertError, match="is a folder"):
+        export_weights(ckpt, tmp_path)
+    emb = load_embeddings(ckpt, clips)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(TribertError, match="file"):
+        train_retrieval(emb, tmp_path / "file", RetrievalConfig(variants=("audio2vision",), epochs=1))
+    train_retrieval(emb, tmp_path / "h", RetrievalConfig(variants=("audio2vision",), epochs=1, width=16, hidden=16))
+    with pytest.raises(TribertError, match="at least 2 candidates"):
+        evaluate_retrieval(tmp_path / "h", emb, pool=0)
+
+
 def test_a_byte_identical_copy_of_the_checkpoint_serves_its_heads(tmp_path, clips):
     import os
     import shutil

@@ -360,7 +360,6 @@ def export_command(
     Separator.from_checkpoint accept in place of the checkpoint."""
     from tribert.engine.checkpoint import export_weights
 
-    check_out_file(out, [checkpoint])
     export_weights(checkpoint, out)
     mb_out, mb_ckpt = (Path(p).stat().st_size / 2**20 for p in (out, checkpoint))
     typer.echo(f"exported {out} ({mb_out:.1f} MB; the checkpoint is {mb_ckpt:.1f} MB)")

@@ -94,8 +94,9 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
 def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the weights and the resolved config of ``checkpoint`` (training checkpoint or export)
     to ``out`` (atomically): what ``separate`` / ``evaluate`` / ``Separator`` need, no optimiser state."""
-    from tribert.io import atomic_path
+    from tribert.io import atomic_path, check_out_file
 
+    check_out_file(out, [checkpoint])  # never over the checkpoint itself, nor into a folder's name
     system = load_system(checkpoint, weights="raw")  # refuses anything that would not load back; keeps both
     state = {k: v.detach().clone().contiguous() for k, v in system.state_dict().items()}
     data = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "config": system.config.to_dict(),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from torch import Tensor
 
 from tribert.data.clip import Clip
 from tribert.errors import CheckpointError, ConfigError, TribertError
-from tribert.io import atomic_path, atomic_write_json, cache_dir
+from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir
 from tribert.models.retrieval import (VARIANTS, RetrievalHead, Variant, chance_topk, get_variant, topk_accuracy,
                                       true_ranks)
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("transformer", "pre_transformer")
 EMBEDDING_FORMAT = 1  # bump when what an embedding file holds changes (old cache files are then ignored)
@@ -356,16 +359,19 @@ def load_head(path: str | Path, fingerprint: str = "") -> tuple[RetrievalHead, s
 
 
 def train_retrieval(emb: ClipEmbeddings, out_dir: str | Path, cfg: RetrievalConfig, progress: bool = False,
-                    log=print) -> dict:
+                    log=None) -> dict:
     """Train one head per (variant, kind) on ``emb`` and write them to ``out_dir`` with
-    ``retrieval.json`` (recipe, checkpoint, its fingerprint, git revision, training history)."""
+    ``retrieval.json`` (recipe, checkpoint, its fingerprint, git revision, training history).
+    ``log``: where each head's one-line summary goes (default: this module's logger, INFO)."""
     from tribert.engine.run import git_revision
 
+    log = log or logger.info
     cfg.check()
     variants = [get_variant(v) for v in cfg.variants]
     for variant in variants:  # every missing stream is reported before any training
         require(emb, variant)
     out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"recipe": dataclasses.asdict(cfg), "checkpoint": emb.checkpoint, "fingerprint": emb.fingerprint,
                "train_clips": len(emb), "git": git_revision(), "heads": {}}
@@ -433,6 +439,7 @@ def evaluate_retrieval(heads_dir: str | Path, emb: ClipEmbeddings, pool: int = 2
     if not info_path.is_file():
         raise TribertError("no retrieval.json: not a folder written by `tribert retrieve train`", heads_dir)
     info = json.loads(info_path.read_text())
+    pools_of(len(emb), pool, seed)  # a pool the data cannot fill: one line before any head is read
     if emb.fingerprint and info.get("fingerprint") and emb.fingerprint != info["fingerprint"]:
         raise TribertError("these heads were trained on embeddings of another checkpoint "
                            f"({info.get('checkpoint')}); embed the test clips with that one", heads_dir)
