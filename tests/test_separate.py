@@ -275,3 +275,35 @@ def test_a_given_mixture_needs_nothing_of_the_videos_audio_and_lengths_are_noted
     bad[7] = np.nan
     with pytest.raises(TribertError, match="NaN or infinite"):
         sep.separate(videos, mixture=bad, pose="none")
+
+
+def test_a_mixture_given_as_samples_is_read_as_a_mixture_file_would_be(cue_inputs, synth):
+    from tribert.audio import resample
+    from tribert.data.clip import read_wav
+    from tribert.errors import TribertError
+
+    _, mixture, _ = cue_inputs
+    _, videos = synth
+    mix, _ = read_wav(mixture)
+    sep = Separator(tiny_system())
+    mono = sep.separate(videos, mixture=mix, pose="none").stems
+    for given in (np.stack([mix, mix]), np.stack([mix, mix], axis=1), torch.from_numpy(mix)):
+        stems = sep.separate(videos, mixture=given, pose="none").stems  # stereo either way round, a tensor
+        assert all(np.allclose(s, m, atol=1e-6) for s, m in zip(stems, mono))
+    pcm = np.round(mix * 32767).astype(np.int16)  # as a WAV reader hands them over
+    stems = sep.separate(videos, mixture=pcm, pose="none").stems
+    assert all(np.abs(s - m).max() < 2e-3 for s, m in zip(stems, mono))  # not 32768x louder
+    fast = sep.separate(videos, mixture=resample(mix, 11025, 22050), mixture_rate=22050, pose="none").stems
+    assert abs(len(fast[0]) - len(mono[0])) <= 2  # at the model's rate, not twice as long
+    for bad, message in [(np.zeros(0, np.float32), "no samples"), (np.zeros((2, 3, 100)), "mono"),
+                         (np.array(["a", "b"]), "numbers")]:
+        with pytest.raises(TribertError, match=message):
+            sep.separate(videos, mixture=bad, pose="none")
+    with pytest.raises(TribertError, match="mixture_rate"):
+        sep.separate(videos, mixture=mix, mixture_rate=10, pose="none")
+
+
+def test_one_video_may_be_given_as_a_path_instead_of_a_list(synth):
+    _, videos = synth
+    result = Separator(tiny_system()).separate(str(videos[0]), pose="none")
+    assert result.names == [f"{videos[0].stem}_person0", f"{videos[0].stem}_person1"]

@@ -55,12 +55,17 @@ class Separator:
 
     # --- separation -----------------------------------------------------------------------------
     @torch.no_grad()
-    def separate(self, videos: list, mixture: str | Path | np.ndarray | None = None,
-                 pose: str = "mediapipe") -> SeparationResult:
-        """Separate. ``videos``: paths (or VideoInput). One video alone is taken as a duet (its two
-        performers); two or more videos give one source each. ``mixture``: a recording to separate
-        instead of the (1/N-scaled) sum of the videos' own audio."""
+    def separate(self, videos, mixture: str | Path | np.ndarray | torch.Tensor | None = None,
+                 pose: str = "mediapipe", mixture_rate: int | None = None) -> SeparationResult:
+        """Separate. ``videos``: a list of paths (or VideoInput); one path alone may be given as is.
+        One video alone is taken as a duet (its two performers); two or more videos give one source
+        each. ``mixture``: a recording to separate instead of the (1/N-scaled) sum of the videos'
+        own audio: a file FFmpeg reads, or samples (numpy or torch; mono [N], or [channels, N] /
+        [N, channels] with up to 8 channels, averaged; integer PCM is scaled to [-1, 1]) at
+        ``mixture_rate`` Hz (default: the model's rate, ``config.audio.sample_rate``)."""
         a, v = self.config.audio, self.config.video
+        if isinstance(videos, (str, Path, VideoInput)):
+            videos = [videos]
         if not videos:
             raise TribertError("give at least one video")
         if pose not in POSE_CHOICES:
@@ -70,10 +75,8 @@ class Separator:
         for x in files:
             check_video(x, audio_required=mixture is None)
         mix = None
-        if isinstance(mixture, np.ndarray):
-            mix = mixture.astype(np.float32).reshape(-1)
-            if not np.isfinite(mix).all():
-                raise TribertError("the mixture holds NaN or infinite samples")
+        if isinstance(mixture, (np.ndarray, torch.Tensor)):
+            mix = mixture_samples(mixture, mixture_rate or a.sample_rate, a.sample_rate)
         elif mixture is not None:
             from tribert import media
 
@@ -93,7 +96,7 @@ class Separator:
         objects = [[0, 1]] if duet else [[-1] for _ in inputs]
         source_video = [0, 0] if duet else list(range(len(inputs)))
         result = self._run(mix, inputs, objects, source_names(inputs), source_video)
-        result.mixture_path = "" if mixture is None or isinstance(mixture, np.ndarray) else str(mixture)
+        result.mixture_path = str(mixture) if isinstance(mixture, (str, Path)) else ""
         result.notes = notes
         return result
 
@@ -103,6 +106,31 @@ class Separator:
                                self.device)
         return SeparationResult(mix, list(run.stems), names, self.config.audio.sample_rate, inputs, source_video,
                                 run.masks, run.attention, run.mixture_logmag)
+
+
+def mixture_samples(samples: np.ndarray | torch.Tensor, rate: int, model_rate: int) -> np.ndarray:
+    """A mixture given as samples -> mono float32 [N] at the model's rate, or a one-line error."""
+    x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+    if np.issubdtype(x.dtype, np.integer):
+        x = x / float(np.iinfo(x.dtype).max + 1)  # integer PCM, e.g. int16 -> [-1, 1)
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise TribertError(f"the mixture must hold numbers, got {x.dtype}")
+    if x.ndim == 2 and min(x.shape) <= 8:  # channels first or last: the shorter axis
+        x = x.mean(axis=0 if x.shape[0] <= x.shape[1] else 1)
+    elif x.ndim != 1:
+        raise TribertError(f"the mixture must be mono [N] or [channels, N] samples, got shape {tuple(x.shape)}")
+    x = x.astype(np.float32)
+    if len(x) == 0:
+        raise TribertError("the mixture holds no samples")
+    if not np.isfinite(x).all():
+        raise TribertError("the mixture holds NaN or infinite samples")
+    if rate < 1000:
+        raise TribertError(f"mixture_rate must be a sample rate in Hz (>= 1000), got {rate}")
+    if rate != model_rate:
+        from tribert.audio import resample
+
+        x = resample(x, rate, model_rate)
+    return x
 
 
 def source_names(videos: list) -> list[str]:
