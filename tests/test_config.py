@@ -156,3 +156,7 @@ def test_a_key_given_twice_in_a_recipe_is_refused_with_both_lines(tmp_path):
     path.write_text("train:\n  lr: 0.01\ntrain:\n  batch_size: 4\n")
     with pytest.raises(ConfigError, match="key 'train' appears twice"):
         Config.load(path)
+
+
+def test_one_override_may_be_given_as_a_string():
+    assert Config.load("synth_tiny", "train.max_steps=7").train.max_steps == 7

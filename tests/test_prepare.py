@@ -369,6 +369,9 @@ def test_bad_output_folders_and_empty_inputs_are_one_line_before_any_work(tmp_pa
     with pytest.raises(TribertError, match="no videos found in"):
         prep.prepare([empty], tmp_path / "out", pose="none", workers=1, progress=False)
     assert not (tmp_path / "out").exists()
+    for one in (str(src), src):  # one folder, not in a list: not read letter by letter
+        report = prep.prepare(one, tmp_path / "one", pose="none", workers=1, progress=False)
+        assert [r.id for r in report.prepared + report.skipped] == ["v0"] and not report.failed
 
 
 def test_a_rerun_with_other_settings_says_what_it_kept(tmp_path):

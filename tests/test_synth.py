@@ -308,6 +308,12 @@ def test_plan_rejects_bad_settings():
     assert isinstance(plan_clips(1, 0)[0], ClipPlan)
 
 
+def test_classes_given_as_one_string_are_comma_separated(tmp_path):
+    summary = generate(tmp_path / "s", 2, seed=0, duration=1.0, workers=1, frame_size=32, classes="violin, flute",
+                       splits=(1, 0, 0), progress=False)
+    assert set(summary.classes) <= {"violin", "flute"} and summary.generated == 2
+
+
 def test_missing_tinysoundfont_is_one_line_naming_the_install_command(monkeypatch):
     import builtins
 

@@ -107,11 +107,10 @@ def synth(
     from tribert.config import MUSIC21_CLASSES
     from tribert.data.synth import generate
 
-    names = MUSIC21_CLASSES if not classes else tuple(c.strip() for c in classes.split(",") if c.strip())
     fractions = parse_splits(splits)
     try:
         summary = generate(out, clips, seed=seed, soundfont=soundfont, duration=duration, workers=workers,
-                           frame_size=frame_size, classes=names, splits=fractions)
+                           frame_size=frame_size, classes=classes or MUSIC21_CLASSES, splits=fractions)
     except TribertError as err:
         fail(err)
     splits = ", ".join(f"{k} {summary.splits.get(k, 0)}" for k in ("train", "val", "test"))

@@ -114,11 +114,13 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "Config":
+    def load(cls, path: str | Path | None = None, overrides: list[str] | str | None = None) -> "Config":
         """Read a YAML config (None: all defaults), apply ``section.key=value`` overrides, resolve.
 
         ``path`` may also name a shipped recipe ("synth_small", "music21_paper", ...).
         """
+        if isinstance(overrides, str):  # one override given as is (a str would be read letter by letter)
+            overrides = [overrides]
         path = recipe_path(path) if path is not None else None
         raw = load_yaml(path) if path is not None else {}
         raw = apply_overrides(raw, overrides or [])

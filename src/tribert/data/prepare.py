@@ -300,7 +300,7 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
     return result("prepared")
 
 
-def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | Path | None = None,
+def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video_root: str | Path | None = None,
             fps: float = 8.0, frame_size: int | tuple[int, int] | None = FRAME_SIZE, pose: str = "mediapipe",
             pose_fps: float | None = None, workers: int = 0, min_duration: float | None = None,
             audio: AudioConfig | None = None, splits: tuple[float, float, float] | None = None,
@@ -308,7 +308,8 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
     """Prepare videos (files, folders, MUSIC JSON or Sound-of-Pixels CSV indexes) into clip folders.
 
     Args:
-        inputs: video files, folders of videos (recursive), ``.json`` / ``.csv`` index files.
+        inputs: video files, folders of videos (recursive), ``.json`` / ``.csv`` index files (a
+            list, or one of them).
         out_dir: folder that receives one clip folder per video.
         video_root: where the ids of index files are looked up (default: the index's folder).
         fps: stored frame rate (paper: 8).
@@ -332,6 +333,8 @@ def prepare(inputs: list[str | Path], out_dir: str | Path, *, video_root: str | 
             (checked before anything is prepared).
     """
     audio = audio or AudioConfig()
+    if isinstance(inputs, (str, Path)):  # one path given as is (a str would be read letter by letter)
+        inputs = [inputs]
     if pose not in POSE_CHOICES:
         raise TribertError(f"pose must be one of {', '.join(POSE_CHOICES)}, got {pose!r}")
     if fps <= 0 or (pose_fps is not None and pose_fps <= 0):

@@ -328,7 +328,8 @@ def generate(out_dir: str | Path, clips: int, seed: int = 0, soundfont: str | Pa
         duration: seconds per clip.
         workers: processes (0 = one per CPU core, 1 = in this process).
         fps, frame_size, sample_rate: frame rate, square frame size and audio rate.
-        classes: the classes to draw performers from (default: all 21 of MUSIC21).
+        classes: the classes to draw performers from (default: all 21 of MUSIC21); a str is
+            comma-separated.
         kinds: fractions of solos, duets of two classes, same-class duets.
         splits: fractions of train / val / test clips.
         supersample: drawing resolution factor (1 = fastest, 2 = smooth edges).
@@ -347,6 +348,8 @@ def generate(out_dir: str | Path, clips: int, seed: int = 0, soundfont: str | Pa
         raise TribertError(f"--duration must give at least one frame at {fps} fps, got {duration}")
     if frame_size < 16 or supersample < 1:
         raise TribertError(f"frame size must be >= 16 and supersample >= 1, got {frame_size}, {supersample}")
+    if isinstance(classes, str):  # "violin,flute", as the CLI takes them (not letter by letter)
+        classes = tuple(c.strip() for c in classes.split(",") if c.strip())
     sf_path = Path(soundfont) if soundfont is not None else default_soundfont()
     renderer = Renderer(sf_path)  # validates the file here, with a one-line error, before any work
     cfg = SynthConfig(seed=int(seed), duration=float(duration), fps=float(fps), frame_size=int(frame_size),
