@@ -100,3 +100,18 @@ def test_cli_logging_is_set_up_once():
         assert sum(type(h).__name__ == "_Echo" for h in logger.handlers) == 1
     finally:
         logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def test_result_files_are_strict_json_with_null_for_infinite_scores(tmp_path):
+    import json
+
+    from tribert.engine.evaluate import write_results
+
+    path = tmp_path / "r.json"
+    write_results(path, {"mixture": {"multi": {"sar": float("inf"), "sdr": -3.5}}}, {"seed": 0})
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    data = json.loads(path.read_text(), parse_constant=refuse)  # what a strict parser (jq, JavaScript) accepts
+    assert data["results"]["mixture"]["multi"] == {"sar": None, "sdr": -3.5}

@@ -270,6 +270,7 @@ def format_table(results: dict, title: str = "Separation (SDR / SIR / SAR, dB)")
 
 
 def write_results(path: str | Path, results: dict, meta: dict) -> None:
-    from tribert.io import atomic_write_text
+    """Strict JSON: a score that is infinite (a silent estimate's SDR, a perfect SAR) is null."""
+    from tribert.io import atomic_write_json
 
-    atomic_write_text(path, json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    atomic_write_json(path, {"meta": meta, "results": results})
