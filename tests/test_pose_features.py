@@ -136,7 +136,7 @@ def test_stored_pose_needs_a_frozen_stgcn_and_every_clips_pose(clips_root):
     with pytest.raises(TribertError, match="--grid must be a positive"):
         store_pose_features(clips, build_system(cfg).model.pose, cfg.audio, cfg.video, grid_seconds=0.0,
                             progress=False)
-    with pytest.raises(TribertError, match="--device must be cpu, cuda"):
+    with pytest.raises(TribertError, match="device must be cpu, cuda"):
         store_pose_features(clips, build_system(cfg).model.pose, cfg.audio, cfg.video, device="gpu0", progress=False)
     if not torch.cuda.is_available():
         with pytest.raises(TribertError, match="sees no CUDA GPU"):

@@ -307,3 +307,15 @@ def test_one_video_may_be_given_as_a_path_instead_of_a_list(synth):
     _, videos = synth
     result = Separator(tiny_system()).separate(str(videos[0]), pose="none")
     assert result.names == [f"{videos[0].stem}_person0", f"{videos[0].stem}_person1"]
+
+
+def test_a_device_torch_cannot_reach_is_one_line_before_the_checkpoint_is_read(tmp_path):
+    from tribert.device import resolve_device
+    from tribert.errors import TribertError
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(TribertError, match="device must be cpu, cuda, cuda:N or auto, got 'gpu'"):
+        Separator.from_checkpoint(tmp_path / "missing.ckpt", device="gpu")
+    with pytest.raises(TribertError, match=f"this machine has {torch.cuda.device_count()} CUDA GPU|sees no CUDA GPU"):
+        Separator.from_checkpoint(tmp_path / "missing.ckpt", device="cuda:99")

@@ -30,6 +30,7 @@ import torch
 
 from tribert.data.clip import Clip
 from tribert.data.mixing import pose_window
+from tribert.device import resolve_device
 from tribert.errors import TribertError
 from tribert.io import atomic_path, atomic_write_json
 
@@ -130,12 +131,7 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
         raise TribertError(f"--grid must be a positive number of seconds, got {grid_seconds}")
     if batch_size < 1:
         raise TribertError(f"--batch must be >= 1, got {batch_size}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and not device.startswith("cuda"):
-        raise TribertError(f"--device must be cpu, cuda[:N] or auto, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TribertError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA GPU")
+    device = resolve_device(device)
     encoder = encoder.to(device).eval()
     settings = StoreSettings.of(audio, video, encoder.feature_dim, encoder.fingerprint(), grid)
     start = time.perf_counter()
@@ -147,7 +143,7 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
                 continue
         except TribertError:  # none yet, or an unreadable one: computed again
             pass
-        windows += write_pose_features(clip, encoder, settings, torch.device(device), batch_size)
+        windows += write_pose_features(clip, encoder, settings, device, batch_size)
         written += 1
     return StoreReport(written, skipped, windows, time.perf_counter() - start)
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tribert.data.clip import Clip
+from tribert.device import resolve_device
 from tribert.errors import CheckpointError, ConfigError, TribertError
 from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir
 from tribert.models.retrieval import (VARIANTS, RetrievalHead, Variant, chance_topk, get_variant, topk_accuracy,
@@ -214,6 +215,7 @@ def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | 
     from tribert.engine.checkpoint import load_system
 
     checkpoint = Path(checkpoint)
+    device = resolve_device(device)
     if not checkpoint.is_file():
         raise CheckpointError("checkpoint not found", checkpoint)
     fingerprint = checkpoint_fingerprint(checkpoint)

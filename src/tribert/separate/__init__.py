@@ -33,6 +33,7 @@ import torch
 
 from tribert.data.clip import Clip, is_clip
 from tribert.data.indexes import free_name
+from tribert.device import resolve_device
 from tribert.errors import TribertError
 from tribert.separate.inputs import POSE_CHOICES, VideoInput, check_video, load_video
 from tribert.separate.output import SeparationResult, check_outputs
@@ -43,14 +44,15 @@ class Separator:
     """A trained separator (TriBERT or a baseline) ready for inference on CPU or GPU."""
 
     def __init__(self, system, device: str | torch.device = "cpu"):
-        self.system = system.to(device).eval()
+        self.device = resolve_device(device)  # "cpu", "cuda[:N]" or "auto"
+        self.system = system.to(self.device).eval()
         self.config = system.config
-        self.device = torch.device(device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "Separator":
         from tribert.engine.checkpoint import load_system
 
+        resolve_device(device)  # before the checkpoint is read
         return cls(load_system(path), device)
 
     # --- separation -----------------------------------------------------------------------------
