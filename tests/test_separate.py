@@ -319,3 +319,15 @@ def test_a_device_torch_cannot_reach_is_one_line_before_the_checkpoint_is_read(t
         Separator.from_checkpoint(tmp_path / "missing.ckpt", device="gpu")
     with pytest.raises(TribertError, match=f"this machine has {torch.cuda.device_count()} CUDA GPU|sees no CUDA GPU"):
         Separator.from_checkpoint(tmp_path / "missing.ckpt", device="cuda:99")
+
+
+def test_the_audio_only_control_is_refused_before_any_video_is_decoded(synth, monkeypatch):
+    import tribert.separate as separate_module
+    from tribert.errors import TribertError
+
+    _, videos = synth
+    torch.manual_seed(0)
+    control = SeparationSystem(Config.load(overrides=TINY + ["model.kind=audio_only"])).eval()
+    monkeypatch.setattr(separate_module, "load_video", lambda *a, **k: pytest.fail("decoded a video"))
+    with pytest.raises(TribertError, match="audio_only baseline separates given each source's true class"):
+        Separator(control).separate(videos, pose="none")

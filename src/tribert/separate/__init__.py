@@ -66,6 +66,10 @@ class Separator:
         [N, channels] with up to 8 channels, averaged; integer PCM is scaled to [-1, 1]) at
         ``mixture_rate`` Hz (default: the model's rate, ``config.audio.sample_rate``)."""
         a, v = self.config.audio, self.config.video
+        if self.config.model.kind == "audio_only":
+            raise TribertError("the audio_only baseline separates given each source's true class (a control for "
+                               "evaluation), which separation has no input for: use TriBERT, sound_of_pixels "
+                               "or music_gesture")
         if isinstance(videos, (str, Path, VideoInput)):
             videos = [videos]
         if not videos:
