@@ -30,7 +30,8 @@ def main() -> None:
     p.add_argument("--every", type=int, default=100)
     p.add_argument("--mixtures", type=int, default=120, help="test mixtures to score")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--set", nargs="*", default=[], help="config overrides, key=value")
+    p.add_argument("--set", nargs="*", action="extend", default=[],
+                   help="config overrides, key=value (several after one --set, or --set repeated)")
     p.add_argument("--out", default="recognition.json")
     args = p.parse_args()
 
@@ -81,4 +82,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tribert.errors import run_main
+
+    run_main(main)

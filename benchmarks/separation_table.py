@@ -22,6 +22,8 @@ import json
 import time
 from pathlib import Path
 
+from tribert.errors import TribertError
+
 VARIANTS = {  # name -> overrides of configs/synth_small.yaml
     "TriBERT-small": [],
     "TriBERT w/o pose": ["model.use_pose=false"],
@@ -49,7 +51,12 @@ def main() -> None:
     p.add_argument("--out", default="separation_table.json")
     args = p.parse_args()
 
-    names = [n for n in VARIANTS if not args.only or n in args.only.split(",")]
+    asked = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in asked if n not in VARIANTS]
+    if unknown:
+        raise TribertError(f"--only: unknown variant(s) {', '.join(map(repr, unknown))}; "
+                           f"the variants: {', '.join(VARIANTS)}")
+    names = [n for n in VARIANTS if not asked or n in asked]
     systems, minutes, checkpoints = {}, {}, {}
     for name in names:
         cfg = Config.load("synth_small", [f"data.train_dir={args.train}", f"train.max_steps={args.steps}",
@@ -72,4 +79,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tribert.errors import run_main
+
+    run_main(main)

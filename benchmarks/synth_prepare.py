@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=40, help="clips to generate and prepare (default 40)")
     ap.add_argument("--prepare-clips", type=int, default=None, help="clips to prepare (default: all generated)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (default 2: the target machine)")
-    ap.add_argument("--duration", type=float, default=6.0)
+    ap.add_argument("--duration", type=float, default=6.0, help="clip length in seconds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mediapipe", action="store_true", help="also time prepare with MediaPipe pose")
     ap.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     from tribert.data.synth import generate
+    from tribert.io import atomic_write_json
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="tribert-bench-"))
     synth_dir = work / "synth"
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             if out.exists():
                 shutil.rmtree(out)
             tic = time.perf_counter()
-            report = prepare(videos, out, pose=pose, workers=args.workers, progress=False)
+            # the clips' own length is the minimum: shorter --duration clips are measured too
+            report = prepare(videos, out, pose=pose, workers=args.workers, progress=False,
+                             min_duration=args.duration)
             seconds = time.perf_counter() - tic
             if report.failed:
                 print(f"prepare (pose={pose}): {len(report.failed)} failed, e.g. {report.failed[0].reason}",
@@ -93,11 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"load average before/after: {result['load_average_before']} / {result['load_average_after']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(args.out, result)
     if args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tribert.errors import run_main
+
+    run_main(main)

@@ -115,3 +115,14 @@ def test_result_files_are_strict_json_with_null_for_infinite_scores(tmp_path):
 
     data = json.loads(path.read_text(), parse_constant=refuse)  # what a strict parser (jq, JavaScript) accepts
     assert data["results"]["mixture"]["multi"] == {"sar": None, "sdr": -3.5}
+
+
+def test_a_benchmark_script_reports_a_user_error_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "frontend_oracle.py"
+    proc = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "missing")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'missing'}: data folder not found"

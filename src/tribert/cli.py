@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from tribert.errors import TrainingInterrupted, TribertError
+from tribert.errors import TrainingInterrupted, TribertError, run_main
 from tribert.io import check_out_dir, check_out_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -489,11 +489,7 @@ def retrieve_evaluate(
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    try:
-        app()
-    except TribertError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_main(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,9 @@ bug in tribert and keeps its traceback.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any, Callable
 
 
 class TribertError(Exception):
@@ -42,3 +44,15 @@ class TrainingInterrupted(KeyboardInterrupt):
             where = (f"checkpoints/last.ckpt holds step {saved_step}: continue with "
                      f"`tribert train --resume {self.run_dir}`")
         super().__init__(f"training stopped on Ctrl-C at step {step}; {where}")
+
+
+def run_main(main: Callable[[], Any]) -> None:
+    """Run a command's ``main`` (the CLI, a benchmark script): a ``TribertError`` is printed as one
+    line ``error: ...`` and exits with 2; anything else is a bug and keeps its traceback. An int
+    that ``main`` returns is the exit status."""
+    try:
+        status = main()
+    except TribertError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(status if isinstance(status, int) else 0)
