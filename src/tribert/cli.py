@@ -337,7 +337,6 @@ def separate(
 
     for video in videos:  # cheap checks first: a missing file is not reported after loading a model
         check_video(video, audio_required=mixture is None)
-    check_out_dir(out)
     check_outputs(out, source_names(list(videos)), [*videos, mixture])
     check_mask_sharing(mask_sharing)
     sep = Separator.from_checkpoint(checkpoint)

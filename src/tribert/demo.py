@@ -50,10 +50,9 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     from tribert.config import Config
     from tribert.engine.evaluate import condition_accuracy, evaluate, format_table, write_results
     from tribert.engine.train import eval_loader, train
-    from tribert.separate import Separator
-
     from tribert.errors import TribertError
     from tribert.io import check_out_dir
+    from tribert.separate import Separator
 
     if minutes <= 0 or clips < 20:  # the test split (a tenth) needs solos to mix and a pair to separate
         raise TribertError(f"the demo needs --minutes > 0 and --clips >= 20, got {minutes:g} and {clips}")

@@ -39,7 +39,6 @@ class SeparationResult:
         from tribert.media import write_mp4
 
         out = Path(out_dir)
-        check_out_dir(out)
         check_outputs(out, self.names, [v.path for v in self.videos] + [self.mixture_path])
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "mixture.wav"]
@@ -94,8 +93,10 @@ def output_files(out_dir: str | Path, names: list[str]) -> list[Path]:
 
 
 def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path]) -> None:
-    """No file written for sources ``names`` into ``out_dir`` is one of ``inputs`` (the videos, the
-    mixture): ``--out`` set to the videos' own folder would otherwise replace them. One line."""
+    """``out_dir`` is a folder that can be written (``check_out_dir``), and no file written for
+    sources ``names`` into it is one of ``inputs`` (the videos, the mixture): ``--out`` set to the
+    videos' own folder would otherwise replace them. One line."""
+    check_out_dir(out_dir)
     sources = [Path(i) for i in inputs if i and Path(i).is_file()]
     for target in output_files(out_dir, names):
         for source in sources:

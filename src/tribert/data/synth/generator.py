@@ -35,7 +35,7 @@ from tribert.data.synth.audio import Renderer, default_soundfont, mix_stems, sou
 from tribert.data.synth.scene import render_scene
 from tribert.data.synth.score import INSTRUMENTS, Note, compose, random_song
 from tribert.errors import TribertError
-from tribert.io import atomic_dir, atomic_write_json
+from tribert.io import atomic_dir, atomic_write_json, check_out_dir
 
 KINDS = ("solo", "duet", "same_class_duet")
 SPLITS = ("train", "val", "test")
@@ -358,8 +358,7 @@ def generate(out_dir: str | Path, clips: int, seed: int = 0, soundfont: str | Pa
                       mp4=bool(mp4))
     plans = plan_clips(clips, cfg.seed, cfg.classes, cfg.kinds, cfg.splits)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise TribertError("output path exists and is not a folder", out)
+    check_out_dir(out)
     identity = cfg.identity(soundfont_digest(sf_path))
     _check_manifest(out, identity)
     out.mkdir(parents=True, exist_ok=True)
