@@ -23,7 +23,6 @@ wrong, and what a wrong class costs.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 
 
@@ -87,6 +86,7 @@ def main() -> None:
     from tribert.engine.checkpoint import load_system
     from tribert.engine.evaluate import evaluate
     from tribert.engine.train import eval_loader
+    from tribert.io import atomic_write_json
 
     torch.set_num_threads(args.threads)
     system = load_system(args.checkpoint)
@@ -127,9 +127,8 @@ def main() -> None:
     # the class head's names do not depend on the mode: its commonest mistakes, once
     for group, pairs in confusions.items():
         print(f"{group}, commonest: " + ", ".join(f"{t} named {g} x{n}" for t, g, n in pairs[:6]), flush=True)
-    with open(args.out, "w") as f:
-        json.dump({"checkpoint": args.checkpoint, "test": args.test, "mixtures": args.mixtures,
-                   "results": results, "single_source_confusions": confusions}, f, indent=1)
+    atomic_write_json(args.out, {"checkpoint": args.checkpoint, "test": args.test, "mixtures": args.mixtures,
+                                 "results": results, "single_source_confusions": confusions})
 
 
 if __name__ == "__main__":

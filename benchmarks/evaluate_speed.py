@@ -20,7 +20,6 @@ profile splits the cold shared path into model, oracle masks and metric.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -44,6 +43,7 @@ def main() -> None:
     from tribert.engine.evaluate import evaluate, masks_to_wavs, oracle_wavs, score_rows
     from tribert.engine.system import SeparationSystem
     from tribert.engine.train import eval_loader
+    from tribert.io import atomic_write_json
     from tribert.metrics import SeparationScores, score_mixture
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -132,8 +132,7 @@ def main() -> None:
            "mixtures_per_s_with_loading": {k: n / (v + load_s) for k, v in seconds.items()},
            "vs_earlier": {k: base / v for k, v in seconds.items()},
            "max_table_difference_db": agree}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_json(args.out, out)
     print(f"wrote {args.out}")
 
 

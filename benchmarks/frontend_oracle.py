@@ -11,7 +11,6 @@ and the same masks on the linear 512-bin STFT. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
@@ -20,6 +19,7 @@ from tribert.audio import AudioFrontEnd
 from tribert.config import AudioConfig, DataConfig, VideoConfig
 from tribert.data.mixing import MixDataset, load_clips, make_mixture_list
 from tribert.engine.evaluate import oracle_wavs
+from tribert.io import atomic_write_json
 from tribert.metrics import SeparationScores, score_mixture
 
 METHODS = ("mixture", "IBM warped (front-end)", "IBM linear", "IRM warped (front-end)", "IRM linear")
@@ -63,9 +63,8 @@ def main() -> None:
         print(f"{m:<26} {r['sdr']:>7.2f} {r['sir']:>7.2f} {r['sar']:>7.2f}")
     cost = res["IBM linear"]["sdr"] - res["IBM warped (front-end)"]["sdr"]
     print(f"warp cost (IBM linear - IBM through the front-end): {cost:.2f} dB SDR")
-    with open(args.out, "w") as f:
-        json.dump({"results": res, "warp_cost_db": cost, "data": args.data, "mixtures": args.mixtures,
-                   "backend": args.backend, "seconds": time.time() - t0, "torch": torch.__version__}, f, indent=2)
+    atomic_write_json(args.out, {"results": res, "warp_cost_db": cost, "data": args.data, "mixtures": args.mixtures,
+                                 "backend": args.backend, "seconds": time.time() - t0, "torch": torch.__version__})
     print(f"wrote {args.out}")
 
 

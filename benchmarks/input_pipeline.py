@@ -22,7 +22,6 @@ the number that counts there; on a GPU machine the step runs on the device.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -33,6 +32,7 @@ def main() -> None:
     from tribert.config import Config
     from tribert.engine.system import SeparationSystem
     from tribert.engine.train import train_loader
+    from tribert.io import atomic_write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", required=True)
@@ -109,9 +109,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['what']:42s} {str(r['workers'] if r['workers'] is not None else '-'):>7s} "
               f"{r['batches_per_s']:10.2f} " + (f"{r['vs_step']:7.2f}x" if r["vs_step"] else f"{'-':>8s}"))
-    with open(args.out, "w") as f:
-        json.dump({"rows": rows, "config": args.config, "set": args.set, "threads": args.threads, "cpus": os.cpu_count(),
-                   "load_average": os.getloadavg()[0], "torch": torch.__version__}, f, indent=1)
+    atomic_write_json(args.out, {"rows": rows, "config": args.config, "set": args.set, "threads": args.threads,
+                                 "cpus": os.cpu_count(), "load_average": os.getloadavg()[0], "torch": torch.__version__})
 
 
 if __name__ == "__main__":

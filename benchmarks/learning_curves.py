@@ -222,14 +222,21 @@ def score(names: list[str], args) -> dict:
             res = evaluate({name: system}, batches, oracles=False, mixture=False, progress=False,
                            device=args.device)[name]
             acc = condition_accuracy(system, batches, args.device)
-            res["condition_accuracy"] = float("nan") if acc is None else acc
+            res["condition_accuracy"] = acc  # None: a model without a condition (the control, SoP)
             curve[str(step)] = res
             print(f"  {name} @ {step}: single {res['single']['sdr']:.2f}, multi {res['multi']['sdr']:.2f}, "
                   f"same-class {res['same_class']['sdr']:.2f} dB, condition top-1 "
-                  f"{res['condition_accuracy']:.2f} ({time.time() - t0:.1f} s)", flush=True)
+                  f"{cell(acc)} ({time.time() - t0:.1f} s)", flush=True)
         out["models"][name] = {"run": str(run), "minutes": minutes,
                                "overrides": [*SETS[args.set][name], *args.set_override], "curve": curve}
     return out
+
+
+def cell(value: float | None) -> str:
+    """A mean SDR or the condition's top-1 as a table cell; "-" where there is none: no mixture of
+    that kind among those scored, a model without a condition (null in the JSON; NaN in result
+    files written before they were strict JSON)."""
+    return "-" if value is None or value != value else f"{value:.2f}"
 
 
 def table(results: dict) -> str:
@@ -240,16 +247,15 @@ def table(results: dict) -> str:
              + " | condition top-1 (last) |", "|---" * (len(steps) + 2) + "|"]
     for name in ("mixture", "IBM", "IRM"):
         if name in ref:
-            cells = " / ".join(f"{ref[name][g]['sdr']:.2f}" for g in groups)
+            cells = " / ".join(cell(ref[name][g]["sdr"]) for g in groups)
             lines.append(f"| {name} | " + " | ".join(cells for _ in steps) + " | |")
     for name, m in results["models"].items():
         cells = []
         for s in steps:
             r = m["curve"].get(str(s))
-            cells.append(" / ".join(f"{r[g]['sdr']:.2f}" for g in groups) if r else "-")
+            cells.append(" / ".join(cell(r[g]["sdr"]) for g in groups) if r else "-")
         last = m["curve"][str(max(int(s) for s in m["curve"]))] if m["curve"] else {}
-        acc = last.get("condition_accuracy", float("nan"))
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'-' if acc != acc else f'{acc:.2f}'} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {cell(last.get('condition_accuracy'))} |")
     return "\n".join(lines)
 
 
@@ -305,8 +311,10 @@ def merge(paths: list[str], renames: list[str], only: list[str]) -> dict:
 
 def write_results(results: dict, args) -> None:
     """Print the table, write the JSON (--out) and the plot (--plot)."""
+    from tribert.io import atomic_write_json
+
     print(table(results))
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_json(args.out, results)
     print(f"wrote {args.out}")
     if args.plot:
         plot(results, args.plot)

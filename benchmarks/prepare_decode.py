@@ -14,7 +14,6 @@ On the same MP4s, one process, in one run:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -41,6 +40,7 @@ def plain_decode(path: Path) -> tuple[int, float]:
 
 def main() -> None:
     from tribert.data.prepare import prepare
+    from tribert.io import atomic_write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--videos", required=True, help="a folder of MP4s (e.g. a SynthMUSIC videos/ folder)")
@@ -87,9 +87,8 @@ def main() -> None:
         print(f"{r['path']:45s} {r['seconds']:8.2f} {r['clips_per_s']:8.2f} {r['source_frames_per_s']:9.0f} "
               f"{r['vs_plain_decode']:8.2f}x" + (f"   pose {r['pose_frames_per_s']:.1f} frames/s"
                                                  if r.get("pose_frames_per_s") else ""))
-    with open(args.out, "w") as f:
-        json.dump({"rows": rows, "videos": len(videos), "source_frames": n_frames, "audio_s": audio_s,
-                   "cpus": os.cpu_count(), "load_average": os.getloadavg()[0]}, f, indent=1)
+    atomic_write_json(args.out, {"rows": rows, "videos": len(videos), "source_frames": n_frames, "audio_s": audio_s,
+                                 "cpus": os.cpu_count(), "load_average": os.getloadavg()[0]})
 
 
 if __name__ == "__main__":

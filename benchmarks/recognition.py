@@ -18,7 +18,6 @@ One thread by default so that several of these can run side by side on a small m
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 
@@ -41,6 +40,7 @@ def main() -> None:
     from tribert.engine.evaluate import condition_accuracy
     from tribert.engine.system import SeparationSystem
     from tribert.engine.train import eval_loader, train_loader
+    from tribert.io import atomic_write_json
     from tribert.models.heads import classification_losses
     from tribert.models.tribert import TriBERTOutput
 
@@ -76,9 +76,8 @@ def main() -> None:
                       f"test top-1 {top1:.3f}  ({time.time() - t0:.0f} s)", flush=True)
             if step >= args.steps:
                 break
-    with open(args.out, "w") as f:
-        json.dump({"train": args.train, "test": args.test, "set": args.set, "mixtures": args.mixtures,
-                   "curve": curve}, f, indent=1)
+    atomic_write_json(args.out, {"train": args.train, "test": args.test, "set": args.set, "mixtures": args.mixtures,
+                                 "curve": curve})
 
 
 if __name__ == "__main__":

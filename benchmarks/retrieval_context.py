@@ -44,6 +44,7 @@ def main() -> None:
     from tribert.engine.checkpoint import load_system
     from tribert.engine.retrieval import (RetrievalConfig, embed_clips, evaluate_retrieval, load_embeddings,
                                           train_retrieval)
+    from tribert.io import atomic_write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,7 +85,7 @@ def main() -> None:
             print(f"| {Path(heads).name} | {name} | {cell(row['transformer'])} | "
                   f"{cell(alone_row['transformer'])} | {retrained}{cell(row['pre_transformer'])} |")
     if args.out:
-        Path(args.out).write_text(json.dumps({"pool": args.pool, "data": args.data, "results": results}, indent=1))
+        atomic_write_json(args.out, {"pool": args.pool, "data": args.data, "results": results})
         print(f"wrote {args.out}")
 
 

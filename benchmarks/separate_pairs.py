@@ -18,7 +18,6 @@ windowing apart from the span scored:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -62,6 +61,7 @@ def main() -> None:
 
     from tribert.data.clip import solo_clips
     from tribert.errors import TribertError
+    from tribert.io import atomic_write_json
     from tribert.separate import Separator
 
     torch.set_num_threads(args.threads)
@@ -91,8 +91,8 @@ def main() -> None:
         print(f"{row:<24} | {g.mean():+6.2f} | {np.median(g):+6.2f} | {np.mean(g >= 4):8.2f} | {both:20.2f}")
     first = stems["whole clip"][:2]
     print(f"the demo's pair ({names[0]}, {names[1]}), whole clip: {first[0]:+.2f} / {first[1]:+.2f} dB")
-    Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "test": str(test), "pairs": args.pairs,
-                                          "stems": names, "gains_db": stems, "summary": summary}, indent=2) + "\n")
+    atomic_write_json(args.out, {"checkpoint": args.checkpoint, "test": str(test), "pairs": args.pairs,
+                                 "stems": names, "gains_db": stems, "summary": summary})
     print(f"wrote {args.out}")
 
 

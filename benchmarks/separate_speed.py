@@ -19,7 +19,6 @@ RTF = seconds / audio seconds; ``model`` alone and ``total`` (start-up included)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -35,6 +34,7 @@ def main() -> None:
     from tribert.data.clip import Clip
     from tribert.config import Config
     from tribert.engine.system import SeparationSystem
+    from tribert.io import atomic_write_json
     from tribert.separate import Separator, load_video
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -92,9 +92,8 @@ def main() -> None:
     for r in rows:
         if r["case"] in base:
             r["model_time_vs_sound_of_pixels"] = r["model_s"] / base[r["case"]]["model_s"]
-    with open(args.out, "w") as f:
-        json.dump({"rows": rows, "threads": args.threads, "cpus": os.cpu_count(),
-                   "load_average": os.getloadavg()[0], "torch": torch.__version__}, f, indent=1)
+    atomic_write_json(args.out, {"rows": rows, "threads": args.threads, "cpus": os.cpu_count(),
+                                 "load_average": os.getloadavg()[0], "torch": torch.__version__})
 
 
 if __name__ == "__main__":

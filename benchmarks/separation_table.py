@@ -18,7 +18,6 @@ took are reported too.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

@@ -12,7 +12,6 @@ is recorded too: other processes on a shared machine slow every number down.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys

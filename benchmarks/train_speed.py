@@ -53,6 +53,7 @@ from tribert.config.run import recipe_path
 from tribert.data.batch import MixBatch
 from tribert.engine.cuda_graph import CapturedStep
 from tribert.engine.system import SeparationSystem
+from tribert.io import atomic_write_json
 
 # (row name, settings added to the row above); the engine's GPU defaults are the last row.
 ROWS = [
@@ -344,7 +345,7 @@ def main() -> None:
                   f"{row.get('peak_memory_gb', '-')} GB  {args.schedule_steps} steps: {row['schedule_hours']} h"),
                   flush=True)
             if args.out:  # after every row: a run stopped at its time limit keeps what it measured
-                Path(args.out).write_text(json.dumps({"meta": meta, "rows": results}, indent=1))
+                atomic_write_json(args.out, {"meta": meta, "rows": results})
 
 
 if __name__ == "__main__":
