@@ -73,11 +73,11 @@ def single_source_split(system, batches) -> tuple[dict[str, dict], dict[str, lis
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--test", required=True)
+    p.add_argument("--checkpoint", required=True, help="a TriBERT checkpoint whose U-Net reads class posteriors")
+    p.add_argument("--test", required=True, help="prepared test clips (the fixed mixtures are drawn from them)")
     p.add_argument("--mixtures", type=int, default=0, help="0: all")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="condition_probe.json")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", default="condition_probe.json", help="JSON results")
     args = p.parse_args()
 
     import torch

@@ -47,10 +47,10 @@ def main() -> None:
     from tribert.metrics import SeparationScores, score_mixture
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True)
-    p.add_argument("--mixtures", type=int, default=96)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="evaluate_speed.json")
+    p.add_argument("--data", required=True, help="prepared test clips")
+    p.add_argument("--mixtures", type=int, default=96, help="fixed test mixtures to score (the first N)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--out", default="evaluate_speed.json", help="JSON results")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -52,9 +52,10 @@ def oracle_table(data_dir: str, mixtures: int, backend: str = "mir_eval", seed: 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder of SynthMUSIC (or prepared) clips")
-    p.add_argument("--mixtures", type=int, default=40)
-    p.add_argument("--backend", default="mir_eval", choices=["mir_eval", "fast"])
-    p.add_argument("--out", default="frontend_oracle.json")
+    p.add_argument("--mixtures", type=int, default=40, help="two-instrument test mixtures to score")
+    p.add_argument("--backend", default="mir_eval", choices=["mir_eval", "fast"],
+                   help="BSS Eval implementation (fast: ours in torch)")
+    p.add_argument("--out", default="frontend_oracle.json", help="JSON results")
     args = p.parse_args()
     t0 = time.time()
     res = oracle_table(args.data, args.mixtures, args.backend)

@@ -35,16 +35,16 @@ def main() -> None:
     from tribert.io import atomic_write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train", required=True)
-    p.add_argument("--config", default="synth_small")
-    p.add_argument("--batches", type=int, default=30)
-    p.add_argument("--workers", default="0,1,2")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--train", required=True, help="prepared training clips")
+    p.add_argument("--config", default="synth_small", help="recipe (name or YAML path)")
+    p.add_argument("--batches", type=int, default=30, help="batches timed per row (after the first)")
+    p.add_argument("--workers", default="0,1,2", help="loader worker counts to time, comma-separated")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for every row, e.g. data.stored_pose=true (repeatable)")
     p.add_argument("--loader-only", action="store_true",
                    help="only the loader rows (a GPU recipe, whose step a CPU cannot time: train_speed.py does)")
-    p.add_argument("--out", default="input_pipeline.json")
+    p.add_argument("--out", default="input_pipeline.json", help="JSON results")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -327,11 +327,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", default="", help="training clips (every stage but merge)")
     p.add_argument("--test", default="", help="test clips (every stage but merge)")
-    p.add_argument("--set", choices=tuple(SETS), default="curves")
+    p.add_argument("--set", choices=tuple(SETS), default="curves",
+                   help="which variants: the learning curves, or the ablation rows")
     p.add_argument("--only", default="", help="subset of the variants by name, separated by ',' (or ';')")
     p.add_argument("--steps", default="250,500,1000,2000,3000", help="checkpoints to score; the last is the budget")
     p.add_argument("--mixtures", type=int, default=0, help="test mixtures to score (0: all)")
-    p.add_argument("--runs", default="runs/curves")
+    p.add_argument("--runs", default="runs/curves", help="folder of the runs (one per variant)")
     p.add_argument("--stage", choices=("all", "train", "score", "merge"), default="all",
                    help="merge: join the --merge JSON files into --out (and --plot); nothing is trained")
     p.add_argument("--merge", nargs="+", default=[], help="result JSON files for --stage merge")
@@ -345,8 +346,8 @@ def main() -> None:
                    help="score a run's weight average (train.ema_decay; where it kept one) or its raw weights")
     p.add_argument("--set-override", action="append", default=[], help="extra section.key=value for every run")
     p.add_argument("--train-one", default="", help=argparse.SUPPRESS)
-    p.add_argument("--out", default="learning_curves.json")
-    p.add_argument("--plot", default="")
+    p.add_argument("--out", default="learning_curves.json", help="JSON results (with --stage merge: the merged file)")
+    p.add_argument("--plot", default="", help="also write the curves as a PNG here")
     args = p.parse_args()
 
     variants = SETS[args.set]

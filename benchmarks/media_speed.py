@@ -40,7 +40,7 @@ def chord(n: int) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5, help="timed MP4 writes (after one untimed warm-up)")
     args = p.parse_args()
     frames, audio = clip_frames(), chord(6 * SR)
     with tempfile.TemporaryDirectory() as tmp:

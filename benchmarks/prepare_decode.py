@@ -44,9 +44,9 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--videos", required=True, help="a folder of MP4s (e.g. a SynthMUSIC videos/ folder)")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--mediapipe", action="store_true")
-    p.add_argument("--out", default="prepare_decode.json")
+    p.add_argument("--limit", type=int, default=20, help="MP4s to use (the first N by name)")
+    p.add_argument("--mediapipe", action="store_true", help="also time prepare with MediaPipe pose")
+    p.add_argument("--out", default="prepare_decode.json", help="JSON results")
     args = p.parse_args()
     videos = sorted(Path(args.videos).glob("*.mp4"))[: args.limit]
     if not videos:

@@ -23,15 +23,15 @@ import time
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train", required=True)
-    p.add_argument("--test", required=True)
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--every", type=int, default=100)
+    p.add_argument("--train", required=True, help="prepared training clips")
+    p.add_argument("--test", required=True, help="prepared test clips")
+    p.add_argument("--steps", type=int, default=500, help="training steps")
+    p.add_argument("--every", type=int, default=100, help="score the condition's top-1 every N steps")
     p.add_argument("--mixtures", type=int, default=120, help="test mixtures to score")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--set", nargs="*", action="extend", default=[],
                    help="config overrides, key=value (several after one --set, or --set repeated)")
-    p.add_argument("--out", default="recognition.json")
+    p.add_argument("--out", default="recognition.json", help="JSON results")
     args = p.parse_args()
 
     import torch

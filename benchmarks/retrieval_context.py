@@ -31,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heads", nargs="+", required=True, help="folders written by `tribert retrieve train`")
     ap.add_argument("--data", required=True, help="test clips")
-    ap.add_argument("--pool", type=int, default=200)
+    ap.add_argument("--pool", type=int, default=200, help="candidates per query (the paper's protocol: 200)")
     ap.add_argument("--train", help="training clips: also train heads on 'alone' embeddings of them")
     ap.add_argument("--work", default="runs/retrieval_context", help="where those heads are written")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

@@ -47,11 +47,11 @@ def pair_gains(separator, pair: list[Path]) -> dict[str, list[float]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a trained checkpoint (or exported weights)")
     p.add_argument("--test", required=True, help="a folder of prepared test clips")
-    p.add_argument("--pairs", type=int, default=25)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="separate_pairs.json")
+    p.add_argument("--pairs", type=int, default=25, help="consecutive solo pairs to separate")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--out", default="separate_pairs.json", help="JSON results")
     args = p.parse_args()
     if args.pairs < 1:
         p.error(f"--pairs must be at least 1, got {args.pairs}")

@@ -40,12 +40,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", nargs=2, required=True, help="two prepared clip folders (a 6-s pair)")
     p.add_argument("--long-video", default=None, help="a long recording (video file with audio)")
-    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--models", default=",".join(MODELS), help="models to time, comma-separated")
     p.add_argument("--long-models", default="TriBERT-small,Sound-of-Pixels-small",
                    help="models that also run the long recording (paper size on CPU would take many minutes)")
     p.add_argument("--mediapipe", action="store_true", help="also time MediaPipe pose on the MP4s")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="separate_speed.json")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--out", default="separate_speed.json", help="JSON results")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     videos_dir = Path(args.clips[0]).parents[1] / "videos"

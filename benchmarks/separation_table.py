@@ -41,13 +41,13 @@ def main() -> None:
     from tribert.engine.train import eval_loader, train
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train", required=True)
-    p.add_argument("--test", required=True)
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--train", required=True, help="prepared training clips")
+    p.add_argument("--test", required=True, help="prepared test clips")
+    p.add_argument("--steps", type=int, default=500, help="training steps per variant")
     p.add_argument("--mixtures", type=int, default=0, help="test mixtures to score (0: all)")
-    p.add_argument("--runs", default="runs/table")
+    p.add_argument("--runs", default="runs/table", help="folder of the runs (one per variant)")
     p.add_argument("--only", default="", help="comma-separated subset of the variants")
-    p.add_argument("--out", default="separation_table.json")
+    p.add_argument("--out", default="separation_table.json", help="JSON results")
     args = p.parse_args()
 
     asked = [n.strip() for n in args.only.split(",") if n.strip()]

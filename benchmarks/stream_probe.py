@@ -77,10 +77,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", required=True, help="prepared clips for the class centroids")
     p.add_argument("--test", required=True, help="prepared clips to probe")
-    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--checkpoints", nargs="+", required=True, help="TriBERT checkpoints to probe")
     p.add_argument("--mixtures", type=int, default=96, help="fixed mixtures per folder")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="stream_probe.json")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", default="stream_probe.json", help="JSON results")
     args = p.parse_args()
 
     import torch

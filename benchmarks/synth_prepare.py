@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prepare-clips", type=int, default=None, help="clips to prepare (default: all generated)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (default 2: the target machine)")
     ap.add_argument("--duration", type=float, default=6.0, help="clip length in seconds")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="SynthMUSIC seed")
     ap.add_argument("--mediapipe", action="store_true", help="also time prepare with MediaPipe pose")
     ap.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")

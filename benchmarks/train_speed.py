@@ -284,7 +284,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="paper", help="comma-separated model sizes")
     ap.add_argument("--recipe", default="music21_paper", help="the recipe whose audio/video shapes are used")
     ap.add_argument("--batch", type=int, default=12, help="mixtures per step (paper: 12)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cuda or cpu (default: cuda where torch sees one)")
     ap.add_argument("--rows", default="", help="comma-separated row numbers (0 = plain); default all "
                                                 "(all but torch.compile on a CPU)")
     ap.add_argument("--drop", default="", help="settings left out of every row, e.g. channels_last,cudnn_benchmark "
@@ -294,11 +295,11 @@ def main() -> None:
     ap.add_argument("--stored-pose", action="store_true",
                     help="time the step with the frozen ST-GCN's features stored ahead (needs model.pose_frozen=true)")
     ap.add_argument("--row-timeout", type=float, default=0, help="seconds a row may take (0 = no limit)")
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps per row first")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--schedule-steps", type=int, default=500_000, help="steps of the schedule to cost (paper: 500k)")
-    ap.add_argument("--out", default="")
+    ap.add_argument("--out", default="", help="JSON results, rewritten after every row")
     ap.add_argument("--profile", type=int, default=-1, metavar="ROW",
                     help="instead: profile 3 steps of this row (first size) and print where the time goes")
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
