@@ -13,6 +13,7 @@ from helpers import benchmark, make_clip
 from tribert.config import Config
 from tribert.data.batch import MixBatch
 from tribert.engine.checkpoint import load_system
+from tribert.engine import train as train_module
 from tribert.engine.system import SeparationSystem, WeightAverage
 from tribert.engine.train import init_weights_from, train, train_loader
 from tribert.errors import CheckpointError, ConfigError, TribertError
@@ -659,6 +660,25 @@ def test_gpu_only_settings_are_refused_on_the_cpu(data_root, tmp_path, setting):
     with pytest.raises(ConfigError, match="is a GPU setting"):
         train(config, runs_dir=tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists()  # refused before a run folder is made
+
+
+def test_a_gpu_run_on_a_machine_without_one_is_one_line_before_the_run_folder(data_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a GPU machine
+    config = tiny_config(data_root, "train.accelerator=gpu", "train.max_steps=1")
+    with pytest.raises(ConfigError, match="train.accelerator is gpu, but this torch .* sees no CUDA GPU"):
+        train(config, runs_dir=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_trainer_that_cannot_be_built_leaves_no_run_folder(data_root, tmp_path, monkeypatch):
+    # Lightning refuses some settings only when the Trainer is built, after the run folder is made
+    def refuse(**kwargs):
+        raise ValueError("a setting Lightning refuses")
+
+    monkeypatch.setattr(train_module.L, "Trainer", refuse)
+    with pytest.raises(ValueError, match="Lightning refuses"):
+        train(tiny_config(data_root, "train.max_steps=1"), runs_dir=tmp_path / "runs", progress=False)
+    assert list((tmp_path / "runs").iterdir()) == []
 
 
 def test_the_speed_benchmark_batch_has_the_loader_shapes_and_its_rows_run(data_root):

@@ -315,25 +315,26 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
                                          monitor="val/sdr", mode="max", save_top_k=1,
                                          auto_insert_metric_name=False, enable_version_counter=False))
-    trainer = L.Trainer(
-        # 0 is "no limit" here as -1 is (Lightning would read max_steps=0 as zero steps)
-        max_steps=tc.max_steps if tc.max_steps > 0 else -1, max_epochs=tc.max_epochs if tc.max_epochs > 0 else -1,
-        max_time=datetime.timedelta(minutes=tc.max_minutes) if tc.max_minutes else None,
-        accelerator=tc.accelerator, devices=_devices(tc.devices), num_nodes=tc.num_nodes,
-        strategy=tc.strategy, precision=tc.precision, benchmark=tc.cudnn_benchmark,
-        gradient_clip_val=tc.grad_clip or None,
-        logger=CSVLogger(run_dir, name="", version=""), callbacks=callbacks,
-        log_every_n_steps=tc.log_every, enable_progress_bar=progress, enable_model_summary=False,
-        default_root_dir=run_dir, num_sanity_val_steps=0,
-        # StepSampler shares the mixtures out among processes itself (validation mixtures are then
-        # scored by every process; the logged mean is the same)
-        use_distributed_sampler=False,
-        # Lightning's own per-epoch checkpoint only where best.ckpt is tracked (validation)
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-    )
     # Lightning's CSV logger starts metrics.csv afresh; keep the history of a resumed run.
     history = _read_csv(run_dir / "metrics.csv") if resume is not None else []
+    trainer = None
     try:
+        trainer = L.Trainer(
+            # 0 is "no limit" here as -1 is (Lightning would read max_steps=0 as zero steps)
+            max_steps=tc.max_steps if tc.max_steps > 0 else -1, max_epochs=tc.max_epochs if tc.max_epochs > 0 else -1,
+            max_time=datetime.timedelta(minutes=tc.max_minutes) if tc.max_minutes else None,
+            accelerator=tc.accelerator, devices=_devices(tc.devices), num_nodes=tc.num_nodes,
+            strategy=tc.strategy, precision=tc.precision, benchmark=tc.cudnn_benchmark,
+            gradient_clip_val=tc.grad_clip or None,
+            logger=CSVLogger(run_dir, name="", version=""), callbacks=callbacks,
+            log_every_n_steps=tc.log_every, enable_progress_bar=progress, enable_model_summary=False,
+            default_root_dir=run_dir, num_sanity_val_steps=0,
+            # StepSampler shares the mixtures out among processes itself (validation mixtures are then
+            # scored by every process; the logged mean is the same)
+            use_distributed_sampler=False,
+            # Lightning's own per-epoch checkpoint only where best.ckpt is tracked (validation)
+            enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        )
         trainer.fit(system, ckpt_path=ckpt_path, **loaders)
     except SystemExit:  # Lightning's answer to a KeyboardInterrupt (a second Ctrl-C): exit(1)
         if not stop.killed:
@@ -342,7 +343,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     except Exception:
         # A run that failed before its first step (a clip's audio unreadable, a setting the
         # loop refuses) leaves nothing worth keeping: its folder goes, as if it had been refused.
-        if made_here and trainer.global_step == 0 and last.saved_step is None:
+        if made_here and (trainer is None or trainer.global_step == 0) and last.saved_step is None:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
@@ -512,7 +513,15 @@ def _prepend_history(path: Path, history: list[dict]) -> None:
 
 
 def check_device_settings(tc, on_gpu: bool) -> None:
-    """Refuse the GPU speed settings where they cannot run, before a run folder is made."""
+    """Refuse a GPU the machine does not have, and the GPU speed settings where they cannot run,
+    before a run folder is made (Lightning's own refusal is a page of traceback)."""
+    if tc.accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.accelerator is {tc.accelerator}, but this torch "
+                              f"({torch.__version__}) sees no CUDA GPU: --set train.accelerator=cpu (or auto)")
+        devices = str(tc.devices)
+        if devices.isdigit() and int(devices) > torch.cuda.device_count():
+            raise ConfigError(f"--devices {devices}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if not on_gpu and (tc.channels_last or tc.compile):
         setting = "train.channels_last" if tc.channels_last else "train.compile"
         raise ConfigError(f"{setting} is a GPU setting: with torch {torch.__version__.split('+')[0]} "
