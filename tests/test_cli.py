@@ -141,8 +141,10 @@ def test_bad_training_data_is_one_line_and_leaves_no_run_folder(trained, tmp_pat
     shutil.copytree(clips, odd)
     meta = json.loads((odd / "flute" / "meta.json").read_text())
     (odd / "flute" / "meta.json").write_text(json.dumps({**meta, "labels": ["kazoo"]}))
+    n_clips = sum((d / "meta.json").is_file() for d in odd.iterdir())
     for overrides, line in [
-        ([f"data.train_dir={odd}"], f"{odd / 'flute'}: label 'kazoo' is not one of the 21 configured classes"),
+        ([f"data.train_dir={odd}"], f"{odd}: 1 of {n_clips} clips have labels outside the 21 configured classes "
+                                    "(data.classes): 'kazoo'; the first: flute"),
         ([f"data.train_dir={tmp_path / 'nowhere'}"], f"{tmp_path / 'nowhere'}: data.train_dir: folder not found"),
         ([f"data.train_dir={clips}", f"data.val_dir={empty}", "train.val_mixtures=4"],
          f"{empty}: data.val_dir: no prepared clips in this folder (prepare a validation split, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -11,6 +13,8 @@ from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixtu
 from tribert.errors import ConfigError, TribertError
 
 from helpers import AUDIO, VIDEO, make_clip
+
+REMOVE = object()  # a field left out of meta.json
 
 
 @pytest.fixture
@@ -194,12 +198,41 @@ def test_bad_data_gives_clear_errors(clip_root, tmp_path):
         load_clips(tmp_path / "empty", ("violin",))
     with pytest.raises(TribertError, match="data folder not found"):
         load_clips(tmp_path / "missing", ("violin",))
-    with pytest.raises(TribertError, match="not one of the"):
+    with pytest.raises(TribertError, match=r"1 of 4 clips have labels outside the 2 configured classes "
+                                           r"\(data.classes\): 'cello'; the first: solo_cello"):
         load_clips(clip_root, ("violin", "flute"))
+    with pytest.raises(TribertError, match=r"3 of 4 clips .*: 'flute', 'violin'; the first: duet"):
+        load_clips(clip_root, ("cello",))
     bad = tmp_path / "bad.csv"
     bad.write_text("nonsense\n1,2\n")
     with pytest.raises(TribertError, match="malformed mixture list"):
         read_mixture_list(bad)
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"labels": None}, '"labels" must be a list of class names, one per performer, got None'),
+    ({"labels": "violin"}, '"labels" must be a list of class names, one per performer, got \'violin\''),
+    ({"labels": [1]}, '"labels" must be a list of class names'),
+    ({"labels": REMOVE}, "missing field(s) 'labels'"),
+    ({"fps": "8"}, '"fps" must be a number, got \'8\''),
+    ({"colour": "red"}, "unknown field(s) 'colour' (known: id, labels,"),
+])
+def test_a_hand_written_meta_json_with_a_wrong_field_is_named(clip_root, fields, problem):
+    meta = clip_root / "solo_flute" / "meta.json"
+    data = json.loads(meta.read_text())
+    for key, value in fields.items():
+        data.pop(key) if value is REMOVE else data.__setitem__(key, value)
+    meta.write_text(json.dumps(data))
+    with pytest.raises(TribertError) as err:
+        load_clips(clip_root, ("violin", "flute", "cello"))
+    assert str(err.value).startswith(f"{meta}: {problem}")
+
+
+def test_a_meta_json_that_is_not_an_object_is_named(clip_root):
+    meta = clip_root / "solo_flute" / "meta.json"
+    meta.write_text('["flute"]')
+    with pytest.raises(TribertError, match="meta.json must hold a JSON object, got list"):
+        load_clips(clip_root, ("violin", "flute", "cello"))
 
 
 def test_ddp_ranks_draw_the_planned_mixtures_without_repeats():

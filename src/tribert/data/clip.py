@@ -74,11 +74,38 @@ def read_meta(clip_dir: str | Path) -> ClipMeta:
     path = Path(clip_dir) / META
     try:
         data = json.loads(path.read_text())
-        return ClipMeta(**data)
     except FileNotFoundError:
         raise TribertError("not a prepared clip (no meta.json)", clip_dir) from None
-    except (json.JSONDecodeError, TypeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise TribertError(f"corrupt meta.json ({err})", path) from None
+    problem = meta_problem(data)
+    if problem:  # a hand-written meta.json: say which field, not a TypeError from deep inside
+        raise TribertError(problem, path)
+    return ClipMeta(**data)
+
+
+_NUMBERS = ("fps", "sample_rate", "num_frames", "num_samples", "width", "height", "pose_fps", "num_stems")
+
+
+def meta_problem(data) -> str | None:
+    """What is wrong with the fields of a parsed meta.json, or None."""
+    if not isinstance(data, dict):
+        return f"meta.json must hold a JSON object, got {type(data).__name__}"
+    known = set(ClipMeta.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        return f"unknown field(s) {', '.join(map(repr, unknown))} (known: {', '.join(ClipMeta.__dataclass_fields__)})"
+    missing = [k for k in ("id", "labels") if k not in data]
+    if missing:
+        return f"missing field(s) {', '.join(map(repr, missing))}"
+    labels = data["labels"]
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        return f'"labels" must be a list of class names, one per performer, got {labels!r}'
+    for key in _NUMBERS:
+        value = data.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f'"{key}" must be a number, got {value!r}'
+    return None
 
 
 def is_clip(clip_dir: str | Path) -> bool:

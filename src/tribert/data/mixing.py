@@ -119,10 +119,12 @@ def load_clips(root: str | Path, classes: tuple[str, ...]) -> list[Clip]:
     if not clips:
         raise TribertError("no prepared clips found (run `tribert prepare` or `tribert synth`)", root)
     known = set(classes)
-    for c in clips:
-        bad = [lab for lab in c.meta.labels if lab not in known]
-        if bad:
-            raise TribertError(f"label {bad[0]!r} is not one of the {len(classes)} configured classes", c.dir)
+    unknown = [c for c in clips if not known.issuperset(c.meta.labels)]
+    if unknown:  # every offending label at once: fixing them one rerun at a time wastes a day
+        labels = sorted({lab for c in unknown for lab in c.meta.labels if lab not in known})
+        raise TribertError(f"{len(unknown)} of {len(clips)} clips have labels outside the {len(classes)} configured "
+                           f"classes (data.classes): {', '.join(map(repr, labels))}; the first: {unknown[0].dir.name}",
+                           root)
     return clips
 
 
