@@ -90,6 +90,21 @@ def test_scan_folder_labels_and_unique_ids(tmp_path):
         ix.scan_folder(tmp_path / "nope")
 
 
+def test_label_notes_name_unlabelled_folders_and_labels_outside_music21(tmp_path):
+    root = tmp_path / "vids"
+    touch(root / "violin" / "a1.mp4")
+    touch(root / "violn" / "a2.mp4")  # misspelt: prepared without a class
+    touch(root / "violn" / "a3.mp4")
+    touch(root / "misc" / "x.mkv")
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"videos": {"violin": ["a1"], "kazoo": ["k1"]}}))
+    assert ix.label_notes(ix.load_inputs([root / "violin"])) == []
+    unlabelled, outside = ix.label_notes(ix.load_inputs([root, index], video_root=root))
+    assert unlabelled.startswith("3 video(s) without a class: their folder names are no MUSIC-21 class "
+                                 "('misc' (1), 'violn' (2)); they are prepared unlabelled.")
+    assert outside.startswith("labels outside the 21 MUSIC-21 classes: 'kazoo' (1); ")
+
+
 def test_resolve_and_load_inputs(tmp_path):
     root = tmp_path / "downloads"
     touch(root / "violin" / "aaa.mp4")  # <root>/<label>/<id>.mp4

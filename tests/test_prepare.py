@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -137,6 +138,22 @@ def test_missing_mediapipe_fails_up_front(videos, tmp_path, monkeypatch):
         prep.prepare([videos["good"]], out, pose="mediapipe", workers=1, progress=False)
     assert not out.exists() or not list(out.iterdir())
     assert prep.prepare([videos["good"]], out, pose="none", workers=1, progress=False).ok
+
+
+def test_an_indexed_video_not_found_names_the_folder_searched(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    index = tmp_path / "lists" / "index.json"
+    index.parent.mkdir()
+    index.write_text(json.dumps({"videos": {"violin": ["gone"]}}))
+    report = prep.prepare([index], tmp_path / "out", video_root=videos, pose="none", workers=1, progress=False)
+    assert [(r.source, r.reason) for r in report.failed] == [(str(index), f"no video file gone.* under {videos}")]
+    # a SoP CSV entry: no video under the index's folder, and its frames folder is missing too
+    csv = tmp_path / "lists" / "sop.csv"
+    csv.write_text("./audio/flute/x.wav,./frames/flute/x.mp4,48\n")
+    report = prep.prepare([csv], tmp_path / "out", pose="none", workers=1, progress=False)
+    assert [r.reason for r in report.failed] == [
+        f"no video file x.* under {csv.parent}, nor its frames folder {csv.parent / 'frames/flute/x.mp4'}"]
 
 
 def test_sound_of_pixels_csv_with_frames_and_audio(tmp_path):
@@ -294,8 +311,6 @@ def test_a_rerun_with_more_videos_prepares_each_video_once(tmp_path, monkeypatch
     again = prep.prepare([root], out, pose="none", workers=1, splits=(0.5, 0.0, 0.5), progress=False)
     assert len(again.skipped) == 4 and not again.prepared
     # an index whose videos are not found (a wrong --video-root): its prepared ids are kept, not failed
-    import json
-
     index = tmp_path / "index.json"
     index.write_text(json.dumps({"videos": {"violin": ["a_b"]}}))
     (tmp_path / "elsewhere").mkdir()

@@ -158,6 +158,8 @@ def prepare(
     if fractions is not None:
         counts = ", ".join(f"{s} {len(list_clips(out / s)) if (out / s).is_dir() else 0}" for s in SPLITS)
         typer.echo(f"clips now in {out}: {counts}")
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
     for r in report.skipped:
         if r.reason:  # prepared earlier in another split (other fractions or seed): kept there
             typer.echo(f"note: {r.source}: {r.reason}", err=True)

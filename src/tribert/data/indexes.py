@@ -43,6 +43,7 @@ class IndexEntry:
             frames); used when no video file is found for the id.
         num_frames: the frame count the CSV declares.
         source: the index file or folder the entry came from.
+        searched: the video root searched in vain for the id (None: not searched, or found).
     """
 
     id: str
@@ -52,6 +53,7 @@ class IndexEntry:
     frames_dir: Path | None = None
     num_frames: int | None = None
     source: str | None = None
+    searched: Path | None = None
 
 
 def safe_id(name: str) -> str:
@@ -69,6 +71,33 @@ def labels_from_folder(name: str) -> list[str]:
     if len(parts) > 1 and all(p in KNOWN_CLASSES for p in parts):
         return parts
     return []
+
+
+def label_notes(entries: list[IndexEntry]) -> list[str]:
+    """What a user should hear about the entries' labels before training on them: videos with no
+    class (a folder name that is no MUSIC-21 class, e.g. misspelt) and labels outside MUSIC-21
+    (fine for one's own classes, if the recipe's ``data.classes`` lists them)."""
+    def counted(counts: dict[str, int]) -> str:
+        return ", ".join(f"{name!r} ({n})" for name, n in sorted(counts.items()))
+
+    notes = []
+    folders: dict[str, int] = {}
+    for e in entries:
+        if not e.labels and e.path is not None:
+            folders[e.path.parent.name] = folders.get(e.path.parent.name, 0) + 1
+    if folders:
+        notes.append(f"{sum(folders.values())} video(s) without a class: their folder names are no MUSIC-21 "
+                     f"class ({counted(folders)}); they are prepared unlabelled. Name each folder after its "
+                     f"class (e.g. violin/, or 'flute violin' for a duet), or list the videos in a JSON index")
+    others: dict[str, int] = {}
+    for e in entries:
+        for label in e.labels:
+            if label not in KNOWN_CLASSES:
+                others[label] = others.get(label, 0) + 1
+    if others:
+        notes.append(f"labels outside the 21 MUSIC-21 classes: {counted(others)}; training reads them only "
+                     f"if the recipe's data.classes lists them")
+    return notes
 
 
 def read_music_json(path: str | Path) -> list[IndexEntry]:
@@ -210,6 +239,8 @@ def resolve(entries: list[IndexEntry], video_root: str | Path | None) -> list[In
             found = by_stem.get(e.id, [])
         if found:
             e.path = found[0]
+        else:
+            e.searched = root
     return entries
 
 

@@ -50,7 +50,7 @@ import numpy as np
 from tribert.config import AudioConfig
 from tribert.data.clip import (AUDIO, FRAMES, POSE, ClipMeta, frame_name, is_clip, list_clips, read_meta,
                                write_meta, write_wav)
-from tribert.data.indexes import IndexEntry, free_name, load_inputs
+from tribert.data.indexes import IndexEntry, free_name, label_notes, load_inputs
 from tribert.errors import TribertError
 from tribert.io import atomic_dir, check_out_dir
 from tribert.skeleton import NUM_KEYPOINTS
@@ -116,6 +116,7 @@ class PrepareReport:
 
     out_dir: str
     results: list[ClipResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about the inputs as a whole (their labels)
 
     def _with(self, status: str) -> list[ClipResult]:
         return [r for r in self.results if r.status == status]
@@ -229,8 +230,9 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
         # Where the media come from: a video file, or SoP-style extracted audio + frames.
         if entry.path is None:
             if entry.audio_path is None or entry.frames_dir is None or not entry.frames_dir.is_dir():
-                where = f" under {entry.source}" if entry.source else ""
-                return result("failed", f"no video file found for id {entry.id}{where}")
+                where = f" under {entry.searched}" if entry.searched else ""
+                frames = f", nor its frames folder {entry.frames_dir}" if entry.frames_dir else ""
+                return result("failed", f"no video file {entry.id}.*{where}{frames}")
             audio_file = entry.audio_path
         else:
             info = probe(entry.path)  # cheap checks before decoding anything
@@ -367,7 +369,7 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise TribertError(f"cannot make the output folder ({err.strerror})", out_dir) from None
-    report = PrepareReport(out_dir=str(out_dir))
+    report = PrepareReport(out_dir=str(out_dir), notes=label_notes(entries))
 
     # Where each video is already prepared, if anywhere: found by the file it came from, or by its
     # id where the file a clip came from is gone; a new video whose id another file's clip holds
