@@ -100,6 +100,17 @@ def test_fit_head_loss_falls_and_multiple_choice_accuracy_rises():
     assert hist["accuracy"][-1] > 0.9 and hist["accuracy"][0] < 0.7
 
 
+def test_fit_head_counts_a_tie_as_a_miss():
+    # candidates that are all alike (every clip's pose blank, prepared without pose): no head can
+    # tell the positive from the distractors, and the training accuracy must say so
+    emb = toy_embeddings(64, aligned=True)
+    head = RetrievalHead(get_variant("audio2vision"), emb.dims("transformer"), width=32, hidden=32)
+    blank = torch.zeros_like(emb.vectors["transformer"]["vision"])
+    hist = fit_head(head, {"audio": emb.vectors["transformer"]["audio"]}, blank,
+                    RetrievalConfig(lr=3e-3, epochs=3, batch_size=32))
+    assert hist["accuracy"] == [0.0, 0.0, 0.0]
+
+
 def test_two_modality_query_is_fused_and_scored_four_ways():
     variant = VARIANTS["vision+audio2pose"]
     assert variant.choices == 4

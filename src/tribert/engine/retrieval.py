@@ -320,7 +320,7 @@ def fit_head(head: RetrievalHead, query: dict[str, Tensor], result: Tensor, cfg:
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-            correct += (logits.argmax(1) == 0).sum().item()
+            correct += (true_ranks(logits.detach(), torch.zeros_like(idx)) == 0).sum().item()  # a tie is a miss
         history["loss"].append(total / n)
         history["accuracy"].append(correct / n)
     return history
