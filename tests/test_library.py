@@ -126,3 +126,14 @@ def test_a_benchmark_script_reports_a_user_error_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "missing")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'missing'}: data folder not found"
+
+
+def test_a_transient_progress_bar_leaves_nothing_in_a_log(capsys):
+    from tribert.progress import track
+
+    assert list(track(range(3), "embedding", transient=True)) == [0, 1, 2]
+    assert capsys.readouterr().out == ""  # rich would leave a blank line in a file or pipe
+    assert list(track(range(3), "evaluating")) == [0, 1, 2]
+    assert "evaluating" in capsys.readouterr().out  # a lasting bar is its record of the run
+    assert list(track(range(3), "evaluating", enabled=False)) == [0, 1, 2]
+    assert capsys.readouterr().out == ""

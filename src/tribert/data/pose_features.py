@@ -33,6 +33,7 @@ from tribert.data.mixing import pose_window
 from tribert.device import resolve_device
 from tribert.errors import TribertError
 from tribert.io import atomic_path, atomic_write_json
+from tribert.progress import track
 
 FEATURES = "pose_features.npy"
 FEATURES_META = "pose_features.json"
@@ -121,8 +122,6 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
     ``audio.crop_samples`` starting every ``grid_seconds``. Clips that hold these features are skipped."""
     import time
 
-    from rich.progress import track
-
     if not getattr(encoder, "frozen", False):
         raise TribertError("stored pose features need a frozen ST-GCN: set model.pose_frozen=true (with "
                            "train.init_from for trained weights)")
@@ -136,7 +135,7 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
     settings = StoreSettings.of(audio, video, encoder.feature_dim, encoder.fingerprint(), grid)
     start = time.perf_counter()
     written = skipped = windows = 0
-    for clip in track(clips, description="pose features", disable=not progress, transient=True):
+    for clip in track(clips, "pose features", enabled=progress, transient=True):
         try:
             if StoreSettings.read(clip.dir) == settings:
                 skipped += 1

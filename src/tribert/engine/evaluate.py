@@ -21,6 +21,7 @@ from tribert.audio import AudioFrontEnd
 from tribert.data.batch import MixBatch
 from tribert.io import cache_dir
 from tribert.metrics import SeparationScores, bss_eval, bss_eval_rows, is_silent
+from tribert.progress import track
 
 GROUPS = ("single", "multi", "same_class")
 REFERENCE_ROWS = ("mixture", "IBM", "IRM")
@@ -142,8 +143,6 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
 
     Returns {method: {group: {sdr, sir, sar, sources, mixtures, skipped}}}.
     """
-    from rich.progress import track
-
     if clash := set(systems) & set(REFERENCE_ROWS):
         raise ValueError(f"system names {sorted(clash)} are taken by the reference rows")
     results: dict[str, dict[str, SeparationScores]] = {}
@@ -151,7 +150,7 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
         config = next(iter(systems.values())).config
     frontend = AudioFrontEnd(config.audio)
     eval_samples = config.audio.eval_samples
-    batches = track(loader, description="evaluating", disable=not progress, total=len(loader))
+    batches = track(loader, "evaluating", enabled=progress, total=len(loader))
     frontend = frontend.to(device)
     for system in systems.values():
         system.to(device)

@@ -36,6 +36,7 @@ from tribert.errors import CheckpointError, ConfigError, TribertError
 from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir
 from tribert.models.retrieval import (VARIANTS, RetrievalHead, Variant, chance_topk, get_variant, topk_accuracy,
                                       true_ranks)
+from tribert.progress import track
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +181,7 @@ def embed_clips(system, clips: list[Clip], batch_size: int = 16, device: str | t
     model = system.model.to(device).eval()
     vectors: dict[str, dict[str, list[Tensor]]] = {k: {} for k in KINDS}
     batches = embedding_loader(system.config, clips, batch_size)
-    if progress:
-        from rich.progress import track
-
-        batches = track(batches, description=f"embedding {len(clips)} clips", transient=True)
+    batches = track(batches, f"embedding {len(clips)} clips", enabled=progress, transient=True)
     blank = {"frames": torch.zeros_like,  # normalised frames: 0 is the ImageNet mean colour
              "pose": torch.zeros_like,  # confidence 0: no performer
              "mix_logmag": lambda t: torch.full_like(t, math.log(system.config.audio.log_eps))}  # silence
@@ -304,10 +302,7 @@ def fit_head(head: RetrievalHead, query: dict[str, Tensor], result: Tensor, cfg:
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: dict[str, list[float]] = {"loss": [], "accuracy": []}
     epochs = range(cfg.epochs)
-    if progress:
-        from rich.progress import track
-
-        epochs = track(epochs, description=f"{head.variant.name}", transient=True)
+    epochs = track(epochs, head.variant.name, enabled=progress, transient=True)
     head.train()
     for _ in epochs:
         total, correct = 0.0, 0
