@@ -160,3 +160,21 @@ def test_a_key_given_twice_in_a_recipe_is_refused_with_both_lines(tmp_path):
 
 def test_one_override_may_be_given_as_a_string():
     assert Config.load("synth_tiny", "train.max_steps=7").train.max_steps == 7
+
+
+def test_an_error_is_blamed_on_the_override_that_made_it_not_on_the_recipe(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        Config.load("synth_tiny", ["train.max_steps=3", "data.clases=[erhu]"])
+    text = str(err.value)
+    assert text.startswith("unknown key data.clases") and "synth_tiny.yaml" not in text
+    assert text.endswith("(in the overrides: train.max_steps=3 data.clases=[erhu])")
+    recipe = tmp_path / "mine.yaml"  # the recipe's own mistake stays the recipe's, overrides or not
+    recipe.write_text("train:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        Config.load(recipe, ["train.max_steps=3"])
+    assert str(err.value).startswith(f"{recipe}: unknown key train.lrr")
+
+
+def test_a_class_listed_twice_is_refused():
+    with pytest.raises(ConfigError, match="data.classes lists 'erhu' more than once"):
+        Config.load("synth_tiny", ["data.classes=[erhu, xylophone, erhu]"])

@@ -5,6 +5,7 @@ How a ``Config`` is resolved from a recipe is described in :mod:`tribert.config`
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -122,12 +123,22 @@ class Config:
         if isinstance(overrides, str):  # one override given as is (a str would be read letter by letter)
             overrides = [overrides]
         path = recipe_path(path) if path is not None else None
-        raw = load_yaml(path) if path is not None else {}
-        raw = apply_overrides(raw, overrides or [])
+        recipe = load_yaml(path) if path is not None else {}
         try:
-            return cls.from_dict(raw)
+            return cls.from_dict(apply_overrides(copy.deepcopy(recipe), overrides or []))
         except ConfigError as err:
+            if overrides and cls._problem(recipe) != err.reason:  # the recipe alone is fine, or fails otherwise
+                raise ConfigError(f"{err.reason} (in the overrides: {' '.join(overrides)})") from None
             raise ConfigError(err.reason, path) from None
+
+    @classmethod
+    def _problem(cls, raw: dict) -> str | None:
+        """What ``from_dict`` refuses in ``raw``, or None."""
+        try:
+            cls.from_dict(copy.deepcopy(raw))
+        except ConfigError as err:
+            return err.reason
+        return None
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Config":

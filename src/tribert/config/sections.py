@@ -117,6 +117,9 @@ class DataConfig:
                               f"got {self.gain_min} and {self.gain_max}")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        twice = sorted({c for c in self.classes if self.classes.count(c) > 1})
+        if twice:  # a class twice would be two class ids: the heads' outputs would split it
+            raise ConfigError(f"data.classes lists {', '.join(map(repr, twice))} more than once")
 
 
 __all__ = ["AudioConfig", "VideoConfig", "DataConfig", "MUSIC21_CLASSES", "MUSIC11_CLASSES"]
