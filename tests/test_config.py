@@ -178,3 +178,9 @@ def test_an_error_is_blamed_on_the_override_that_made_it_not_on_the_recipe(tmp_p
 def test_a_class_listed_twice_is_refused():
     with pytest.raises(ConfigError, match="data.classes lists 'erhu' more than once"):
         Config.load("synth_tiny", ["data.classes=[erhu, xylophone, erhu]"])
+
+
+def test_a_mistyped_recipe_name_lists_the_shipped_recipes():
+    with pytest.raises(ConfigError, match=r"config 'music21': no such file, nor a shipped recipe \(.*music21_paper, "
+                                          r".*synth_small, synth_tiny\)"):
+        Config.load("music21")

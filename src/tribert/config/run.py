@@ -28,6 +28,8 @@ def recipe_path(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists() and p.suffix == "" and (RECIPES / f"{p.name}.yaml").is_file():
         return RECIPES / f"{p.name}.yaml"
+    if not p.exists() and p.suffix == "" and len(p.parts) == 1:  # a recipe name mistyped
+        raise ConfigError(f"config '{path}': no such file, nor a shipped recipe ({', '.join(recipes())})")
     return p
 
 

@@ -122,7 +122,10 @@ def init_weights_from(system: SeparationSystem, path: str | Path) -> dict[str, s
     left_new = {k: "not in the checkpoint" if k not in state else
                 f"shape {list(v.shape)} here, {list(state[k].shape)} in the checkpoint"
                 for k, v in own.items() if k not in keep}
-    log.info("initialised %d tensors from %s (%d left new: e.g. class heads)", len(keep), path, len(left_new))
+    if left_new:
+        log.info("initialised %d tensors from %s; %d left new:", len(keep), path, len(left_new))
+    else:
+        log.info("initialised all %d tensors of the model from %s", len(keep), path)
     for name, reason in left_new.items():
         log.info("  left new: %s (%s)", name, reason)
     return left_new
