@@ -105,6 +105,13 @@ def test_separate_duet_gives_two_performers(trained):
     assert (out / "duet_person0.wav").is_file() and (out / "duet_person1.wav").is_file()
 
 
+def test_separate_checks_the_mixture_before_the_checkpoint(trained, tmp_path):
+    _, clips, _ = trained
+    res = runner.invoke(app, ["separate", str(clips / "duet"), "--mixture", str(tmp_path / "nope.wav"),
+                              "--checkpoint", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "out")])
+    assert str(res.exception) == f"{tmp_path / 'nope.wav'}: file not found"  # not the checkpoint's error
+
+
 def test_errors_are_one_line(tmp_path, trained):
     _, clips, _ = trained
     bad = tmp_path / "bad.yaml"

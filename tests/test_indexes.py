@@ -100,8 +100,8 @@ def test_label_notes_name_unlabelled_folders_and_labels_outside_music21(tmp_path
     index.write_text(json.dumps({"videos": {"violin": ["a1"], "kazoo": ["k1"]}}))
     assert ix.label_notes(ix.load_inputs([root / "violin"])) == []
     unlabelled, outside = ix.label_notes(ix.load_inputs([root, index], video_root=root))
-    assert unlabelled.startswith("3 video(s) without a class: their folder names are no MUSIC-21 class "
-                                 "('misc' (1), 'violn' (2)); they are prepared unlabelled.")
+    assert unlabelled.startswith(f"3 video(s) without a class, in folders not named after one ('{root / 'misc'}' "
+                                 f"(1), '{root / 'violn'}' (2)): prepared unlabelled")
     assert outside.startswith("labels outside the 21 MUSIC-21 classes: 'kazoo' (1); ")
 
 

@@ -210,3 +210,100 @@ def test_non_finite_audio_is_one_line_error(tmp_path):
     with pytest.raises(MediaError, match="NaN or infinite samples") as err:
         media.read_audio(path, sample_rate=SR)
     assert str(path) in str(err.value)
+
+
+def flash_and_click(path, audio_start: float = 0.0, video_start: float = 0.0, seconds: float = 5.0,
+                    event: float = 3.0, fmt: str | None = None) -> None:
+    """A file whose picture flashes white and whose sound clicks at ``event`` s, its audio track
+    starting at ``audio_start`` s and its video track at ``video_start`` s of the file's clock."""
+    fps, sr = 25, 22050
+    with av.open(str(path), "w", format=fmt) as c:
+        vs = c.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        aus = c.add_stream("aac", rate=sr, layout="mono")
+        for i in range(round(video_start * fps), round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 255 * (i == round(event * fps)), np.uint8),
+                                               format="rgb24")
+            frame.pts = i
+            c.mux(vs.encode(frame))
+        c.mux(vs.encode())
+        for start in range(round(audio_start * sr), round(seconds * sr), 1024):
+            t = np.arange(start, min(start + 1024, round(seconds * sr)))
+            x = np.where((t >= event * sr) & (t < event * sr + 200), 0.8, 0.0).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(x[None], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = sr, start
+            c.mux(aus.encode(frame))
+        c.mux(aus.encode())
+
+
+@pytest.mark.parametrize("audio_start, video_start, fmt", [(1.0, 0.0, None), (0.0, 1.0, None), (1.0, 0.0, "matroska")])
+def test_sound_and_picture_line_up_when_their_tracks_start_at_different_times(tmp_path, audio_start, video_start,
+                                                                            fmt):
+    path = tmp_path / ("clip.mkv" if fmt else "clip.mp4")
+    flash_and_click(path, audio_start, video_start, fmt=fmt)
+    info = media.probe(path)
+    assert info.video_start == pytest.approx(video_start, abs=0.05)
+    frames = media.read_video(path, fps=8)
+    flash = int(np.argmax(frames.mean(axis=(1, 2, 3)))) / 8
+    audio = media.read_audio(path, SR, start=info.video_start)
+    click = int(np.argmax(np.abs(audio))) / SR
+    assert flash == pytest.approx(3.0 - video_start)  # the picture's clock starts at its first frame
+    assert click == pytest.approx(flash, abs=0.03)  # was off by the tracks' start difference (1 s)
+    assert len(audio) / SR == pytest.approx(5.0 - video_start, abs=0.05)  # silence before a late audio start
+
+
+def test_a_truncated_matroska_file_is_detected(tmp_path):
+    # Matroska declares no stream duration: its muxer writes each track's end as a DURATION tag
+    path = tmp_path / "clip.mkv"
+    flash_and_click(path, seconds=8.0, fmt="matroska")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(MediaError, match="truncated file: the audio track decodes to"):
+        media.read_audio(cut, SR)
+    with pytest.raises(MediaError, match="truncated file: the video track decodes to"):
+        media.read_video(cut, fps=8)
+    assert len(media.read_video(path, fps=8)) == 64  # the whole file is not
+
+
+def test_non_square_pixels_are_stretched_as_players_show_them(tmp_path):
+    path = tmp_path / "anamorphic.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt = 48, 36, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(4, 3)  # shown as 64 x 36 (16:9)
+        for i in range(8):
+            frame = av.VideoFrame.from_ndarray(moving_frames(1, 36, 48)[0], format="rgb24")
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    assert media.read_video(path, fps=8).shape[1:3] == (36, 64)
+    assert media.read_video(path, fps=8, size=18).shape[1:3] == (18, 32)
+
+
+def test_an_audio_file_with_cover_art_has_no_video_track(tmp_path):
+    path = tmp_path / "song.m4a"
+    with av.open(str(path), "w", format="mp4") as c:
+        aus = c.add_stream("aac", rate=SR, layout="mono")
+        cover = c.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        picture.pts = 0
+        c.mux(cover.encode(picture))
+        c.mux(cover.encode())
+        sound = av.AudioFrame.from_ndarray(chord(3 * SR)[None], format="fltp", layout="mono")
+        sound.sample_rate, sound.pts = SR, 0
+        c.mux(aus.encode(sound))
+        c.mux(aus.encode())
+    info = media.probe(path)
+    assert info.has_audio and not info.has_video
+    with pytest.raises(MediaError, match="no video track \\(only a cover picture\\)"):
+        media.read_video(path)  # was "truncated file: the video track decodes to 0.00 s"
+
+
+@pytest.mark.parametrize("fps", [float("inf"), float("nan"), 0.0])
+def test_a_frame_rate_that_is_not_a_finite_positive_number_is_refused(tmp_path, fps):
+    path = tmp_path / "clip.mp4"
+    media.write_mp4(path, moving_frames(8, 32, 48), fps=8)
+    with pytest.raises(ValueError, match="fps must be a finite number > 0"):
+        next(media.iter_video(path, fps=fps))  # inf wrote frames for ever

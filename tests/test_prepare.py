@@ -156,6 +156,25 @@ def test_an_indexed_video_not_found_names_the_folder_searched(tmp_path):
         f"no video file x.* under {csv.parent}, nor its frames folder {csv.parent / 'frames/flute/x.mp4'}"]
 
 
+def test_audio_that_outlasts_the_picture_is_cut_at_its_end_with_a_note(tmp_path):
+    frames = np.zeros((24, 64, 96, 3), np.uint8)  # 3 s of picture
+    wav = 0.3 * np.sin(2 * np.pi * 220 * np.arange(10 * SR) / SR).astype(np.float32)  # 10 s of sound
+    media.write_mp4(tmp_path / "long_audio.mp4", frames, 8, wav, SR)
+    report = prep.prepare([tmp_path / "long_audio.mp4"], tmp_path / "out", pose="none", workers=1,
+                          min_duration=1.0, progress=False)
+    assert [r.reason for r in report.prepared] == ["its audio (10.00 s) outlasts its picture (3.00 s): cut at 3.00 s"]
+    clip = Clip(tmp_path / "out" / "long_audio")
+    assert (clip.meta.num_frames, clip.meta.num_samples) == (24, 3 * SR)  # a crop past 3 s paired sound with no picture
+
+
+@pytest.mark.parametrize("fps", [float("inf"), float("nan")])
+def test_a_frame_rate_that_is_not_finite_is_refused_before_any_work(tmp_path, fps):
+    make_video(tmp_path / "v.mp4", 6.0)
+    with pytest.raises(TribertError, match="fps and pose_fps must be finite numbers > 0"):
+        prep.prepare([tmp_path / "v.mp4"], tmp_path / "out", pose="none", fps=fps, progress=False)
+    assert not (tmp_path / "out").exists()  # inf wrote JPEGs until the disk was full
+
+
 def test_sound_of_pixels_csv_with_frames_and_audio(tmp_path):
     """A SoP CSV whose entries are extracted 8 fps frames + audio (no video file)."""
     from PIL import Image
@@ -357,6 +376,39 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
     assert len(list_clips(out)) < 24 and all(not n.startswith(".") for n in left), left  # no temporary folder
     report = prep.prepare([src], out, pose="none", fps=32, workers=1, progress=False)  # a rerun finishes the job
     assert report.ok and len(report.prepared) + len(report.skipped) == 24
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_stops_prepare_and_leaves_no_temporary_folder(tmp_path, workers):
+    # timeout, SLURM and docker stop end a program with SIGTERM, which by default kills it before
+    # the clip being built can remove its temporary folder
+    import os
+    import signal
+    import subprocess
+    import time
+
+    src = tmp_path / "videos"
+    src.mkdir()
+    for i in range(12):
+        make_video(src / f"v{i:02d}.mp4", 6.0, seed=i)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "tribert.cli", "prepare", str(src), "--out", str(out),
+                             "--no-pose", "--workers", str(workers), "--fps", "32"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.is_dir() and any(p.name.startswith(".") for p in out.iterdir())):
+        time.sleep(0.01)  # until a clip is being built
+    if proc.poll() is not None:
+        pytest.skip("prepare finished before SIGTERM could be sent")
+    os.killpg(proc.pid, signal.SIGTERM)  # as timeout does: the whole process group
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("prepare did not stop within 60 s of SIGTERM")
+    assert proc.returncode == 143
+    left = sorted(p.name for p in out.iterdir())
+    assert len(list_clips(out)) < 12 and all(not n.startswith(".") for n in left), left
 
 
 def test_bad_output_folders_and_empty_inputs_are_one_line_before_any_work(tmp_path):

@@ -277,6 +277,34 @@ def test_a_given_mixture_needs_nothing_of_the_videos_audio_and_lengths_are_noted
         sep.separate(videos, mixture=bad, pose="none")
 
 
+def test_a_video_given_twice_and_a_mixture_without_sound_are_refused_before_any_work(synth, tmp_path, monkeypatch):
+    from tribert import media
+    from tribert.errors import TribertError
+    from tribert.separate import inputs
+
+    monkeypatch.setattr(inputs, "load_video", lambda *a, **k: pytest.fail("decoded before the inputs were checked"))
+    _, videos = synth
+    sep = Separator(tiny_system())
+    with pytest.raises(TribertError, match=r"given twice \(also as .*\): a video mixed with itself"):
+        sep.separate([videos[0], videos[0].parent / ".." / videos[0].parent.name / videos[0].name], pose="none")
+    silent = tmp_path / "silent.mp4"
+    media.write_mp4(silent, np.zeros((8, 32, 32, 3), np.uint8), 8)
+    with pytest.raises(TribertError, match="silent.mp4: no audio track: nothing to separate in this mixture"):
+        sep.separate(videos, mixture=silent, pose="none")
+
+
+def test_a_video_whose_sound_outlasts_its_picture_is_separated_whole_with_a_note(synth):
+    from tribert.separate import VideoInput, load_video
+
+    _, videos = synth
+    full = load_video(videos[0], 11025, 8.0, pose="none")
+    short = VideoInput("short", full.frames[:8], full.audio, full.pose, full.fps, full.pose_fps)  # 1 s of picture
+    result = Separator(tiny_system()).separate([short, short], pose="none")
+    assert result.notes == ["the audio is 2.5 s long, the shortest video's picture 1.0 s: past 1.0 s the videos "
+                            "give the model no new frames or pose"]
+    assert len(result.stems[0]) == len(full.audio)  # the user's sound is kept
+
+
 def test_a_mixture_given_as_samples_is_read_as_a_mixture_file_would_be(cue_inputs, synth):
     from tribert.audio import resample
     from tribert.data.clip import read_wav

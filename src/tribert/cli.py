@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from tribert.errors import TrainingInterrupted, TribertError, run_main
+from tribert.errors import TrainingInterrupted, TribertError, run_main, sigterm_unwinds
 from tribert.io import check_out_dir, check_out_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -88,6 +88,7 @@ def parse_splits(text: str) -> tuple[float, float, float]:
 
 
 @app.command()
+@sigterm_unwinds()
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write the SynthMUSIC clips into."),
     clips: int = typer.Option(100, "--clips", help="Number of clips to generate."),
@@ -120,6 +121,7 @@ def synth(
 
 
 @app.command()
+@sigterm_unwinds()
 def prepare(
     inputs: List[Path] = typer.Argument(..., help="Video files, folders of videos, or MUSIC JSON / Sound-of-Pixels CSV index files."),
     out: Path = typer.Option(..., "--out", help="Folder for the prepared clip folders."),
@@ -160,8 +162,8 @@ def prepare(
         typer.echo(f"clips now in {out}: {counts}")
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
-    for r in report.skipped:
-        if r.reason:  # prepared earlier in another split (other fractions or seed): kept there
+    for r in report.prepared + report.skipped:
+        if r.reason:  # an audio track cut at the picture's end; prepared earlier in another split: kept there
             typer.echo(f"note: {r.source}: {r.reason}", err=True)
     for r in report.failed:
         typer.echo(f"error: {r.source}: {r.reason}", err=True)
@@ -322,6 +324,7 @@ def evaluate(
 
 
 @app.command()
+@sigterm_unwinds()
 def separate(
     videos: List[Path] = typer.Argument(..., help="One duet video, or two (or more) videos to mix; files or prepared clip folders."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A trained checkpoint."),
@@ -335,10 +338,9 @@ def separate(
     With --mixture the videos are only visual and pose cues (they need no audio track). Every input
     is checked (files, the mixture, the checkpoint) before frames are decoded or pose detected.
     """
-    from tribert.separate import Separator, check_outputs, check_video, source_names
+    from tribert.separate import Separator, check_inputs, check_outputs, source_names
 
-    for video in videos:  # cheap checks first: a missing file is not reported after loading a model
-        check_video(video, audio_required=mixture is None)
+    check_inputs(list(videos), mixture)  # cheap checks first: a missing file is not reported after loading a model
     check_outputs(out, source_names(list(videos)), [*videos, mixture])
     check_mask_sharing(mask_sharing)
     sep = Separator.from_checkpoint(checkpoint)

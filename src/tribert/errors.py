@@ -6,9 +6,12 @@ bug in tribert and keeps its traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 class TribertError(Exception):
@@ -44,6 +47,25 @@ class TrainingInterrupted(KeyboardInterrupt):
             where = (f"checkpoints/last.ckpt holds step {saved_step}: continue with "
                      f"`tribert train --resume {self.run_dir}`")
         super().__init__(f"training stopped on Ctrl-C at step {step}; {where}")
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (``timeout``, SLURM, ``docker stop``, systemd) stops the command as Ctrl-C does:
+    Python unwinds, so the temporary files and folders of unfinished work are removed. By default
+    the process would die at once and leave them behind. Exit status 143, as a killed process."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_main(main: Callable[[], Any]) -> None:

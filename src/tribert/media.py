@@ -55,6 +55,8 @@ class MediaInfo:
     num_frames: int | None = None  # as declared by the container (0/None when unknown)
     sample_rate: int | None = None
     channels: int | None = None
+    video_start: float | None = None  # seconds on the file's clock where each stream starts
+    audio_start: float | None = None  # (None: not declared): read_audio(start=) lines them up
 
 
 def _check_path(path: str | Path) -> Path:
@@ -83,10 +85,35 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def _declared_seconds(stream: av.stream.Stream) -> float:
-    """A stream's length as its container declares it (0.0 when unknown)."""
+    """A stream's length as its container declares it (0.0 when unknown). Matroska / WebM declare
+    no stream duration; their muxers write the time each track ends as a DURATION tag instead."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
-    return 0.0
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration") or ""
+    try:
+        hours, minutes, seconds = tag.split(":")
+    except ValueError:
+        return 0.0
+    try:
+        end = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return 0.0
+    return max(0.0, end - (_start_seconds(stream) or 0.0))
+
+
+def _start_seconds(stream: av.stream.Stream | None) -> float | None:
+    if stream is None or stream.start_time is None or not stream.time_base:
+        return None
+    return float(stream.start_time * stream.time_base)
+
+
+def _video_stream(container: av.container.InputContainer) -> av.stream.Stream | None:
+    """The first video stream that is a picture track: an audio file's cover art is a one-frame
+    "video" stream marked as an attached picture."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
 
 
 def _check_complete(decoded: float, declared: float, what: str, path: Path) -> None:
@@ -105,7 +132,7 @@ def probe(path: str | Path) -> MediaInfo:
     path = _check_path(path)
     with _open(path) as container:
         try:
-            vs = container.streams.video[0] if container.streams.video else None
+            vs = _video_stream(container)
             aus = container.streams.audio[0] if container.streams.audio else None
             stream_durations = [float(s.duration * s.time_base) for s in (vs, aus)
                                 if s is not None and s.duration is not None and s.time_base is not None]
@@ -116,7 +143,8 @@ def probe(path: str | Path) -> MediaInfo:
             else:
                 duration = 0.0
             info = MediaInfo(path=str(path), duration=float(duration), has_video=vs is not None,
-                             has_audio=aus is not None)
+                             has_audio=aus is not None, video_start=_start_seconds(vs),
+                             audio_start=_start_seconds(aus))
             if vs is not None:
                 rate = vs.average_rate or vs.guessed_rate or vs.base_rate
                 info.fps = float(rate) if rate else None
@@ -178,15 +206,15 @@ def iter_video(path: str | Path, fps: float = 8.0,
     Raises:
         MediaError: missing/unreadable file, no video stream, no decodable frame, or broken data.
     """
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    if not 0 < fps < float("inf"):
+        raise ValueError(f"fps must be a finite number > 0, got {fps}")
     output_size(2, 2, size)  # validate ``size`` before touching the file
     path = _check_path(path)
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise MediaError("no video track", path)
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
+        if stream is None:
+            raise MediaError("no video track" + (" (only a cover picture)" if container.streams.video else ""), path)
         stream.thread_type = "AUTO"  # frame threads: decoding dominates the cost
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         src_step = 1.0 / float(rate) if rate else 1.0 / 25.0  # fallback frame duration
@@ -198,7 +226,11 @@ def iter_video(path: str | Path, fps: float = 8.0,
             # the picture as they do (counter-clockwise quarter turns), so people stand upright.
             turns = round((frame.rotation or 0) / 90) % 4
             if out_wh is None:  # ``size`` is the displayed picture's
-                shown = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+                # non-square pixels (anamorphic video): players stretch the width by the pixel
+                # aspect ratio, and so do we, or the performers would be squashed
+                aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+                width = round(frame.width * aspect) if aspect and aspect > 0 else frame.width
+                shown = (frame.height, width) if turns % 2 else (width, frame.height)
                 out_wh = output_size(*shown, size)
             w, h = (out_wh[1], out_wh[0]) if turns % 2 else out_wh
             rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")  # [h, w, 3]
@@ -248,12 +280,17 @@ def read_video(path: str | Path, fps: float = 8.0,
     return np.stack(list(iter_video(path, fps=fps, size=size)))
 
 
-def read_audio(path: str | Path, sample_rate: int = 11025) -> np.ndarray:
+def read_audio(path: str | Path, sample_rate: int = 11025, start: float | None = None) -> np.ndarray:
     """The first audio track of a media file, mixed to mono and resampled (soxr).
 
     Args:
         path: any audio or video file FFmpeg reads.
         sample_rate: output rate in Hz.
+        start: the time on the file's clock (seconds) of the first output sample, e.g. the video
+            track's start (``probe(path).video_start``), so that sound and picture line up where
+            the two tracks start at different times (edited or stream-copied files, some cameras):
+            audio before it is dropped, a later audio start is preceded by silence. None: the
+            audio track's own start.
 
     Returns:
         float32 [N] mono audio at ``sample_rate``.
@@ -270,10 +307,13 @@ def read_audio(path: str | Path, sample_rate: int = 11025) -> np.ndarray:
         try:
             src_rate = stream.codec_context.sample_rate
             declared = _declared_seconds(stream)  # seconds, 0.0: unknown
+            first = _start_seconds(stream)  # the first sample's time, from the first frame where known
             # Planar float keeps channels apart whatever the codec's native sample format is.
             resampler = av.AudioResampler(format="fltp")
-            for frame in container.decode(stream):
+            for n, frame in enumerate(container.decode(stream)):
                 src_rate = frame.sample_rate or src_rate
+                if n == 0 and frame.time is not None:
+                    first = frame.time
                 for f in resampler.resample(frame):
                     chunks.append(f.to_ndarray().mean(axis=0))  # [C, n] -> [n] mono
             for f in resampler.resample(None):  # flush
@@ -293,6 +333,11 @@ def read_audio(path: str | Path, sample_rate: int = 11025) -> np.ndarray:
     keep = round(declared * src_rate)
     if 0 < keep < len(wav) <= keep + src_rate // 2:
         wav = wav[:keep]
+    if start is not None and first is not None:
+        shift = round((first - start) * src_rate)  # > 0: the audio starts after ``start``
+        wav = np.concatenate([np.zeros(shift, np.float32), wav]) if shift > 0 else wav[-shift:]
+        if not len(wav):
+            raise MediaError(f"the audio track ends before {start:.2f} s, where the picture starts", path)
     from tribert.audio import resample  # the project's one resampler (soxr); imports torch, so lazily
 
     return resample(wav, int(src_rate), int(sample_rate))

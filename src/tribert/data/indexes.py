@@ -84,11 +84,12 @@ def label_notes(entries: list[IndexEntry]) -> list[str]:
     folders: dict[str, int] = {}
     for e in entries:
         if not e.labels and e.path is not None:
-            folders[e.path.parent.name] = folders.get(e.path.parent.name, 0) + 1
+            folders[str(e.path.parent)] = folders.get(str(e.path.parent), 0) + 1
     if folders:
-        notes.append(f"{sum(folders.values())} video(s) without a class: their folder names are no MUSIC-21 "
-                     f"class ({counted(folders)}); they are prepared unlabelled. Name each folder after its "
-                     f"class (e.g. violin/, or 'flute violin' for a duet), or list the videos in a JSON index")
+        notes.append(f"{sum(folders.values())} video(s) without a class, in folders not named after one "
+                     f"({counted(folders)}): prepared unlabelled (fine to separate; training needs labels). "
+                     f"Name each folder after its class (violin/, or 'flute violin/' for a duet), or list "
+                     f"the videos in a JSON index")
     others: dict[str, int] = {}
     for e in entries:
         for label in e.labels:

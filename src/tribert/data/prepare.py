@@ -36,6 +36,7 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import signal
 import time
@@ -96,11 +97,15 @@ class PrepareOptions:
     # False: the video's audio is not needed (separation of a given mixture): never decoded, and
     # a video without audio is accepted; the clip gets a silent track (visual and pose cues only)
     audio_required: bool = True
+    # True (training data): audio that outlasts the picture by over a second is cut at the picture's
+    # end, where a training crop would pair it with a frozen last frame. separate keeps it (and says so)
+    cut_audio_to_picture: bool = True
 
 
 @dataclass
 class ClipResult:
-    """Outcome of one input: status is "prepared", "skipped" (already done) or "failed"."""
+    """Outcome of one input: status is "prepared", "skipped" (already done) or "failed"; ``reason``
+    says why it failed, or what to know about it (a clip kept as prepared earlier, a cut audio track)."""
 
     id: str
     source: str
@@ -178,7 +183,12 @@ def _worker_init(stop) -> None:
     # Ctrl-C reaches the whole process group; only the parent acts on it, and tells the workers
     # through ``stop`` (a worker killed by it mid-task leaves the pool waiting for ever).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _drop_clip)  # SIGTERM (timeout, SLURM) reaches the workers too
     _STOP = stop
+
+
+def _drop_clip(signum, frame) -> None:
+    raise Interrupted  # unwinds the clip being built: its temporary folder is removed
 
 
 def _frames(entry: IndexEntry, fps: float, size) -> Iterator[np.ndarray]:
@@ -214,6 +224,7 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
 
     t_start = time.perf_counter()
     clip_dir = Path(out_dir) / entry.id
+    note = ""  # what the user should know about a prepared clip
     src = _source(entry)
 
     def result(status: str, reason: str = "") -> ClipResult:
@@ -244,7 +255,9 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
                 return result("failed", f"too short: {info.duration:.2f} s, the minimum is {opts.min_duration:.2f} s")
             audio_file = entry.path if info.has_audio and opts.audio_required else None
 
-        audio = None if audio_file is None else read_audio(audio_file, opts.sample_rate)  # [N]
+        # from the video's start: the two tracks of one file may start at different times
+        start = info.video_start if entry.path is not None else None
+        audio = None if audio_file is None else read_audio(audio_file, opts.sample_rate, start=start)  # [N]
         min_samples = int(round(opts.min_duration * opts.sample_rate))
         if audio is not None and len(audio) < min_samples:
             return result("failed", f"too short: {len(audio) / opts.sample_rate:.2f} s of audio, "
@@ -279,6 +292,12 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
                 poses = [detector(f, persons) for f in _frames(entry, opts.pose_fps, opts.frame_size)]
             if audio is None:  # a cue-only video: silence as long as its frames
                 audio = np.zeros(int(round(n / opts.fps * opts.sample_rate)), np.float32)
+            picture_s, audio_s = n / opts.fps, len(audio) / opts.sample_rate
+            if opts.cut_audio_to_picture and audio_s > picture_s + 1.0:
+                audio = audio[:round(picture_s * opts.sample_rate)]
+                note = f"its audio ({audio_s:.2f} s) outlasts its picture ({picture_s:.2f} s): cut at {picture_s:.2f} s"
+            elif audio_s + 1.0 < picture_s:
+                note = f"its picture ({picture_s:.2f} s) outlasts its audio ({audio_s:.2f} s)"
             if detector is not None:
                 pose = np.zeros((len(poses), MAX_PERSONS, NUM_KEYPOINTS, 3), np.float32)
                 pose[:, :persons] = np.stack(poses)  # [T, persons, 68, 3]
@@ -299,7 +318,7 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
         if is_clip(clip_dir):  # another run finished this clip meanwhile (rename refused)
             return result("skipped")
         return result("failed", f"{type(err).__name__}: {err}")
-    return result("prepared")
+    return result("prepared", note)
 
 
 def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video_root: str | Path | None = None,
@@ -339,8 +358,8 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
         inputs = [inputs]
     if pose not in POSE_CHOICES:
         raise TribertError(f"pose must be one of {', '.join(POSE_CHOICES)}, got {pose!r}")
-    if fps <= 0 or (pose_fps is not None and pose_fps <= 0):
-        raise TribertError("fps and pose_fps must be > 0")
+    if not 0 < fps < math.inf or not (pose_fps is None or 0 < pose_fps < math.inf):
+        raise TribertError(f"fps and pose_fps must be finite numbers > 0, got {fps} and {pose_fps}")
     if min_duration is not None and min_duration <= 0:
         raise TribertError(f"min_duration must be > 0 seconds, got {min_duration}")
     if splits is not None and (len(splits) != 3 or min(splits) < 0 or sum(splits) <= 0):

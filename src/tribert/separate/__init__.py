@@ -35,7 +35,7 @@ from tribert.data.clip import Clip, is_clip
 from tribert.data.indexes import free_name
 from tribert.device import resolve_device
 from tribert.errors import TribertError
-from tribert.separate.inputs import POSE_CHOICES, VideoInput, check_video, load_video
+from tribert.separate.inputs import POSE_CHOICES, VideoInput, check_inputs, check_video, load_video
 from tribert.separate.output import SeparationResult, check_outputs
 from tribert.separate.windows import separate_windows
 
@@ -76,10 +76,8 @@ class Separator:
             raise TribertError("give at least one video")
         if pose not in POSE_CHOICES:
             raise TribertError(f"pose must be one of {', '.join(POSE_CHOICES)}, got {pose!r}")
-        # Every input is checked before the heavy work (decoding frames, pose detection).
+        check_inputs(videos, mixture)  # before the heavy work (decoding frames, pose detection)
         files = [x for x in videos if not isinstance(x, VideoInput)]
-        for x in files:
-            check_video(x, audio_required=mixture is None)
         mix = None
         if isinstance(mixture, (np.ndarray, torch.Tensor)):
             mix = mixture_samples(mixture, mixture_rate or a.sample_rate, a.sample_rate)
@@ -166,8 +164,11 @@ def length_notes(inputs: list[VideoInput], mixture: np.ndarray | None, sample_ra
     if max(audio) > min(audio) + 1.0:
         return [f"the videos' audio is {min(audio):.1f} to {max(audio):.1f} s long: they are mixed and "
                 f"separated over the shortest, {min(audio):.1f} s"]
+    if min(audio) > shortest + 1.0:
+        return [f"the audio is {min(audio):.1f} s long, the shortest video's picture {shortest:.1f} s: past "
+                f"{shortest:.1f} s the videos give the model no new frames or pose"]
     return []
 
 
-__all__ = ["Separator", "SeparationResult", "VideoInput", "load_video", "check_video", "check_outputs",
-           "source_names", "POSE_CHOICES"]
+__all__ = ["Separator", "SeparationResult", "VideoInput", "load_video", "check_inputs", "check_video",
+           "check_outputs", "source_names", "POSE_CHOICES"]

@@ -49,7 +49,8 @@ def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "medi
     with tempfile.TemporaryDirectory(prefix="tribert-separate-") as tmp:
         entry = IndexEntry(id=safe_id(path.stem), path=path, source=str(path))
         opts = PrepareOptions(fps=fps, frame_size=frame_size, pose=pose, pose_fps=fps, sample_rate=sample_rate,
-                              min_duration=1.0 / fps, persons=persons, audio_required=audio_required)
+                              min_duration=1.0 / fps, persons=persons, audio_required=audio_required,
+                              cut_audio_to_picture=False)  # the user's audio is kept: length_notes says so
         result = prepare_clip(entry, tmp, opts)
         if result.status != "prepared":
             raise MediaError(result.reason, path)
@@ -82,4 +83,24 @@ def check_video(path: str | Path, audio_required: bool = True) -> None:
                          "only as visual and pose cues)", path)
 
 
-__all__ = ["VideoInput", "load_video", "check_video", "POSE_CHOICES"]
+def check_inputs(videos: list, mixture=None) -> None:
+    """The cheap checks of every input of a separation, before the model is loaded or a frame
+    decoded: each video (``check_video``; with a ``mixture`` file they need no audio track), no
+    video given twice (it would be mixed with itself), and a mixture file with an audio track."""
+    from tribert import media
+
+    files = [Path(x) for x in videos if isinstance(x, (str, Path))]
+    for path in files:
+        check_video(path, audio_required=mixture is None)
+    seen: dict[Path, Path] = {}
+    for path in files:
+        key = path.resolve()
+        if key in seen:
+            also = "" if seen[key] == path else f" (also as {seen[key]})"
+            raise TribertError(f"given twice{also}: a video mixed with itself has nothing to separate", path)
+        seen[key] = path
+    if isinstance(mixture, (str, Path)) and not media.probe(mixture).has_audio:
+        raise MediaError("no audio track: nothing to separate in this mixture", mixture)
+
+
+__all__ = ["VideoInput", "load_video", "check_inputs", "check_video", "POSE_CHOICES"]

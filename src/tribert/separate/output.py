@@ -4,6 +4,7 @@ mixture, a figure of the mixture and masks as the model saw them, and where it l
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,9 +81,11 @@ class SeparationResult:
         for ax in axes:
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=80)
+        with warnings.catch_warnings():  # a name with an emoji: its box is enough, no warning
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            fig.tight_layout()
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=80)
         return Path(path)
 
 
