@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -362,3 +364,18 @@ def test_clip_cache_gives_the_same_items_without_rereading(clip_root):
             MixDataset(clips, AUDIO, VIDEO, data, mixtures=specs)[0]
     finally:
         shutil.move(str(moved), clip_root)
+
+
+def test_clip_frames_come_in_order_and_a_frame_of_another_size_is_named(clip_root):
+    from PIL import Image
+
+    from tribert.data.clip import Clip, frame_name
+
+    clip = Clip(clip_root / "solo_flute")
+    frames = clip.frames()
+    assert frames.shape == (clip.meta.num_frames, 40, 48, 3) and frames.dtype == np.uint8
+    assert np.array_equal(clip.frames([2, 0]), frames[[2, 0]])
+    odd = clip_root / "solo_flute" / "frames" / frame_name(3)
+    Image.fromarray(np.zeros((20, 48, 3), np.uint8)).save(odd)
+    with pytest.raises(TribertError, match=f"{odd}: frame is 48x20, the clip's first 48x40"):
+        clip.frames()

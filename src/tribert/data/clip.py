@@ -166,15 +166,23 @@ class Clip:
 
         n = self.meta.num_frames
         idx = range(n) if indices is None else [min(max(int(i), 0), n - 1) for i in indices]
-        out = []
-        for i in idx:
+        out: np.ndarray | None = None  # filled in place: a list then np.stack held a long video twice
+        for k, i in enumerate(idx):
             path = self.dir / FRAMES / frame_name(i)
             try:
                 with Image.open(path) as im:
-                    out.append(np.asarray(im.convert("RGB")))
+                    frame = np.asarray(im.convert("RGB"))
             except (OSError, FileNotFoundError) as err:
                 raise TribertError(f"cannot read frame ({err})", path) from None
-        return np.stack(out)
+            if out is None:
+                out = np.empty((len(idx), *frame.shape), np.uint8)
+            elif frame.shape != out.shape[1:]:
+                raise TribertError(f"frame is {frame.shape[1]}x{frame.shape[0]}, the clip's first "
+                                   f"{out.shape[2]}x{out.shape[1]}", path)
+            out[k] = frame
+        if out is None:
+            raise TribertError("no frames", self.dir / FRAMES)
+        return out
 
     def pose(self, max_persons: int = 2) -> np.ndarray:
         """float32 [T, max_persons, 68, 3]; zeros (confidence 0) where there is no pose."""
