@@ -681,6 +681,16 @@ def test_a_trainer_that_cannot_be_built_leaves_no_run_folder(data_root, tmp_path
     assert list((tmp_path / "runs").iterdir()) == []
 
 
+def test_a_fine_tuning_rate_without_a_checkpoint_to_fine_tune_is_warned(data_root, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="tribert.engine.train"):
+        train(tiny_config(data_root, "train.lr=1e-7", "train.max_steps=1"), runs_dir=tmp_path / "runs", progress=False)
+    assert "train.lr is 1e-07 with no train.init_from" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tribert.engine.train"):
+        train(tiny_config(data_root, "train.max_steps=1"), runs_dir=tmp_path / "runs", progress=False)
+    assert "init_from" not in caplog.text
+
+
 def test_the_speed_benchmark_batch_has_the_loader_shapes_and_its_rows_run(data_root):
     train_speed = benchmark("train_speed")
 

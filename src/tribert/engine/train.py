@@ -256,6 +256,9 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
         raise ConfigError("the run has no end: set train.max_steps, train.max_minutes or train.max_epochs")
     check_data_folders(config)
+    if tc.lr < 1e-6 and not tc.init_from and resume is None:
+        log.warning("train.lr is %g with no train.init_from: a fine-tuning rate (music_finetune) on a model "
+                    "trained from scratch learns next to nothing; give --set train.init_from=CHECKPOINT", tc.lr)
     on_gpu = tc.accelerator in ("gpu", "cuda") or (tc.accelerator == "auto" and torch.cuda.is_available())
     check_device_settings(tc, on_gpu)
     if tc.threads:
