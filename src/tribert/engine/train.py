@@ -137,7 +137,9 @@ QUIET = ("Experiment logs directory .* exists and is not empty",
          "You defined a `validation_step` but have no `val_dataloader`",
          ".*LeafSpec.* is deprecated", "Checkpoint directory .* exists and is not empty",
          # StepSampler resumes mid-epoch exactly (the training order follows the step count)
-         "You're resuming from a checkpoint that ended before the epoch ended")
+         "You're resuming from a checkpoint that ended before the epoch ended",
+         # it counts steps across epochs: a short epoch (train.epoch_size) loses no log line
+         "The number of training batches .* is smaller than the logging interval")
 
 
 class _NoAdverts(logging.Filter):
