@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -338,40 +342,52 @@ def test_a_rerun_with_more_videos_prepares_each_video_once(tmp_path, monkeypatch
     assert [r.id for r in lost.skipped] == ["a_b"] and not lost.failed
 
 
-def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import time
-
+def prepare_in_background(tmp_path, videos: int, workers: int):
+    """``tribert prepare`` of ``videos`` 6-s videos at 32 fps (slow enough to stop midway) in a
+    process group of its own, as a terminal runs it -> (process, videos folder, output folder)."""
     src = tmp_path / "videos"
     src.mkdir()
-    for i in range(24):
+    for i in range(videos):
         make_video(src / f"v{i:02d}.mp4", 6.0, seed=i)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "tribert.cli", "prepare", str(src), "--out", str(out),
-                             "--no-pose", "--workers", "2", "--fps", "32"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,
+                             "--no-pose", "--workers", str(workers), "--fps", "32"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
                             # a shell's background job (CI may run so) ignores SIGINT, and so would
                             # its children: give prepare a terminal's default, as a user has
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return proc, src, out
+
+
+def wait_for(condition, proc, what: str) -> None:
+    """Until ``condition()`` holds (at most 120 s); a skip if prepare finished first (a loaded
+    machine can starve this loop until every clip is done)."""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out.is_dir() and list_clips(out)):
-        time.sleep(0.05)
-    assert out.is_dir() and list_clips(out), "no clip was prepared in 120 s"
-    if proc.poll() is not None:  # a loaded machine can starve this loop until all clips are done
-        pytest.skip("prepare finished before the interrupt could be sent")
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.01)
+    assert condition(), f"{what}: not within 120 s"
+    if proc.poll() is not None:
+        pytest.skip("prepare finished before it could be stopped")
+
+
+def exit_status(proc, signal_name: str) -> int:
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"prepare did not stop within 60 s of {signal_name}")
+    return proc.returncode
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
+    proc, src, out = prepare_in_background(tmp_path, videos=24, workers=2)
+    wait_for(lambda: out.is_dir() and list_clips(out), proc, "a clip prepared")
     # Ctrl-C twice in a terminal: SIGINT to the whole process group, twice (a worker killed by it
     # in the middle of the pool's hand-over left the pool waiting for ever)
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("prepare did not stop within 60 s of Ctrl-C")
-    assert proc.returncode != 0
+    assert exit_status(proc, "Ctrl-C") != 0
     left = sorted(p.name for p in out.iterdir())
     assert len(list_clips(out)) < 24 and all(not n.startswith(".") for n in left), left  # no temporary folder
     report = prep.prepare([src], out, pose="none", fps=32, workers=1, progress=False)  # a rerun finishes the job
@@ -382,38 +398,15 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
 def test_sigterm_stops_prepare_and_leaves_no_temporary_folder(tmp_path, workers):
     # timeout, SLURM and docker stop end a program with SIGTERM, which by default kills it before
     # the clip being built can remove its temporary folder
-    import os
-    import signal
-    import subprocess
-    import time
-
-    src = tmp_path / "videos"
-    src.mkdir()
-    for i in range(12):
-        make_video(src / f"v{i:02d}.mp4", 6.0, seed=i)
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "tribert.cli", "prepare", str(src), "--out", str(out),
-                             "--no-pose", "--workers", str(workers), "--fps", "32"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out.is_dir() and any(p.name.startswith(".") for p in out.iterdir())):
-        time.sleep(0.01)  # until a clip is being built
-    if proc.poll() is not None:
-        pytest.skip("prepare finished before SIGTERM could be sent")
+    proc, _, out = prepare_in_background(tmp_path, videos=12, workers=workers)
+    wait_for(lambda: out.is_dir() and any(p.name.startswith(".") for p in out.iterdir()), proc, "a clip begun")
     os.killpg(proc.pid, signal.SIGTERM)  # as timeout does: the whole process group
-    try:
-        proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("prepare did not stop within 60 s of SIGTERM")
-    assert proc.returncode == 143
+    assert exit_status(proc, "SIGTERM") == 143
     left = sorted(p.name for p in out.iterdir())
     assert len(list_clips(out)) < 12 and all(not n.startswith(".") for n in left), left
 
 
 def test_bad_output_folders_and_empty_inputs_are_one_line_before_any_work(tmp_path):
-    import os
-
     src = tmp_path / "videos"
     src.mkdir()
     make_video(src / "v0.mp4", 6.0, seed=0)
