@@ -91,10 +91,7 @@ def _declared_seconds(stream: av.stream.Stream) -> float:
         return float(stream.duration * stream.time_base)
     tag = stream.metadata.get("DURATION") or stream.metadata.get("duration") or ""
     try:
-        hours, minutes, seconds = tag.split(":")
-    except ValueError:
-        return 0.0
-    try:
+        hours, minutes, seconds = tag.split(":")  # "00:00:08.020000000"
         end = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     except ValueError:
         return 0.0
