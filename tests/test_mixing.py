@@ -378,3 +378,22 @@ def test_clip_frames_come_in_order_and_a_frame_of_another_size_is_named(clip_roo
     Image.fromarray(np.zeros((20, 48, 3), np.uint8)).save(odd)
     with pytest.raises(TribertError, match=f"{odd}: frame is 48x20, the clip's first 48x40"):
         clip.frames()
+    with pytest.raises(TribertError, match=f"{odd}: frame is 48x20, the clip's first 48x40"):
+        clip.stored_frames()
+
+
+def test_stored_frames_stand_for_the_decoded_frames(clip_root, tmp_path):
+    from tribert import media
+    from tribert.data.clip import Clip
+
+    clip = Clip(clip_root / "solo_flute")
+    frames, stored = clip.frames(), clip.stored_frames()
+    assert stored.shape == frames.shape and len(stored) == len(frames) and stored.dtype == np.uint8
+    assert np.array_equal(np.asarray(stored), frames)
+    assert np.array_equal(stored[3], frames[3]) and np.array_equal(stored[np.array([[2, 0], [1, 1]])],
+                                                                  frames[np.array([[2, 0], [1, 1]])])
+    assert np.array_equal(np.asarray(stored[1:4]), frames[1:4])
+    assert all(np.array_equal(a, b) for a, b in zip(stored, frames))
+    media.write_mp4(tmp_path / "from_array.mp4", frames, 8)
+    media.write_mp4(tmp_path / "from_stored.mp4", stored, 8)  # frame by frame
+    assert (tmp_path / "from_array.mp4").read_bytes() == (tmp_path / "from_stored.mp4").read_bytes()

@@ -346,8 +346,9 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarra
 
     Args:
         path: output file (.mp4); its folder is created.
-        frames: uint8 [T, H, W, 3] RGB. Odd H or W is padded by one edge row/column, because
-            yuv420p needs even sizes.
+        frames: uint8 [T, H, W, 3] RGB (an array, or a sequence of frames with that ``shape`` and
+            ``dtype``, such as ``StoredFrames``: written frame by frame). Odd H or W is padded by
+            one edge row/column, because yuv420p needs even sizes.
         fps: frame rate of ``frames``.
         audio: optional float32 [N] mono in [-1, 1] (clipped), at ``sample_rate``.
         sample_rate: audio rate in Hz (AAC supports 8000..96000, including 11025).
@@ -356,13 +357,13 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarra
         MediaError: the file cannot be written.
         ValueError: frames/audio of the wrong shape or type.
     """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+    if not hasattr(frames, "shape"):  # a list of frames; an array-like with a shape is read frame by frame
+        frames = np.asarray(frames)
+    if len(frames.shape) != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"frames must be uint8 [T, H, W, 3] with T > 0, got {frames.dtype} {list(frames.shape)}")
-    t, h, w, _ = frames.shape
-    if h % 2 or w % 2:
-        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        h, w = frames.shape[1:3]
+    _, h, w, _ = frames.shape
+    pad = ((0, h % 2), (0, w % 2), (0, 0)) if h % 2 or w % 2 else None  # yuv420p: even sizes
+    h, w = h + h % 2, w + w % 2
     if audio is not None:
         audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)  # [N]
     path = Path(path)
@@ -381,7 +382,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarra
                     # no worse (higher SNR) on soundfont music at this rate.
                     as_.options = {"aac_coder": "fast"}
                 for i, rgb in enumerate(frames):
-                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                    frame = av.VideoFrame.from_ndarray(rgb if pad is None else np.pad(rgb, pad, mode="edge"),
+                                                       format="rgb24")
                     frame.pts = i
                     container.mux(vs.encode(frame))
                 container.mux(vs.encode(None))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tribert.data.clip import Clip, is_clip
+from tribert.data.clip import Clip, StoredFrames, is_clip
 from tribert.data.prepare import FRAME_SIZE
 from tribert.errors import MediaError, TribertError
 
@@ -21,7 +21,7 @@ class VideoInput:
     """One video as the separator needs it: frames at ``fps``, mono audio, pose in pixels."""
 
     name: str
-    frames: np.ndarray  # uint8 [T, H, W, 3]
+    frames: np.ndarray | StoredFrames  # uint8 [T, H, W, 3] (StoredFrames: as JPEG bytes, for long videos)
     audio: np.ndarray  # float32 [N] at the model's sample rate
     pose: np.ndarray  # float32 [Tp, P, 68, 3] at pose_fps, x/y in pixels of ``frames``
     fps: float
@@ -62,7 +62,7 @@ def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "medi
 def _from_clip(clip: Clip, sample_rate: int, max_persons: int) -> VideoInput:
     if clip.meta.sample_rate != sample_rate:
         raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, the model wants {sample_rate} Hz", clip.dir)
-    return VideoInput(clip.meta.id, clip.frames(), clip.audio(), clip.pose(max_persons), clip.meta.fps,
+    return VideoInput(clip.meta.id, clip.stored_frames(), clip.audio(), clip.pose(max_persons), clip.meta.fps,
                       clip.meta.pose_fps, str(clip.dir))
 
 
