@@ -353,10 +353,15 @@ def prepare_in_background(tmp_path, videos: int, workers: int):
     proc = subprocess.Popen([sys.executable, "-m", "tribert.cli", "prepare", str(src), "--out", str(out),
                              "--no-pose", "--workers", str(workers), "--fps", "32"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            # a shell's background job (CI may run so) ignores SIGINT, and so would
-                            # its children: give prepare a terminal's default, as a user has
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=terminal_signals)
     return proc, src, out
+
+
+def terminal_signals() -> None:
+    """SIGINT and SIGTERM as a user's terminal gives them: a shell's background job (CI may run so)
+    ignores SIGINT, and so would its children; and neither signal blocked."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def wait_for(condition, proc, what: str) -> None:
@@ -375,7 +380,8 @@ def exit_status(proc, signal_name: str) -> int:
         proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"prepare did not stop within 60 s of {signal_name}")
+        _, err = proc.communicate()
+        pytest.fail(f"prepare did not stop within 60 s of {signal_name}; its stderr ends: {err[-3000:]}")
     return proc.returncode
 
 
