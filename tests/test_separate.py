@@ -337,6 +337,34 @@ def test_one_video_may_be_given_as_a_path_instead_of_a_list(synth):
     assert result.names == [f"{videos[0].stem}_person0", f"{videos[0].stem}_person1"]
 
 
+def test_progress_bars_cover_decoding_and_separating_and_change_nothing(synth, monkeypatch):
+    """A long video takes minutes to decode and separate: with ``progress`` separate draws a bar
+    over each video's frames (sized from its duration) and one over the windows (through
+    ``tribert.progress.track``: on a terminal only). The stems are those of a run without bars."""
+    import tribert.data.prepare
+    import tribert.separate.windows
+    from tribert.progress import track
+
+    _, videos = synth
+    sep = Separator(tiny_system())
+    bars: list[tuple[str, float | None, int]] = []
+
+    def spy(items, description, **kwargs):
+        items = list(items)
+        bars.append((description, kwargs.get("total"), len(items)))
+        return track(items, description, **kwargs)
+
+    monkeypatch.setattr(tribert.data.prepare, "track", spy)
+    monkeypatch.setattr(tribert.separate.windows, "track", spy)
+    quiet = sep.separate(videos, pose="none").stems
+    assert bars == []
+    shown = sep.separate(videos, pose="none", progress=True).stems
+    assert [d for d, _, _ in bars] == [f"decoding {videos[0]}", f"decoding {videos[1]}", "separating"]
+    for _, total, n in bars[:2]:
+        assert n == 20 and total == pytest.approx(20, abs=1)  # 2.5 s at 8 fps
+    assert all(np.array_equal(a, b) for a, b in zip(shown, quiet))
+
+
 def test_a_device_torch_cannot_reach_is_one_line_before_the_checkpoint_is_read(tmp_path):
     from tribert.device import resolve_device
     from tribert.errors import TribertError

@@ -346,7 +346,7 @@ def separate(
     sep = Separator.from_checkpoint(checkpoint)
     if mask_sharing is not None:
         sep.config.model.mask_sharing = mask_sharing
-    result = sep.separate(list(videos), mixture=mixture, pose="none" if no_pose else "mediapipe")
+    result = sep.separate(list(videos), mixture=mixture, pose="none" if no_pose else "mediapipe", progress=True)
     for note in result.notes:
         typer.echo(f"note: {note}")
     for path in result.write(out):

@@ -54,6 +54,7 @@ from tribert.data.clip import (AUDIO, FRAMES, POSE, ClipMeta, frame_name, is_cli
 from tribert.data.indexes import IndexEntry, free_name, label_notes, load_inputs
 from tribert.errors import TribertError
 from tribert.io import atomic_dir, check_out_dir
+from tribert.progress import track
 from tribert.skeleton import NUM_KEYPOINTS
 
 POSE_CHOICES = ("mediapipe", "none")
@@ -100,6 +101,9 @@ class PrepareOptions:
     # True (training data): audio that outlasts the picture by over a second is cut at the picture's
     # end, where a training crop would pair it with a frozen last frame. separate keeps it (and says so)
     cut_audio_to_picture: bool = True
+    # True (separate): a transient bar over one video's frames on a terminal; a long video takes
+    # minutes to decode and pose-detect. ``prepare`` has its own bar over the videos instead
+    frame_progress: bool = False
 
 
 @dataclass
@@ -277,7 +281,11 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
             poses: list[np.ndarray] = []
             n = 0
             height = width = 0
-            for n, frame in enumerate(_frames(entry, opts.fps, opts.frame_size), 1):  # [H, W, 3]
+            frames = _frames(entry, opts.fps, opts.frame_size)
+            if opts.frame_progress:
+                expected = info.duration * opts.fps if entry.path is not None and info.duration > 0 else None
+                frames = track(frames, f"decoding {src}", transient=True, total=expected)
+            for n, frame in enumerate(frames, 1):  # [H, W, 3]
                 height, width = frame.shape[:2]
                 Image.fromarray(frame).save(tmp / FRAMES / frame_name(n - 1), quality=JPEG_QUALITY)
                 if pose_with_frames:

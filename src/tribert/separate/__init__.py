@@ -58,13 +58,15 @@ class Separator:
     # --- separation -----------------------------------------------------------------------------
     @torch.no_grad()
     def separate(self, videos, mixture: str | Path | np.ndarray | torch.Tensor | None = None,
-                 pose: str = "mediapipe", mixture_rate: int | None = None) -> SeparationResult:
+                 pose: str = "mediapipe", mixture_rate: int | None = None,
+                 progress: bool = False) -> SeparationResult:
         """Separate. ``videos``: a list of paths (or VideoInput); one path alone may be given as is.
         One video alone is taken as a duet (its two performers); two or more videos give one source
         each. ``mixture``: a recording to separate instead of the (1/N-scaled) sum of the videos'
         own audio: a file FFmpeg reads, or samples (numpy or torch; mono [N], or [channels, N] /
         [N, channels] with up to 8 channels, averaged; integer PCM is scaled to [-1, 1]) at
-        ``mixture_rate`` Hz (default: the model's rate, ``config.audio.sample_rate``)."""
+        ``mixture_rate`` Hz (default: the model's rate, ``config.audio.sample_rate``). ``progress``:
+        bars over the frames being decoded and the windows being separated, on a terminal."""
         a, v = self.config.audio, self.config.video
         if self.config.model.kind == "audio_only":
             raise TribertError("the audio_only baseline separates given each source's true class (a control for "
@@ -92,22 +94,22 @@ class Separator:
         duet = len(videos) == 1  # one video: its two performers (half frames); else one solo each
         inputs = [x if isinstance(x, VideoInput) else
                   load_video(x, a.sample_rate, v.fps, pose, persons=2 if duet else 1, max_persons=v.max_persons,
-                             audio_required=mixture is None) for x in videos]
+                             audio_required=mixture is None, progress=progress) for x in videos]
         notes = length_notes(inputs, mix, a.sample_rate)
         if mix is None:
             length = min(len(x.audio) for x in inputs)
             mix = sum(x.audio[:length] for x in inputs) / len(inputs)
         objects = [[0, 1]] if duet else [[-1] for _ in inputs]
         source_video = [0, 0] if duet else list(range(len(inputs)))
-        result = self._run(mix, inputs, objects, source_names(inputs), source_video)
+        result = self._run(mix, inputs, objects, source_names(inputs), source_video, progress)
         result.mixture_path = str(mixture) if isinstance(mixture, (str, Path)) else ""
         result.notes = notes
         return result
 
     def _run(self, mix: np.ndarray, inputs: list[VideoInput], objects: list[list[int]], names: list[str],
-             source_video: list[int]) -> SeparationResult:
+             source_video: list[int], progress: bool = False) -> SeparationResult:
         run = separate_windows(self.system.model, self.system.frontend, self.config, mix, inputs, objects,
-                               self.device)
+                               self.device, progress=progress)
         return SeparationResult(mix, list(run.stems), names, self.config.audio.sample_rate, inputs, source_video,
                                 run.masks, run.attention, run.mixture_logmag)
 

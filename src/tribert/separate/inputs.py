@@ -31,7 +31,7 @@ class VideoInput:
 
 def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "mediapipe", persons: int = 1,
                max_persons: int = 2, audio_required: bool = True,
-               frame_size: int | None = FRAME_SIZE) -> VideoInput:
+               frame_size: int | None = FRAME_SIZE, progress: bool = False) -> VideoInput:
     """A video file or a prepared clip folder -> VideoInput, as training data sees it.
 
     A video file goes through ``prepare`` (into a temporary folder) exactly as training videos do:
@@ -39,6 +39,7 @@ def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "medi
     on those frames (``persons`` 1: the whole frame, a solo; 2: left and right halves, a duet),
     16-bit audio. Only the stored frames stay in memory, never the video at its own resolution.
     ``audio_required=False`` accepts a video without audio (a silent track: visual cues only).
+    ``progress``: a bar over the frames while they are decoded, on a terminal.
     """
     from tribert.data.indexes import IndexEntry, safe_id
     from tribert.data.prepare import PrepareOptions, prepare_clip
@@ -50,7 +51,8 @@ def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "medi
         entry = IndexEntry(id=safe_id(path.stem), path=path, source=str(path))
         opts = PrepareOptions(fps=fps, frame_size=frame_size, pose=pose, pose_fps=fps, sample_rate=sample_rate,
                               min_duration=1.0 / fps, persons=persons, audio_required=audio_required,
-                              cut_audio_to_picture=False)  # the user's audio is kept: length_notes says so
+                              cut_audio_to_picture=False,  # the user's audio is kept: length_notes says so
+                              frame_progress=progress)
         result = prepare_clip(entry, tmp, opts)
         if result.status != "prepared":
             raise MediaError(result.reason, path)

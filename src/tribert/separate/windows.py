@@ -18,6 +18,7 @@ from torch import nn
 from tribert.audio import AudioFrontEnd, share_masks
 from tribert.config import Config
 from tribert.data.mixing import frame_window, model_frames, pose_window
+from tribert.progress import track
 from tribert.separate.inputs import VideoInput
 
 
@@ -82,10 +83,11 @@ class WindowedRun:
 
 def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, mix: np.ndarray,
                      inputs: list[VideoInput], objects: list[list[int]], device: torch.device,
-                     batch_windows: int = 8) -> WindowedRun:
+                     batch_windows: int = 8, progress: bool = False) -> WindowedRun:
     """Run ``model`` over ``mix`` [n] in windows; ``objects[v]`` are the sources asked of video v
     (-1 the whole video, j person j). Soft masks, as in evaluation. ``batch_windows`` windows go
-    through the model in one forward (the model is in eval mode: batching changes no result)."""
+    through the model in one forward (the model is in eval mode: batching changes no result).
+    ``progress``: a bar over the batches of windows, on a terminal."""
     length = config.audio.crop_samples
     hop = default_hop(length)
     starts = window_starts(len(mix), length, hop)
@@ -96,7 +98,8 @@ def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, 
     obj = torch.tensor([o + [-1] * (s_max - len(o)) for o in objects], device=device)  # [V, S]
     real = [(vi, si) for vi, o in enumerate(objects) for si in range(len(o))]
     pieces, masks, attention, logmag0 = [], [], [], None
-    for first in range(0, len(starts), batch_windows):
+    batches = range(0, len(starts), batch_windows)
+    for first in track(batches, "separating", transient=True) if progress else batches:
         chunk = starts[first:first + batch_windows]
         w = len(chunk)
         segs = torch.from_numpy(np.stack([padded[s:s + length] for s in chunk])).to(device)  # [W, L]
