@@ -342,6 +342,30 @@ def test_a_rerun_with_more_videos_prepares_each_video_once(tmp_path, monkeypatch
     assert [r.id for r in lost.skipped] == ["a_b"] and not lost.failed
 
 
+def test_names_that_differ_only_in_case_get_their_own_clip_and_stem(tmp_path):
+    """Take.mp4 and take.mp4 are two videos on Linux but one file name on macOS and Windows, where
+    the second clip folder (or separated stem) would be the first: it was skipped as prepared, a
+    video silently lost. Such names get a suffix, in one run, in a later run and in separate."""
+    from tribert.separate import source_names
+
+    root = tmp_path / "videos"
+    for folder in ("violin", "cello", "viola"):
+        (root / folder).mkdir(parents=True)
+    make_video(root / "violin" / "Take.mp4", 6.0, seed=1)
+    make_video(root / "cello" / "take.mp4", 6.0, seed=2)
+    out = tmp_path / "out"
+    first = prep.prepare([root], out, pose="none", workers=1, progress=False)
+    ids = [r.id for r in first.prepared]
+    assert len(ids) == 2 and len({i.casefold() for i in ids}) == 2
+    make_video(root / "viola" / "TAKE.mp4", 6.0, seed=3)
+    second = prep.prepare([root], out, pose="none", workers=1, progress=False)
+    assert len(second.skipped) == 2 and len(second.prepared) == 1
+    assert second.prepared[0].id.casefold() not in {i.casefold() for i in ids}
+    assert len(list_clips(out)) == 3
+    assert source_names([root / "violin" / "Take.mp4", root / "cello" / "take.mp4"]) == ["Take", "take-2"]
+    assert source_names([root / "violin" / "Mixture.mp4", root / "cello" / "b.mp4"])[0] == "Mixture-2"
+
+
 def prepare_in_background(tmp_path, videos: int, workers: int):
     """``tribert prepare`` of ``videos`` 6-s videos at 32 fps (slow enough to stop midway) in a
     process group of its own, as a terminal runs it -> (process, videos folder, output folder)."""

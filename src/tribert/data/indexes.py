@@ -270,27 +270,29 @@ def load_inputs(inputs: list[str | Path], video_root: str | Path | None = None) 
             entries.append(IndexEntry(id=safe_id(item.stem), labels=labels_from_folder(item.parent.name),
                                       path=item, source=str(item)))
     # Unique ids across inputs: the same video given twice is prepared once; two different files
-    # with the same id get a numeric suffix.
+    # with the same id, or ids that differ only in case (one folder on macOS), get a numeric suffix.
     out: list[IndexEntry] = []
-    by_id: dict[str, IndexEntry] = {}
+    by_id: dict[str, IndexEntry] = {}  # by the casefolded id
     for e in entries:
-        key = e.id
+        key = e.id.casefold()
         if key in by_id:
             prev = by_id[key]
             same = (e.path is not None and prev.path is not None and _same_file(e.path, prev.path)) or (
                 e.path is None and prev.path is None and e.audio_path == prev.audio_path)
             if same:
                 continue
-            e.id = free_name(e.id, by_id)
-        by_id[e.id] = e
+            e.id = free_name(e.id, [x.id for x in by_id.values()])
+        by_id[e.id.casefold()] = e
         out.append(e)
     return out
 
 
 def free_name(name: str, taken) -> str:
-    """``name``, or where ``taken`` holds it the first free ``name-2``, ``name-3``, ..."""
+    """``name``, or where ``taken`` holds it the first free ``name-2``, ``name-3``, ... Names that
+    differ only in case count as taken: on macOS and Windows they are one file."""
+    folded = {t.casefold() for t in taken}
     base, n = name, 2
-    while name in taken:
+    while name.casefold() in folded:
         name, n = f"{base}-{n}", n + 1
     return name
 

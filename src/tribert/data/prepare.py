@@ -403,6 +403,7 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
     # gets a free one. Then each video's split folder ("": out_dir itself).
     prepared = _prepared_clips(out_dir, SPLITS if splits else ("",))
     by_file = {key: cid for cid, (_, key, _) in prepared.items() if key is not None}
+    prepared_folded = {cid.casefold() for cid in prepared}
     taken = set(prepared) | {e.id for e in entries}
     split: dict[str, str] = {}
     order: dict[str, int] = {}
@@ -424,7 +425,7 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
             order[done_id] = i
             report.results.append(ClipResult(done_id, _source(e), "skipped", note, split=done_in or None))
             continue
-        if e.id in prepared:  # the id is another file's clip
+        if e.id.casefold() in prepared_folded:  # the id is another file's clip (or is, but for case)
             e.id = free_name(e.id, taken)
             taken.add(e.id)
         split[e.id] = "" if splits is None else split_of(e.id, splits, seed)
