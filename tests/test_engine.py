@@ -457,6 +457,60 @@ def test_reference_rows_are_cached_per_batch_and_miss_when_the_mixtures_change(d
     assert list(ev.evaluate({}, batches, progress=False, cache=cache, config=config)) == ["mixture", "IBM", "IRM"]
 
 
+def test_a_damaged_or_unwritable_reference_cache_is_recomputed_never_trusted_or_fatal(data_root, tmp_path, caplog):
+    """The cache only saves time: a truncated file, another program's JSON, an entry of the wrong
+    shape or a cache that cannot be written gives the scores a fresh run gives, with a warning."""
+    import json
+
+    from tribert.engine import evaluate as ev
+    from tribert.engine.train import eval_loader
+
+    config = tiny_config(data_root)
+    system = SeparationSystem(config).eval()
+    batches = list(eval_loader(config, data_root))
+    fresh = ev.evaluate({"m": system}, batches, progress=False)  # no cache
+    cache = tmp_path / "refs.json"
+    for damage in ('{"abc": ', "[1, 2]", "\xff\xfe"):
+        cache.write_bytes(damage.encode("latin-1"))
+        with caplog.at_level("WARNING", logger="tribert"):
+            assert ev.evaluate({"m": system}, batches, progress=False, cache=cache) == fresh
+        assert "evaluation cache" in caplog.text and "unreadable" in caplog.text
+        assert isinstance(json.loads(cache.read_text()), dict)  # replaced by a good one
+        caplog.clear()
+    entries = json.loads(cache.read_text())
+    cache.write_text(json.dumps({k: {"mixture": {"single": {"sdr": "x"}}} for k in entries}))
+    with caplog.at_level("WARNING", logger="tribert"):
+        assert ev.evaluate({"m": system}, batches, progress=False, cache=cache) == fresh
+    assert "wrong shape" in caplog.text
+    caplog.clear()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with caplog.at_level("WARNING", logger="tribert"):
+        assert ev.evaluate({"m": system}, batches, progress=False, cache=blocked / "refs.json") == fresh
+    assert "not written" in caplog.text
+
+
+def test_the_fixed_mixture_list_follows_a_clip_prepared_again_at_another_length(data_root, tmp_path, monkeypatch):
+    """The list's crops are centred on each clip's length: a clip prepared again (same id, another
+    length) gets a new list, not crops centred on the old one."""
+    import shutil
+
+    from tribert.data.clip import Clip
+    from tribert.engine.train import mixture_list_for
+
+    monkeypatch.setenv("TRIBERT_CACHE", str(tmp_path / "cache"))
+    config = tiny_config(data_root)
+    before = {s.clip_ids[0]: s.offsets[0] for s in mixture_list_for(data_root, config, seed=0)}
+    first = sorted(p for p in data_root.iterdir() if p.is_dir())[0]
+    labels = Clip(first).meta.labels
+    shutil.rmtree(first)
+    make_clip(data_root, first.name, labels, [440.0] * len(labels), seconds=3.0)  # only the length changes
+    after = {s.clip_ids[0]: s.offsets[0] for s in mixture_list_for(data_root, config, seed=0)}
+    centred = (round(3.0 * config.audio.sample_rate) - config.audio.crop_samples) // 2
+    assert before[first.name] != centred and after[first.name] == centred
+    assert len(list(data_root.glob("mixtures-*.csv"))) == 2
+
+
 def test_rows_are_scored_together_and_a_silent_reference_is_skipped_in_every_row(rng):
     """score_rows scores all rows of a batch in one call per source count; a mixture with a silent
     reference is counted as skipped in every row, the others scored as mir_eval scores them."""

@@ -90,6 +90,24 @@ def test_pose_features_skips_finished_clips_and_recomputes_for_another_stgcn(cli
     assert coarser.written == 4
 
 
+def test_a_pose_detected_again_is_never_read_through_its_old_features(clips_root):
+    """The stored features are a function of the clip's pose: replace pose.npy (a better detector,
+    the clip prepared again) and training refuses the old features; pose-features recomputes that
+    clip alone."""
+    cfg = config(clips_root)
+    store(clips_root, cfg)
+    train_loader(config(clips_root, "data.stored_pose=true"))  # fine as stored
+    path = clips_root / "cello" / "pose.npy"
+    pose = np.load(path)
+    pose[..., :2] += 5.0  # the performer found 5 px to the side
+    np.save(path, pose)
+    with pytest.raises(TribertError, match="cello: the clip's pose.npy changed since its pose features were stored"):
+        train_loader(config(clips_root, "data.stored_pose=true"))
+    again = store(clips_root, cfg)
+    assert (again.written, again.skipped) == (1, 3)
+    train_loader(config(clips_root, "data.stored_pose=true"))
+
+
 def test_stored_pose_refuses_missing_mismatched_and_damaged_stores(clips_root):
     stored_cfg = config(clips_root, "data.stored_pose=true")
     with pytest.raises(TribertError, match="cello: no stored pose features"):

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -158,6 +159,38 @@ def test_embeddings_have_both_kinds_and_the_cache_follows_the_checkpoint(tmp_pat
     changed = load_embeddings(ckpt, clips)
     assert calls == [1]
     assert not torch.allclose(changed.vectors["transformer"]["vision"], emb.vectors["transformer"]["vision"])
+
+
+def test_the_cache_misses_when_a_clips_media_change_and_an_unwritable_one_only_warns(tmp_path, clips, monkeypatch,
+                                                                                     caplog):
+    """A clip's pose detected again (or its audio or frames replaced) keeps its meta.json: the
+    cache must still miss. A cache that cannot be written costs the next run time, nothing else."""
+    import shutil
+
+    import tribert.engine.retrieval as retrieval
+
+    mine = tmp_path / "clips"
+    shutil.copytree(clips, mine)
+    ckpt = write_checkpoint(tmp_path / "a.ckpt")
+    emb = load_embeddings(ckpt, mine)
+    calls = []
+    real = retrieval.embed_clips
+    monkeypatch.setattr(retrieval, "embed_clips", lambda *a, **k: calls.append(1) or real(*a, **k))
+    pose_file = mine / "violin0" / "pose.npy"
+    pose = np.load(pose_file)
+    pose[..., :2] = 40 - pose[..., :2]  # the performer mirrored
+    np.save(pose_file, pose)
+    changed = load_embeddings(ckpt, mine)
+    assert calls == [1]
+    i = changed.clip_ids.index("violin0")
+    assert not torch.equal(changed.vectors["transformer"]["pose"][i], emb.vectors["transformer"]["pose"][i])
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("TRIBERT_CACHE", str(blocked))
+    with caplog.at_level("WARNING", logger="tribert"):
+        fresh = load_embeddings(ckpt, mine)
+    assert "retrieval cache" in caplog.text and "not written" in caplog.text
+    assert torch.equal(fresh.vectors["transformer"]["pose"], changed.vectors["transformer"]["pose"])
 
 
 def test_a_no_pose_checkpoint_refuses_pose_variants_and_baselines_are_refused(tmp_path, clips):

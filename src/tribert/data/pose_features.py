@@ -12,15 +12,18 @@ pose, so the tokens are those of the in-loop path (to float16 rounding); evaluat
 
     <clip>/pose_features.npy   float16 [G, K, P, D]: window g starts at sample g * grid_samples,
                                K time segments, P persons, D = C_out * 68 ST-GCN features
-    <clip>/pose_features.json  the settings below (``StoreSettings``), written last
+    <clip>/pose_features.json  the settings below (``StoreSettings``) and a digest of the clip's
+                               pose.npy, written last
 
 Size: K * P * D * 2 bytes per window: 209 KB at paper size (3 x 2 x 256 x 68), so 12.5 MB per
 minute of video on the default 1-s grid. A store is tied to one ST-GCN by a fingerprint of its
-weights (``PoseEncoder.fingerprint``): the training run refuses features another one computed.
+weights (``PoseEncoder.fingerprint``): the training run refuses features another one computed, and
+features of a pose that has since changed (a clip's pose detected again).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tribert.data.clip import Clip
+from tribert.data.clip import POSE, Clip
 from tribert.data.mixing import pose_window
 from tribert.device import resolve_device
 from tribert.errors import TribertError
@@ -78,6 +81,27 @@ class StoreSettings:
                 if f.name not in skip and getattr(self, f.name) != getattr(other, f.name)]
 
 
+def pose_digest(clip_dir: Path) -> str:
+    """SHA-1 of the clip's pose.npy ("none" without one): the features are a function of it."""
+    path = Path(clip_dir) / POSE
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return "none"
+    except OSError as err:
+        raise TribertError(f"cannot read pose array ({err.strerror})", path) from None
+
+
+def stored_pose_digest(clip_dir: Path) -> str | None:
+    """The digest of the pose the stored features were computed from (None: not recorded, as in
+    stores written before it was, or unreadable)."""
+    try:
+        digest = json.loads((Path(clip_dir) / FEATURES_META).read_text()).get("pose_sha1")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return digest if isinstance(digest, str) else None
+
+
 def grid_offsets(num_samples: int, crop_samples: int, grid_samples: int) -> np.ndarray:
     """Start samples of a clip's stored windows: 0, grid, 2 * grid, ... while the crop fits (at
     least the window at 0, which a clip shorter than the crop pads, as training does)."""
@@ -103,7 +127,7 @@ def write_pose_features(clip: Clip, encoder, settings: StoreSettings, device: to
     (clip.dir / FEATURES_META).unlink(missing_ok=True)  # the settings go last: they mark the store complete
     with atomic_path(clip.dir / FEATURES) as tmp:
         np.save(tmp, out)
-    atomic_write_json(clip.dir / FEATURES_META, asdict(settings))
+    atomic_write_json(clip.dir / FEATURES_META, {**asdict(settings), "pose_sha1": pose_digest(clip.dir)})
     return len(offsets)
 
 
@@ -137,7 +161,7 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
     written = skipped = windows = 0
     for clip in track(clips, "pose features", enabled=progress, transient=True):
         try:
-            if StoreSettings.read(clip.dir) == settings:
+            if StoreSettings.read(clip.dir) == settings and stored_pose_digest(clip.dir) == pose_digest(clip.dir):
                 skipped += 1
                 continue
         except TribertError:  # none yet, or an unreadable one: computed again
@@ -163,6 +187,10 @@ class PoseFeatureStore:
             if wrong:
                 raise TribertError(f"stored pose features were cut with other settings ({'; '.join(wrong)}, "
                                    "stored vs the recipe): run `tribert pose-features` again", clip.dir)
+            digest = stored_pose_digest(clip.dir)
+            if digest is not None and digest != pose_digest(clip.dir):
+                raise TribertError("the clip's pose.npy changed since its pose features were stored: run "
+                                   "`tribert pose-features` again", clip.dir)
             if found is not None and settings.differences(found):
                 raise TribertError(f"stored pose features differ from those of the other clips "
                                    f"({'; '.join(settings.differences(found))}): run `tribert pose-features` "
@@ -205,4 +233,4 @@ class PoseFeatureStore:
 
 
 __all__ = ["FEATURES", "FEATURES_META", "PoseFeatureStore", "StoreReport", "StoreSettings", "grid_offsets",
-           "store_pose_features", "write_pose_features"]
+           "pose_digest", "store_pose_features", "write_pose_features"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -22,6 +23,8 @@ from tribert.data.batch import MixBatch
 from tribert.io import cache_dir
 from tribert.metrics import SeparationScores, bss_eval, bss_eval_rows, is_silent
 from tribert.progress import track
+
+log = logging.getLogger(__name__)
 
 GROUPS = ("single", "multi", "same_class")
 REFERENCE_ROWS = ("mixture", "IBM", "IRM")
@@ -193,13 +196,26 @@ def reference_cache_path() -> Path:
 
 class ReferenceCache:
     """Scores of the reference rows per batch in one JSON file, keyed by the batch's waveforms, the
-    audio settings and the metric backend: any change of mixtures or settings misses the cache."""
+    audio settings and the metric backend: any change of mixtures or settings misses the cache.
+
+    The cache only saves time: a file that cannot be read or parsed (truncated, another program's)
+    or an entry of the wrong shape is recomputed, and one that cannot be written is left as it
+    was; each with a warning, never an error after the scoring is done."""
 
     def __init__(self, path: str | Path, config, backend: str):
         self.path = Path(path)
         self.salt = json.dumps([repr(config.audio), backend])
-        self.entries = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.entries: dict = {}
         self.changed = False
+        if self.path.exists():
+            try:
+                entries = json.loads(self.path.read_text())
+                if not isinstance(entries, dict):
+                    raise ValueError(f"a JSON {type(entries).__name__}, not an object")
+                self.entries = entries
+            except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                log.warning("evaluation cache %s is unreadable (%s): the reference rows are recomputed "
+                            "and the file replaced", self.path, err)
 
     def key(self, batch: MixBatch) -> str:
         h = hashlib.sha1(self.salt.encode())
@@ -212,7 +228,15 @@ class ReferenceCache:
         entry = self.entries.get(self.key(batch))
         if entry is None:
             return None
-        return {name: {g: SeparationScores(**sc) for g, sc in groups.items()} for name, groups in entry.items()}
+        def scores(sc: dict) -> SeparationScores:
+            return SeparationScores(*([float(x) for x in sc[k]] for k in ("sdr", "sir", "sar")),
+                                    skipped=int(sc["skipped"]), mixtures=int(sc["mixtures"]))
+
+        try:
+            return {name: {g: scores(sc) for g, sc in groups.items()} for name, groups in entry.items()}
+        except (AttributeError, KeyError, TypeError, ValueError) as err:  # not {name: {group: scores}}
+            log.warning("evaluation cache %s: an entry of the wrong shape (%s) is recomputed", self.path, err)
+            return None
 
     def put(self, batch: MixBatch, refs: dict) -> None:
         self.entries[self.key(batch)] = {name: {g: dataclasses.asdict(sc) for g, sc in groups.items()}
@@ -223,8 +247,17 @@ class ReferenceCache:
         if self.changed:
             from tribert.io import atomic_write_text
 
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps(self.entries))
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:  # what another evaluation saved meanwhile is kept beside ours
+                    saved = json.loads(self.path.read_text())
+                    self.entries = {**saved, **self.entries} if isinstance(saved, dict) else self.entries
+                except (OSError, ValueError):
+                    pass
+                atomic_write_text(self.path, json.dumps(self.entries))
+            except OSError as err:
+                log.warning("evaluation cache %s not written (%s): the next run recomputes the reference "
+                            "rows (set TRIBERT_CACHE to a writable folder, or pass --no-cache)", self.path, err)
 
 
 @torch.no_grad()

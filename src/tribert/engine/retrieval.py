@@ -141,10 +141,22 @@ def checkpoint_fingerprint(path: str | Path) -> str:
 
 
 def data_fingerprint(clips: list[Clip]) -> str:
-    """Identifies a set of clips: each clip's id, folder and metadata (length, labels, rates)."""
+    """Identifies a set of clips: each clip's id, folder and metadata (length, labels, rates), and
+    the size and modification time of its audio, pose and frames, so a clip prepared again, or a
+    pose file replaced by another detector's, misses the cache (without reading the media)."""
+    from tribert.data.clip import AUDIO, FRAMES, POSE
+
+    def stamp(path: Path) -> str:
+        try:
+            st = path.stat()
+        except OSError:
+            return "-"
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
     h = hashlib.sha1()
     for c in sorted(clips, key=lambda c: c.meta.id):
-        h.update(f"{c.meta.id}|{c.dir.resolve()}|{json.dumps(dataclasses.asdict(c.meta), sort_keys=True)}\n".encode())
+        files = ",".join(stamp(c.dir / name) for name in (AUDIO, POSE, FRAMES))
+        h.update(f"{c.meta.id}|{c.dir.resolve()}|{json.dumps(dataclasses.asdict(c.meta), sort_keys=True)}|{files}\n".encode())
     return h.hexdigest()
 
 
@@ -235,8 +247,12 @@ def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | 
     emb = embed_clips(system, clips, batch_size=batch_size, device=device, progress=progress)
     emb.checkpoint, emb.fingerprint = str(checkpoint.resolve()), fingerprint  # evaluate may run from another folder
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        emb.save(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            emb.save(path)
+        except OSError as err:  # the cache only saves time: the embeddings are good, go on
+            logger.warning("retrieval cache %s not written (%s): set TRIBERT_CACHE to a writable folder, "
+                           "or pass --no-cache", path, err)
     return emb
 
 

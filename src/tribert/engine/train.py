@@ -45,14 +45,17 @@ log = logging.getLogger(__name__)
 def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: list | None = None) -> list:
     """The fixed evaluation mixtures of a split: written once, then always reused.
 
-    The file is keyed by everything the list depends on (N, crop length, seed and the set of clip
-    ids), so another crop or a changed folder gets its own list. It lives beside the clips, or in
-    ``$TRIBERT_CACHE`` (default ``~/.cache/tribert``) when the data folder is read-only.
+    The file is keyed by everything the list depends on (N, crop length, seed, and each clip's id,
+    length and labels: the partners and the centred crops), so another crop or a changed folder
+    (a clip added, removed, or prepared again at another length) gets its own list. It lives beside
+    the clips, or in ``$TRIBERT_CACHE`` (default ``~/.cache/tribert``) when the data folder is
+    read-only; where neither can be written the list is used without being kept (a warning).
     """
     data_dir = Path(data_dir)
     if clips is None:  # the caller's, when it has read them already
         clips = load_clips(data_dir, config.data.classes)
-    ids = hashlib.sha1("\n".join(sorted(c.meta.id for c in clips)).encode()).hexdigest()[:8]
+    ids = hashlib.sha1("\n".join(sorted(f"{c.meta.id}|{c.meta.num_samples}|{'+'.join(c.meta.labels)}"
+                                         for c in clips)).encode()).hexdigest()[:8]
     name = f"mixtures-n{config.data.num_mix}-crop{config.audio.crop_samples}-seed{seed}-{ids}.csv"
     cache = cache_dir() / "mixtures"
     folder_key = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:8]
@@ -62,8 +65,12 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: lis
             return read_mixture_list(path)
     specs = make_mixture_list(clips, config.data.num_mix, config.audio.crop_samples, seed)
     target = candidates[0] if os.access(data_dir, os.W_OK) else candidates[1]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_mixture_list(target, specs)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_mixture_list(target, specs)
+    except OSError as err:  # the same list is made again next time: it depends only on the key
+        log.warning("the fixed mixture list could not be kept at %s (%s); set TRIBERT_CACHE to a writable "
+                    "folder", target, err)
     return specs
 
 
