@@ -100,8 +100,9 @@ def test_label_notes_name_unlabelled_folders_and_labels_outside_music21(tmp_path
     index.write_text(json.dumps({"videos": {"violin": ["a1"], "kazoo": ["k1"]}}))
     assert ix.label_notes(ix.load_inputs([root / "violin"])) == []
     unlabelled, outside = ix.label_notes(ix.load_inputs([root, index], video_root=root))
-    assert unlabelled.startswith(f"3 video(s) without a class, in folders not named after one ('{root / 'misc'}' "
+    assert unlabelled.startswith(f"3 video(s) without a class, in folders not named after a MUSIC-21 class ('{root / 'misc'}' "
                                  f"(1), '{root / 'violn'}' (2)): prepared unlabelled")
+    assert "MUSIC-style JSON index" in unlabelled and "data.classes" in unlabelled
     assert outside.startswith("labels outside the 21 MUSIC-21 classes: 'kazoo' (1); ")
 
 

@@ -17,7 +17,7 @@ def paper_config(**overrides) -> ModelConfig:
 
 
 # What lets TriBERT learn its condition in CPU minutes (measured: benchmarks/learning_curves.py
-# --set ablation, README "Learning"): a class head on each source's condition, whose predicted
+# --set ablation, README "Does TriBERT learn its condition?"): a class head on each source's condition, whose predicted
 # class posteriors are all the U-Net sees, and in training the U-Net is shown the true class in
 # their place (teacher forcing 1.0), so it learns class-conditioned masks from step 0 as the
 # audio-only control does while the encoders learn to recognise; a layer-normalised condition, a

@@ -86,10 +86,11 @@ def label_notes(entries: list[IndexEntry]) -> list[str]:
         if not e.labels and e.path is not None:
             folders[str(e.path.parent)] = folders.get(str(e.path.parent), 0) + 1
     if folders:
-        notes.append(f"{sum(folders.values())} video(s) without a class, in folders not named after one "
-                     f"({counted(folders)}): prepared unlabelled (fine to separate; training needs labels). "
-                     f"Name each folder after its class (violin/, or 'flute violin/' for a duet), or list "
-                     f"the videos in a JSON index")
+        notes.append(f"{sum(folders.values())} video(s) without a class, in folders not named after a "
+                     f"MUSIC-21 class ({counted(folders)}): prepared unlabelled (fine to separate; training "
+                     f"needs labels). For MUSIC-21 instruments name each folder after its class (violin/, or "
+                     f"'flute violin/' for a duet); for others list the videos in a MUSIC-style JSON index "
+                     f"({{\"videos\": {{\"sitar\": [ids]}}}}) and the classes in the recipe's data.classes")
     others: dict[str, int] = {}
     for e in entries:
         for label in e.labels:
