@@ -113,6 +113,27 @@ def test_a_resumed_run_keeps_its_own_recipe_and_may_only_train_longer(data_root,
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
 
 
+def test_a_longer_resumed_run_warns_when_its_schedule_depends_on_its_length(data_root, tmp_path, caplog):
+    """A linear decay ends at max_steps: a finished 2-step run trained on to 4 jumps from a rate of
+    0 back to the 4-step schedule's. Said in a warning; a constant rate gives none."""
+    linear = ["train.epoch_size=4", "train.schedule=linear"]
+    run = train(tiny_config(data_root, *linear, "train.max_steps=2"), runs_dir=tmp_path / "runs", name="linear",
+                progress=False)
+    with caplog.at_level("WARNING", logger="tribert"):
+        train(tiny_config(data_root, *linear, "train.max_steps=4"), resume=run, progress=False)
+    assert "train.max_steps 2 -> 4: the learning rate's linear decay follows the 4-step schedule" in caplog.text
+    with open(run / "metrics.csv") as f:
+        lrs = {int(r["step"]): float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")}
+    # the first step after the restart at the 4-step schedule's rate, not the 2-step one's (0)
+    assert [lrs[k] for k in range(4)] == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
+    caplog.clear()
+    flat = train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=2"), runs_dir=tmp_path / "runs",
+                 name="flat", progress=False)
+    with caplog.at_level("WARNING", logger="tribert"):
+        train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=4"), resume=flat, progress=False)
+    assert "schedule from here on" not in caplog.text
+
+
 @pytest.fixture
 def ctrl_c_at(monkeypatch):
     """``ctrl_c_at(step, times)``: training receives ``times`` SIGINTs, as from a terminal's Ctrl-C,

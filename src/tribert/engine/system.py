@@ -178,6 +178,18 @@ class SeparationSystem(L.LightningModule):
         # else the graph writes the gradients where it captured them (CapturedStep zeroes them
         # for an eager step): setting them to None would cut the optimiser off from them
 
+    def on_train_start(self) -> None:
+        # A resumed run restores the rate its optimiser last held, which the schedule computed for
+        # this step under the run's old config. Trained on for longer (train.max_steps raised, with
+        # a linear decay or warm-up), that is the old schedule's rate (0 at its old end) for one
+        # step: set it from the schedule the run trains with now. Unchanged config: the same value.
+        if self.global_step == 0:
+            return
+        for config in self.trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            for group, base, factor in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+                group["lr"] = base * factor(self.global_step)
+
     def on_train_end(self) -> None:
         if self.captured is not None and self.captured.eager_steps:
             log.warning("train.cuda_graph: %d of %d steps ran eagerly (another batch shape or real-source "

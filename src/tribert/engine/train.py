@@ -228,6 +228,15 @@ def resumed_config(run_dir: Path, config: Config | None) -> Config:
                            f"start a new run to change the recipe (or pass config=None)", run_dir)
     if changed and _rank0():
         log.info("resumed run: %s", ", ".join(f"{k} {old[k]} -> {new[k]}" for k in changed))
+        tc = config.train
+        if "train.max_steps" in changed and (tc.schedule == "linear" or tc.warmup_frac > 0):
+            # the schedule is a function of max_steps: the steps to come follow the new one
+            shape = "warm-up and linear decay" if tc.schedule == "linear" and tc.warmup_frac > 0 else \
+                "linear decay" if tc.schedule == "linear" else "warm-up"
+            log.warning("train.max_steps %s -> %s: the learning rate's %s follows the %s-step schedule from here "
+                        "on (the steps so far followed the %s-step one, so it jumps), and the run is not the one "
+                        "a %s-step run would have been", old["train.max_steps"], new["train.max_steps"], shape,
+                        new["train.max_steps"], old["train.max_steps"], new["train.max_steps"])
         dump_yaml(config, stored_path)
     return config
 
