@@ -179,8 +179,16 @@ def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path)
     assert "run folder" in proc.stdout
     assert "Tip:" not in proc.stdout + proc.stderr  # Lightning's advert is not ours to print
     proc = tribert("train", "--resume", str(run), "--set", "train.lr=1")
-    assert proc.returncode == 2 and "drop --config, --set" in proc.stderr
+    assert proc.returncode == 2 and "changes train.lr (0.001 -> 1.0): start a new run" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    proc = tribert("train", "--resume", str(run), "--config", "synth_tiny")
+    assert proc.returncode == 2 and "drop --config" in proc.stderr
+    # trained on for longer from the command line: only where it ends changes
+    steps = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    proc = tribert("train", "--resume", str(run), "--set", f"train.max_steps={steps + 2}")
+    assert proc.returncode == 0, proc.stderr
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == steps + 2
+    assert f"max_steps: {steps + 2}" in (run / "config.yaml").read_text()
     proc = tribert("train")
     assert proc.returncode == 2 and "--config RECIPE" in proc.stderr
     (run / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")

@@ -177,7 +177,7 @@ def train(
     set_: List[str] = typer.Option([], "--set", help="Override a field: --set train.lr=1e-4 (repeatable)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are created."),
     name: Optional[str] = typer.Option(None, "--name", help="Run folder name suffix (default: model-size)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint, with its own config; --set may change only where it ends (train.max_steps, max_minutes, max_epochs) and the machines."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Use this run folder (give the same one on every node of a multi-node launch)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices, e.g. 1, 4, auto."),
     num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Nodes for multi-node DDP."),
@@ -187,9 +187,9 @@ def train(
     from tribert.config import Config
     from tribert.engine.train import train as run_training
 
-    if resume is not None and (config is not None or set_ or visual_weights is not None):
-        raise TribertError("--resume continues a run with its own config.yaml: drop --config, --set and "
-                           "--visual-weights (start a new run to change the recipe)", resume)
+    if resume is not None and (config is not None or visual_weights is not None):
+        raise TribertError("--resume continues a run with its own config.yaml: drop --config and --visual-weights "
+                           "(start a new run to change the recipe; --set may change where the run ends)", resume)
     if resume is None and config is None:
         raise TribertError("give --config RECIPE for a new run, or --resume RUN_FOLDER to continue one")
     overrides = list(set_)

@@ -225,7 +225,8 @@ def resumed_config(run_dir: Path, config: Config | None) -> Config:
         listed = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in other[:4])
         more = f" and {len(other) - 4} more" if len(other) > 4 else ""
         raise TribertError(f"a resumed run trains with its own config.yaml; the config given changes {listed}{more}: "
-                           f"start a new run to change the recipe (or pass config=None)", run_dir)
+                           f"start a new run to change the recipe (a resumed run may change only "
+                           f"{', '.join(RESUME_MAY_CHANGE)})", run_dir)
     if changed and _rank0():
         log.info("resumed run: %s", ", ".join(f"{k} {old[k]} -> {new[k]}" for k in changed))
         tc = config.train
