@@ -191,6 +191,13 @@ def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path)
     assert f"max_steps: {steps + 2}" in (run / "config.yaml").read_text()
     proc = tribert("train")
     assert proc.returncode == 2 and "--config RECIPE" in proc.stderr
+    from tribert.engine.checkpoint import export_weights
+
+    export_weights(run / "checkpoints" / "last.ckpt", tmp_path / "export.pt")  # an export put in its place
+    shutil.copy(tmp_path / "export.pt", run / "checkpoints" / "last.ckpt")
+    proc = tribert("train", "--resume", str(run))
+    assert proc.returncode == 2 and "cannot resume from an export" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     (run / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
     proc = tribert("train", "--resume", str(run))
     assert proc.returncode == 2 and "last.ckpt" in proc.stderr and "not a readable checkpoint" in proc.stderr

@@ -178,6 +178,38 @@ def test_ctrl_c_stops_after_the_step_saves_it_and_resume_goes_on_as_if_never_sto
         assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6)
 
 
+def test_sigterm_saves_the_finished_step_and_says_so(data_root, tmp_path, monkeypatch):
+    """SLURM preemption, timeout and docker stop send SIGTERM: the run saves the step in hand and
+    stops with TrainingInterrupted (the CLI exits 143), not a silent exit 0 that lost every step
+    since the last save; the resumed run goes on as if never stopped."""
+    import os
+    import signal
+
+    from tribert.engine.train import CtrlCStop
+    from tribert.errors import TrainingInterrupted
+
+    steps = ["train.epoch_size=8", "train.max_steps=5", "train.save_every_steps=0"]
+    full = train(tiny_config(data_root, *steps), runs_dir=tmp_path / "runs", name="full", progress=False)
+    real = CtrlCStop.on_train_batch_end
+
+    def hit(self, trainer, *args):
+        if trainer.global_step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning's handler flags it; the loop stops after the step
+        real(self, trainer, *args)
+
+    monkeypatch.setattr(CtrlCStop, "on_train_batch_end", hit)
+    with pytest.raises(TrainingInterrupted, match="stopped on SIGTERM at step 3; checkpoints/last.ckpt holds step 3") as err:
+        train(tiny_config(data_root, *steps), runs_dir=tmp_path / "runs", name="cut", progress=False)
+    assert err.value.exit_code == 143
+    monkeypatch.undo()
+    cut = next((tmp_path / "runs").glob("*-cut"))
+    train(tiny_config(data_root, *steps), resume=cut, progress=False)
+    a, b = _losses(full), _losses(cut)
+    assert sorted(b) == [0, 1, 2, 3, 4]
+    for step in (3, 4):
+        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6)
+
+
 def test_a_second_ctrl_c_stops_at_once_and_names_the_checkpoint_it_left(data_root, tmp_path, ctrl_c_at):
     import signal
 

@@ -321,6 +321,9 @@ def test_a_mixture_given_as_samples_is_read_as_a_mixture_file_would_be(cue_input
     pcm = np.round(mix * 32767).astype(np.int16)  # as a WAV reader hands them over
     stems = sep.separate(videos, mixture=pcm, pose="none").stems
     assert all(np.abs(s - m).max() < 2e-3 for s, m in zip(stems, mono))  # not 32768x louder
+    pcm8 = np.round(np.clip(mix, -1, 1) * 127.5 + 127.5).astype(np.uint8)  # 8-bit WAV: unsigned, silence at 128
+    stems = sep.separate(videos, mixture=pcm8, pose="none").stems
+    assert all(np.abs(s - m).max() < 2e-2 for s, m in zip(stems, mono))  # no +0.5 offset
     fast = sep.separate(videos, mixture=resample(mix, 11025, 22050), mixture_rate=22050, pose="none").stems
     assert abs(len(fast[0]) - len(mono[0])) <= 2  # at the model's rate, not twice as long
     for bad, message in [(np.zeros(0, np.float32), "no samples"), (np.zeros((2, 3, 100)), "mono"),

@@ -207,7 +207,7 @@ def train(
         folder = run_training(cfg, runs_dir=runs_dir, name=name, resume=resume, run_dir=run_dir)
     except TrainingInterrupted as stopped:
         typer.echo(str(stopped), err=True)
-        raise typer.Exit(130)  # the shell's code for a SIGINT
+        raise typer.Exit(stopped.exit_code)  # the shell's code for the signal: 130 SIGINT, 143 SIGTERM
     typer.echo(f"run folder: {folder}")
 
 

@@ -36,17 +36,18 @@ class CheckpointError(TribertError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on Ctrl-C. ``str(err)`` is one line: the step reached, the checkpoint that
+    """Training stopped on Ctrl-C (or SIGTERM). ``str(err)`` is one line: the step reached, the checkpoint that
     holds the work, and the command that continues it."""
 
-    def __init__(self, run_dir: str | Path, step: int, saved_step: int | None):
+    def __init__(self, run_dir: str | Path, step: int, saved_step: int | None, signal_name: str = "Ctrl-C"):
         self.run_dir, self.step, self.saved_step = str(run_dir), step, saved_step
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130  # as a shell reports the signal
         if saved_step is None:
             where = "no checkpoint was saved yet: start the run again"
         else:
             where = (f"checkpoints/last.ckpt holds step {saved_step}: continue with "
                      f"`tribert train --resume {self.run_dir}`")
-        super().__init__(f"training stopped on Ctrl-C at step {step}; {where}")
+        super().__init__(f"training stopped on {signal_name} at step {step}; {where}")
 
 
 @contextmanager

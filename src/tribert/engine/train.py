@@ -23,6 +23,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 from torch.utils.data import DataLoader
 
@@ -289,7 +290,10 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         last = run_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
-        read_checkpoint(last)  # a damaged file: one line naming it, before any work starts
+        # a damaged file, or an export (weights only): one line naming it, before any work starts
+        if "optimizer_states" not in read_checkpoint(last):
+            raise TribertError("cannot resume from an export (weights and config only, no optimiser state): "
+                               "start a new run with --set train.init_from=<this file>", last)
         ckpt_path = str(last)
     rank0 = _rank0()
     if resume is None and rank0:  # where the run folder goes, before any work
@@ -361,6 +365,8 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         )
         trainer.fit(system, ckpt_path=ckpt_path, **loaders)
+    except SIGTERMException:  # SLURM, timeout, docker stop: after the step, saved by LastCheckpoint
+        raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step, "SIGTERM") from None
     except SystemExit:  # Lightning's answer to a KeyboardInterrupt (a second Ctrl-C): exit(1)
         if not stop.killed:
             raise
@@ -481,6 +487,11 @@ class LastCheckpoint(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # Lightning raises SIGTERMException once the step in hand has ended: that step is whole
+        if isinstance(exception, SIGTERMException) and trainer.world_size == 1:
+            self.save(trainer)
 
 
 class StepRate(L.Callback):

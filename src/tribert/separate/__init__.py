@@ -117,7 +117,10 @@ class Separator:
 def mixture_samples(samples: np.ndarray | torch.Tensor, rate: int, model_rate: int) -> np.ndarray:
     """A mixture given as samples -> mono float32 [N] at the model's rate, or a one-line error."""
     x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
-    if np.issubdtype(x.dtype, np.integer):
+    if np.issubdtype(x.dtype, np.unsignedinteger):  # unsigned PCM (8-bit WAV): silence at mid-range
+        half = float(np.iinfo(x.dtype).max) / 2 + 0.5
+        x = (x.astype(np.float64) - half) / half
+    elif np.issubdtype(x.dtype, np.integer):
         x = x / float(np.iinfo(x.dtype).max + 1)  # integer PCM, e.g. int16 -> [-1, 1)
     elif not np.issubdtype(x.dtype, np.floating):
         raise TribertError(f"the mixture must hold numbers, got {x.dtype}")
