@@ -101,11 +101,32 @@ def test_a_pose_detected_again_is_never_read_through_its_old_features(clips_root
     pose = np.load(path)
     pose[..., :2] += 5.0  # the performer found 5 px to the side
     np.save(path, pose)
-    with pytest.raises(TribertError, match="cello: the clip's pose.npy changed since its pose features were stored"):
+    with pytest.raises(TribertError, match="cello: the clip.s pose.npy or its pose frame rate, .* changed since"):
         train_loader(config(clips_root, "data.stored_pose=true"))
     again = store(clips_root, cfg)
     assert (again.written, again.skipped) == (1, 3)
     train_loader(config(clips_root, "data.stored_pose=true"))
+
+
+def test_features_of_another_stgcn_layout_or_another_pose_timing_are_computed_again(clips_root):
+    """Strides change no weight's shape: a fingerprint of the weights alone took the features of
+    model.pose_strides [1, 2] for those of [2, 2]. Features are also a function of the clip's pose
+    frame rate, frame size and length (meta.json), not only of pose.npy."""
+    assert store(clips_root, config(clips_root, "model.pose_strides=[1,2]")).written == 4
+    other = config(clips_root, "model.pose_strides=[2,2]")
+    assert store(clips_root, other).written == 4  # was skipped as done
+    loader = train_loader(config(clips_root, "model.pose_strides=[2,2]", "data.stored_pose=true"))
+    with pytest.raises(TribertError, match="another ST-GCN"):
+        loader.dataset.pose_store.check_model(
+            build_system(config(clips_root, "model.pose_strides=[1,2]")).model.pose.fingerprint())
+    meta_path = clips_root / "flute" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["pose_fps"] = meta["pose_fps"] * 2  # the same pose array, read at another rate
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(TribertError, match="flute: the clip's pose.npy or its pose frame rate"):
+        train_loader(config(clips_root, "model.pose_strides=[2,2]", "data.stored_pose=true"))
+    again = store(clips_root, other)
+    assert (again.written, again.skipped) == (1, 3)
 
 
 def test_stored_pose_refuses_missing_mismatched_and_damaged_stores(clips_root):

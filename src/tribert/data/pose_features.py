@@ -13,12 +13,13 @@ pose, so the tokens are those of the in-loop path (to float16 rounding); evaluat
     <clip>/pose_features.npy   float16 [G, K, P, D]: window g starts at sample g * grid_samples,
                                K time segments, P persons, D = C_out * 68 ST-GCN features
     <clip>/pose_features.json  the settings below (``StoreSettings``) and a digest of the clip's
-                               pose.npy, written last
+                               pose.npy and pose meta fields (``pose_source_digest``), written last
 
 Size: K * P * D * 2 bytes per window: 209 KB at paper size (3 x 2 x 256 x 68), so 12.5 MB per
 minute of video on the default 1-s grid. A store is tied to one ST-GCN by a fingerprint of its
-weights (``PoseEncoder.fingerprint``): the training run refuses features another one computed, and
-features of a pose that has since changed (a clip's pose detected again).
+layout and weights (``PoseEncoder.fingerprint``): the training run refuses features another one
+computed, and features of a pose that has since changed (a clip's pose detected again, or the clip
+prepared again at another pose rate, frame size or length).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tribert.progress import track
 
 FEATURES = "pose_features.npy"
 FEATURES_META = "pose_features.json"
+SOURCE_DIGEST = "source_sha1"  # key of pose_source_digest() in FEATURES_META
 
 
 @dataclass(frozen=True)
@@ -81,22 +83,29 @@ class StoreSettings:
                 if f.name not in skip and getattr(self, f.name) != getattr(other, f.name)]
 
 
-def pose_digest(clip_dir: Path) -> str:
-    """SHA-1 of the clip's pose.npy ("none" without one): the features are a function of it."""
-    path = Path(clip_dir) / POSE
+def pose_source_digest(clip: Clip) -> str:
+    """SHA-1 of what a clip's stored features are computed from besides the ST-GCN: its pose.npy
+    and the meta fields that place the pose in time and space (pose frame rate, frame size, length).
+    A clip whose pose was detected again, or that was prepared again at another rate, size or
+    length, gets another digest."""
+    path = clip.dir / POSE
+    digest = hashlib.sha1()
     try:
-        return hashlib.sha1(path.read_bytes()).hexdigest()
+        digest.update(path.read_bytes())
     except FileNotFoundError:
-        return "none"
+        digest.update(b"no pose")
     except OSError as err:
         raise TribertError(f"cannot read pose array ({err.strerror})", path) from None
+    width, height = clip.frame_size()
+    digest.update(f"|{clip.meta.pose_fps}|{width}x{height}|{clip.meta.num_samples}".encode())
+    return digest.hexdigest()
 
 
-def stored_pose_digest(clip_dir: Path) -> str | None:
-    """The digest of the pose the stored features were computed from (None: not recorded, as in
-    stores written before it was, or unreadable)."""
+def stored_source_digest(clip: Clip) -> str | None:
+    """The ``pose_source_digest`` the stored features were computed from (None: not recorded, as
+    in stores written before it was, or unreadable)."""
     try:
-        digest = json.loads((Path(clip_dir) / FEATURES_META).read_text()).get("pose_sha1")
+        digest = json.loads((clip.dir / FEATURES_META).read_text()).get(SOURCE_DIGEST)
     except (OSError, ValueError, AttributeError):
         return None
     return digest if isinstance(digest, str) else None
@@ -127,7 +136,7 @@ def write_pose_features(clip: Clip, encoder, settings: StoreSettings, device: to
     (clip.dir / FEATURES_META).unlink(missing_ok=True)  # the settings go last: they mark the store complete
     with atomic_path(clip.dir / FEATURES) as tmp:
         np.save(tmp, out)
-    atomic_write_json(clip.dir / FEATURES_META, {**asdict(settings), "pose_sha1": pose_digest(clip.dir)})
+    atomic_write_json(clip.dir / FEATURES_META, {**asdict(settings), SOURCE_DIGEST: pose_source_digest(clip)})
     return len(offsets)
 
 
@@ -161,7 +170,7 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
     written = skipped = windows = 0
     for clip in track(clips, "pose features", enabled=progress, transient=True):
         try:
-            if StoreSettings.read(clip.dir) == settings and stored_pose_digest(clip.dir) == pose_digest(clip.dir):
+            if StoreSettings.read(clip.dir) == settings and stored_source_digest(clip) == pose_source_digest(clip):
                 skipped += 1
                 continue
         except TribertError:  # none yet, or an unreadable one: computed again
@@ -187,10 +196,11 @@ class PoseFeatureStore:
             if wrong:
                 raise TribertError(f"stored pose features were cut with other settings ({'; '.join(wrong)}, "
                                    "stored vs the recipe): run `tribert pose-features` again", clip.dir)
-            digest = stored_pose_digest(clip.dir)
-            if digest is not None and digest != pose_digest(clip.dir):
-                raise TribertError("the clip's pose.npy changed since its pose features were stored: run "
-                                   "`tribert pose-features` again", clip.dir)
+            digest = stored_source_digest(clip)
+            if digest is not None and digest != pose_source_digest(clip):
+                raise TribertError("the clip's pose.npy or its pose frame rate, frame size or length changed "
+                                   "since its pose features were stored: run `tribert pose-features` again",
+                                   clip.dir)
             if found is not None and settings.differences(found):
                 raise TribertError(f"stored pose features differ from those of the other clips "
                                    f"({'; '.join(settings.differences(found))}): run `tribert pose-features` "
@@ -233,4 +243,4 @@ class PoseFeatureStore:
 
 
 __all__ = ["FEATURES", "FEATURES_META", "PoseFeatureStore", "StoreReport", "StoreSettings", "grid_offsets",
-           "pose_digest", "store_pose_features", "write_pose_features"]
+           "pose_source_digest", "store_pose_features", "write_pose_features"]

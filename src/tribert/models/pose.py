@@ -41,6 +41,9 @@ from tribert.errors import TribertError
 from tribert.skeleton import CENTER, EDGES, NUM_KEYPOINTS
 
 PAPER_CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
+# Raise when ``prepare_pose`` or ``PoseEncoder.features`` compute something else from the same
+# weights: it is part of the fingerprint, so features stored by the old code are computed again.
+FEATURES_VERSION = 1
 
 
 def spatial_partition(num_nodes: int = NUM_KEYPOINTS, edges: Sequence[tuple[int, int]] = EDGES,
@@ -262,9 +265,11 @@ class PoseEncoder(nn.Module):
         return self.proj(features.to(self.proj.weight.dtype))  # [B, K, P, token_dim]
 
     def fingerprint(self) -> str:
-        """What identifies the ST-GCN's function: a hash of every weight and statistic of it (and of
-        the skeleton graph), so features stored by one ST-GCN are never read by a model with another."""
-        digest = hashlib.sha256()
+        """What identifies the ST-GCN's function: a hash of its layout (layers, kernels, strides),
+        of every weight and statistic of it and of the skeleton graph, so features stored by one
+        ST-GCN are never read by a model with another. Strides change no weight's shape, so the
+        weights alone would not tell ``model.pose_strides`` [2, 2] from [4, 4]."""
+        digest = hashlib.sha256(f"{FEATURES_VERSION}|{self.stgcn!r}|{self.num_frames}".encode())
         for name, tensor in sorted({**self.stgcn.state_dict(), "A": self.stgcn.A}.items()):
             if name.endswith("num_batches_tracked"):  # a counter; the function does not read it
                 continue
