@@ -147,12 +147,15 @@ def ctrl_c_at(monkeypatch):
     real = CtrlCStop.on_train_batch_end
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    def arm(step: int, times: int = 1):
+    def arm(step: int, times: int = 1, after_save: bool = False):
         def hit(self, trainer, *args):
+            if after_save:  # the Ctrl-C comes once the step is saved, while the next batch loads
+                real(self, trainer, *args)
             if trainer.global_step == step:
                 for _ in range(times):
                     os.kill(os.getpid(), signal.SIGINT)  # the handler runs before the next line
-            real(self, trainer, *args)
+            if not after_save:
+                real(self, trainer, *args)
         monkeypatch.setattr(CtrlCStop, "on_train_batch_end", hit)
 
     yield arm
@@ -176,6 +179,60 @@ def test_ctrl_c_stops_after_the_step_saves_it_and_resume_goes_on_as_if_never_sto
     assert sorted(b) == [0, 1, 2, 3, 4]
     for step in (3, 4):
         assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6)
+
+
+def _rows(run_dir, column: str) -> list[tuple[int, int, float]]:
+    """(epoch, step, value) of every metrics.csv row that has ``column``."""
+    with open(run_dir / "metrics.csv") as f:
+        return [(int(r["epoch"]), int(r["step"]), float(r[column])) for r in csv.DictReader(f) if r.get(column)]
+
+
+@pytest.mark.parametrize("step, after_save, stopped", [(4, False, 4), (4, True, 5), (3, False, 3)],
+                         ids=["mid-epoch", "while-a-batch-loads", "at-an-epoch-end"])
+def test_a_ctrl_c_resumes_into_the_same_epochs_and_validations(data_root, tmp_path, ctrl_c_at, step, after_save,
+                                                                stopped):
+    """A Ctrl-C one step into an epoch must not end that epoch (no extra validation that could
+    replace best.ckpt, no epoch counted as done), so a max_epochs run resumed from it takes every
+    step, and validates at every step, the uninterrupted run does. One that comes after a step was
+    saved, while the next batch loads, stops after that next step; one at an epoch's last step lets
+    the epoch end (its validation is due)."""
+    from tribert.errors import TrainingInterrupted
+
+    epochs = ["train.epoch_size=6", "train.max_steps=0", "train.max_epochs=3", "train.save_every_steps=0",
+              "train.val_mixtures=2", f"data.val_dir={data_root}"]  # 3 steps per epoch, 9 in all
+    full = train(tiny_config(data_root, *epochs), runs_dir=tmp_path / "runs", name="full", progress=False)
+    ctrl_c_at(step, after_save=after_save)
+    with pytest.raises(TrainingInterrupted, match=f"at step {stopped}; checkpoints/last.ckpt holds step {stopped}"):
+        train(tiny_config(data_root, *epochs), runs_dir=tmp_path / "runs", name="cut", progress=False)
+    cut = next((tmp_path / "runs").glob("*-cut"))
+    assert [step for _, step, _ in _rows(cut, "val/sdr")] == [2]  # only the finished epoch validated
+    _resume_and_compare_epochs(full, cut, ctrl_c_at)
+
+
+def test_a_kill_after_an_epochs_last_step_resumes_into_the_next_epoch(data_root, tmp_path, ctrl_c_at):
+    """A periodic save that falls on an epoch's last step, then a kill (a double Ctrl-C here)
+    before the epoch-end save: Lightning reruns a whole epoch from a checkpoint taken there, so the
+    periodic save leaves that step to the epoch-end save."""
+    from tribert.errors import TrainingInterrupted
+
+    epochs = ["train.epoch_size=6", "train.max_steps=0", "train.max_epochs=3", "train.save_every_steps=2",
+              "train.val_mixtures=2", f"data.val_dir={data_root}"]  # 3 steps per epoch: saves at 2, 3 (end), 4, 6 ..
+    full = train(tiny_config(data_root, *epochs), runs_dir=tmp_path / "runs", name="full", progress=False)
+    ctrl_c_at(6, times=2)  # step 6 ends epoch 1: killed before its validation and epoch-end save
+    with pytest.raises(TrainingInterrupted, match="at step 6; checkpoints/last.ckpt holds step 4"):
+        train(tiny_config(data_root, *epochs), runs_dir=tmp_path / "runs", name="cut", progress=False)
+    _resume_and_compare_epochs(full, next((tmp_path / "runs").glob("*-cut")), ctrl_c_at)
+
+
+def _resume_and_compare_epochs(full, cut, ctrl_c_at):
+    """Resume ``cut`` to its end: every step, epoch label and validation as in ``full``."""
+    ctrl_c_at(-1)
+    train(None, resume=cut, progress=False)
+    assert torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 9
+    ref, got = _rows(full, "val/sdr"), _rows(cut, "val/sdr")
+    assert [r[:2] for r in got] == [r[:2] for r in ref] == [(0, 2), (1, 5), (2, 8)]
+    assert [r[2] for r in got] == pytest.approx([r[2] for r in ref], abs=1e-4)
+    assert [r[:2] for r in _rows(cut, "train/loss")] == [r[:2] for r in _rows(full, "train/loss")]
 
 
 def test_sigterm_saves_the_finished_step_and_says_so(data_root, tmp_path, monkeypatch):

@@ -326,7 +326,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
     # last.ckpt every save_every_steps and at each epoch end (resume loses little work); no
     # per-epoch copies pile up (a paper-size checkpoint is ~3 GB). Kept snapshots only on request.
     last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", tc.save_every_steps)
-    stop = CtrlCStop()
+    stop = CtrlCStop(last)
     callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler), StepRate(), last, stop]
     if config.data.stored_pose:
         callbacks.append(StoredPoseCheck(loaders["train_dataloaders"].dataset.pose_store))
@@ -365,6 +365,8 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         )
         trainer.fit(system, ckpt_path=ckpt_path, **loaders)
+    except StopRequested:  # a Ctrl-C: the step before it was saved by CtrlCStop
+        raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step) from None
     except SIGTERMException:  # SLURM, timeout, docker stop: after the step, saved by LastCheckpoint
         raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step, "SIGTERM") from None
     except SystemExit:  # Lightning's answer to a KeyboardInterrupt (a second Ctrl-C): exit(1)
@@ -381,18 +383,25 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         stop.release()
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
-    if stop.requested and not (tc.max_steps > 0 and trainer.global_step >= tc.max_steps):  # not at its end anyway
-        raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step)
-    return run_dir
+    return run_dir  # a Ctrl-C after the last step (in the final validation): the run ended anyway
+
+
+class StopRequested(Exception):
+    """Raised by ``CtrlCStop`` to leave the training loop between two steps."""
 
 
 class CtrlCStop(L.Callback):
-    """Ctrl-C stops training after the step in progress, and ``LastCheckpoint`` saves that step
-    (a checkpoint written mid-step could hold half an optimiser update). A second Ctrl-C stops at
-    once, as Lightning does (the last saved checkpoint stays). One process only: under DDP every
-    process would see the signal at a different step, so there Lightning's handling stays."""
+    """Ctrl-C stops training after the step in progress, and ``last`` saves that step (a
+    checkpoint written mid-step could hold half an optimiser update). The loop is left before the
+    next step starts, by an exception: asking Lightning to stop (``trainer.should_stop``) would end
+    the epoch first, running its validation (which may replace best.ckpt) and counting a half epoch
+    as done, so a resumed ``max_epochs`` run would train fewer steps. A stop at an epoch's last step
+    lets that epoch end as usual. A second Ctrl-C stops at once, as Lightning does (the last saved
+    checkpoint stays). One process only: under DDP every process would see the signal at a
+    different step, so there Lightning's handling stays."""
 
-    def __init__(self):
+    def __init__(self, last: "LastCheckpoint"):
+        self.last = last
         self.requested = self.killed = False
         # the caller's handler, put back by release(): Lightning's shutdown after a KeyboardInterrupt
         # leaves SIGINT ignored, which would deafen a notebook or script to Ctrl-C from then on
@@ -413,8 +422,15 @@ class CtrlCStop(L.Callback):
             signal.signal(signal.SIGINT, self._original)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.requested:
-            trainer.should_stop = True
+        if self.requested and self.last.saved_step != trainer.global_step and not ends_epoch(trainer, batch_idx):
+            self.last.save(trainer)  # the step's state, as a periodic save holds it (resumes mid-epoch)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # Here, not at the end of the step before: that step's metrics have been logged meanwhile.
+        # A Ctrl-C that came after the last save (while this batch loaded) stops after this step:
+        # a checkpoint taken now would hold the loop half into the next step.
+        if self.requested and self.last.saved_step == trainer.global_step:
+            raise StopRequested
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.killed = isinstance(exception, KeyboardInterrupt)
@@ -457,9 +473,16 @@ class StepSamplerSync(L.Callback):
                               f"one step: {s.world_size} process(es) x train.batch_size {s.batch_size}")
 
 
+def ends_epoch(trainer, batch_idx: int) -> bool:
+    """Whether the step just taken is its epoch's last. A checkpoint is not taken there before the
+    epoch-end one: Lightning restores such a state as an epoch whose end (validation, epoch-end
+    save) was never due, so a run killed between the two would skip that validation."""
+    return batch_idx + 1 >= trainer.num_training_batches
+
+
 class LastCheckpoint(L.Callback):
-    """``last.ckpt`` every ``every`` steps, at each epoch end and when training stops (also on the
-    time budget), written to a temporary name and moved into place (a crash never leaves half a file)."""
+    """``last.ckpt`` every ``every`` steps (on an epoch's last step at its end, after its
+    validation), at each epoch end and when training stops (also on the time budget), written to a temporary name and moved into place (a crash never leaves half a file)."""
 
     def __init__(self, path: Path, every: int):
         self.path, self.every = Path(path), every
@@ -479,7 +502,7 @@ class LastCheckpoint(L.Callback):
             self.saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.every > 0 and trainer.global_step % self.every == 0:
+        if self.every > 0 and trainer.global_step % self.every == 0 and not ends_epoch(trainer, batch_idx):
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
