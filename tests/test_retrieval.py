@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -184,13 +185,24 @@ def test_the_cache_misses_when_a_clips_media_change_and_an_unwritable_one_only_w
     assert calls == [1]
     i = changed.clip_ids.index("violin0")
     assert not torch.equal(changed.vectors["transformer"]["pose"][i], emb.vectors["transformer"]["pose"][i])
+    # frames written over in place: the frames folder's own size and time stay as they were
+    folder_time = (mine / "flute1" / "frames").stat().st_mtime_ns
+    for frame in (mine / "flute1" / "frames").iterdir():
+        Image.fromarray(np.full((40, 48, 3), 200, np.uint8)).save(frame)
+    assert (mine / "flute1" / "frames").stat().st_mtime_ns == folder_time
+    reframed = load_embeddings(ckpt, mine)
+    assert calls == [1, 1]
+    i = reframed.clip_ids.index("flute1")
+    assert not torch.equal(reframed.vectors["pre_transformer"]["vision"][i], changed.vectors["pre_transformer"]["vision"][i])
+    load_embeddings(ckpt, mine)
+    assert calls == [1, 1]  # and then served from the cache again
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     monkeypatch.setenv("TRIBERT_CACHE", str(blocked))
     with caplog.at_level("WARNING", logger="tribert"):
         fresh = load_embeddings(ckpt, mine)
     assert "retrieval cache" in caplog.text and "not written" in caplog.text
-    assert torch.equal(fresh.vectors["transformer"]["pose"], changed.vectors["transformer"]["pose"])
+    assert torch.equal(fresh.vectors["transformer"]["pose"], reframed.vectors["transformer"]["pose"])
 
 
 def test_a_no_pose_checkpoint_refuses_pose_variants_and_baselines_are_refused(tmp_path, clips):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ FRAMES = "frames"
 AUDIO = "audio.wav"
 POSE = "pose.npy"
 STEMS = "stems"
+DERIVED = "pose_features."  # files computed from the clip, not part of its data
 
 
 @dataclass
@@ -157,6 +159,23 @@ class Clip:
                 return im.size
         except OSError as err:
             raise TribertError(f"cannot read frame ({err})", path) from None
+
+    def files_stamp(self) -> str:
+        """The size and modification time of every file the clip's data is read from (meta.json,
+        audio, pose, each frame and stem; not the derived pose features): a cache of something
+        computed from the clip misses when any of them is replaced, without reading the media."""
+        def walk(folder: Path):
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if entry.is_dir(follow_symlinks=True):
+                    yield from walk(Path(entry.path))
+                elif not entry.name.startswith(DERIVED):
+                    st = entry.stat()
+                    yield f"{Path(entry.path).relative_to(self.dir)}:{st.st_size}:{st.st_mtime_ns}"
+
+        try:
+            return "|".join(walk(self.dir))
+        except OSError as err:
+            raise TribertError(f"cannot list the clip's files ({err.strerror})", self.dir) from None
 
     def frame_paths(self) -> list[Path]:
         return [self.dir / FRAMES / frame_name(i) for i in range(self.meta.num_frames)]

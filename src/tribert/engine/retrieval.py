@@ -141,22 +141,14 @@ def checkpoint_fingerprint(path: str | Path) -> str:
 
 
 def data_fingerprint(clips: list[Clip]) -> str:
-    """Identifies a set of clips: each clip's id, folder and metadata (length, labels, rates), and
-    the size and modification time of its audio, pose and frames, so a clip prepared again, or a
-    pose file replaced by another detector's, misses the cache (without reading the media)."""
-    from tribert.data.clip import AUDIO, FRAMES, POSE
-
-    def stamp(path: Path) -> str:
-        try:
-            st = path.stat()
-        except OSError:
-            return "-"
-        return f"{st.st_size}:{st.st_mtime_ns}"
-
+    """Identifies a set of clips: each clip's id, folder and metadata, and the size and
+    modification time of each of its files (``Clip.files_stamp``), so a clip prepared again, a
+    pose file replaced by another detector's, a frame or stem written over, misses the cache
+    (without reading the media)."""
     h = hashlib.sha1()
     for c in sorted(clips, key=lambda c: c.meta.id):
-        files = ",".join(stamp(c.dir / name) for name in (AUDIO, POSE, FRAMES))
-        h.update(f"{c.meta.id}|{c.dir.resolve()}|{json.dumps(dataclasses.asdict(c.meta), sort_keys=True)}|{files}\n".encode())
+        h.update(f"{c.meta.id}|{c.dir.resolve()}|{json.dumps(dataclasses.asdict(c.meta), sort_keys=True)}|"
+                 f"{c.files_stamp()}\n".encode())
     return h.hexdigest()
 
 
@@ -230,7 +222,10 @@ def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | 
         raise CheckpointError("checkpoint not found", checkpoint)
     fingerprint = checkpoint_fingerprint(checkpoint)
     clips = [Clip(d) for d in list_clips(data_dir)]
-    key = hashlib.sha1(f"{fingerprint}|{data_fingerprint(clips)}|{EMBEDDING_FORMAT}".encode()).hexdigest()[:20]
+    from tribert import __version__  # a release may embed otherwise (the model code, the crop)
+
+    key = hashlib.sha1(f"{fingerprint}|{data_fingerprint(clips)}|{EMBEDDING_FORMAT}|{__version__}".encode()
+                       ).hexdigest()[:20]
     path = cache_dir() / "retrieval" / f"{key}.pt"
     if cache and path.exists():
         try:
