@@ -183,6 +183,8 @@ def test_resume_needs_only_the_run_folder_and_refuses_changes(trained, tmp_path)
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = tribert("train", "--resume", str(run), "--config", "synth_tiny")
     assert proc.returncode == 2 and "drop --config" in proc.stderr
+    proc = tribert("train", "--resume", str(run), "--run-dir", str(tmp_path / "elsewhere"))  # was ignored
+    assert proc.returncode == 2 and "drop --run-dir and --name" in proc.stderr
     # trained on for longer from the command line: only where it ends changes
     steps = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     proc = tribert("train", "--resume", str(run), "--set", f"train.max_steps={steps + 2}")
@@ -313,6 +315,9 @@ def test_outputs_never_replace_inputs_and_rows_never_collide(trained, tmp_path):
     assert isinstance(res.exception, TribertError) and "is a folder" in str(res.exception)
     res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--limit", "-1"])
     assert isinstance(res.exception, TribertError) and "--limit and --seed must be >= 0" in str(res.exception)
+    for threshold in ("nan", "1.5", "0"):  # NaN passed every check and silenced every estimate
+        res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--threshold", threshold])
+        assert isinstance(res.exception, TribertError) and "--threshold must be between 0 and 1" in str(res.exception)
     out = tmp_path / "two.json"
     res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--checkpoint", str(ckpt), "--data", str(clips),
                               "--limit", "2", "--out", str(out)])

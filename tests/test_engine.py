@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import warnings
 
 import numpy as np
@@ -111,6 +112,61 @@ def test_a_resumed_run_keeps_its_own_recipe_and_may_only_train_longer(data_root,
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
     train(None, resume=run, progress=False)  # its own config: already at its end
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_a_resume_refuses_a_checkpoint_that_is_not_the_runs_and_leaves_the_folder_as_it_was(data_root, tmp_path):
+    """A refused resume writes nothing: not config.yaml's end (it was rewritten before the
+    checkpoint was read), not run.json. A last.ckpt of another model (copied in from another run)
+    or a config.yaml edited by hand since (the edit would apply by halves: the optimiser state
+    keeps the old rate) are each one line; so is an end before the step the run is at."""
+    runs = tmp_path / "runs"
+    run = train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=2"), runs_dir=runs, name="a",
+                progress=False)
+    other = train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=2", "model.kind=audio_only"),
+                  runs_dir=runs, name="b", progress=False)
+    files = {p: p.read_bytes() for p in (run / "config.yaml", run / "run.json")}
+    last = run / "checkpoints" / "last.ckpt"
+    good = last.read_bytes()
+    last.write_bytes(good[:2000])  # truncated
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=6"), resume=run, progress=False)
+    last.write_bytes((other / "checkpoints" / "last.ckpt").read_bytes())
+    with pytest.raises(TribertError, match=r"another config than the run's config.yaml \(model.kind \('audio_only' "
+                                           r"-> 'tribert'\)"):
+        train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=6"), resume=run, progress=False)
+    last.write_bytes(good)
+    with pytest.raises(TribertError, match="at step 2, past train.max_steps 1"):
+        train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=1"), resume=run, progress=False)
+    assert {p: p.read_bytes() for p in files} == files
+    (run / "config.yaml").write_text(files[run / "config.yaml"].decode().replace("lr: 0.001", "lr: 0.01"))
+    with pytest.raises(TribertError, match=r"train.lr \(0.001 -> 0.01\)"):
+        train(None, resume=run, progress=False)
+
+
+def test_a_run_records_absolute_paths_its_restarts_and_holds_its_folder(data_root, tmp_path, monkeypatch):
+    """config.yaml names its data by absolute path (a resume from another folder finds the same
+    data); run.json lists each restart with its revision; a second training process in the same
+    run folder stops in one line while the first holds it."""
+    from tribert.engine.train import RunLock
+
+    monkeypatch.chdir(data_root.parent)
+    run = train(Config.load(overrides=TINY + ["data.train_dir=clips", "train.epoch_size=4", "train.max_steps=1"]),
+                runs_dir=tmp_path / "runs", progress=False)
+    assert Config.load(run / "config.yaml").data.train_dir == str(data_root)
+    monkeypatch.chdir(tmp_path / "runs")
+    train(Config.load(run / "config.yaml", ["train.max_steps=2"]), resume=run, progress=False)
+    info = json.loads((run / "run.json").read_text())
+    assert [r["changed"] for r in info["resumed"]] == [["train.max_steps"]] and info["resumed"][0]["git"]
+    fresh = tmp_path / "fresh"  # two new runs started at once with one --run-dir: the second one
+    fresh.mkdir()
+    with RunLock(run), RunLock(fresh):
+        with pytest.raises(TribertError, match="another `tribert train` is running in this run folder"):
+            train(Config.load(run / "config.yaml", ["train.max_steps=3"]), resume=run, progress=False)
+        with pytest.raises(TribertError, match="another `tribert train` is running"):
+            train(tiny_config(data_root, "train.max_steps=1"), run_dir=fresh, progress=False)
+    assert not (fresh / "config.yaml").exists()
+    train(Config.load(run / "config.yaml", ["train.max_steps=3"]), resume=run, progress=False)  # released
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
 
 
 def test_a_longer_resumed_run_warns_when_its_schedule_depends_on_its_length(data_root, tmp_path, caplog):
@@ -340,6 +396,12 @@ def test_checkpoint_errors(data_root, tmp_path):
     bad.write_bytes(ckpt.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=r"not a readable checkpoint \(truncated or damaged: its zip archive is incomplete\)$"):
         load_system(bad)
+    legacy = tmp_path / "legacy.ckpt"  # looks like a pre-1.6 pickle: torch warns of its "protocol" first
+    legacy.write_bytes(b"\x80" + np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    with warnings.catch_warnings(record=True) as said, pytest.raises(CheckpointError, match="not a readable"):
+        warnings.simplefilter("always")
+        load_system(legacy)
+    assert not said
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint\n")
     with pytest.raises(CheckpointError, match=r"not a readable checkpoint \(not a file torch.save wrote\)$"):
@@ -561,6 +623,14 @@ def test_reference_rows_are_cached_per_batch_and_miss_when_the_mixtures_change(d
     monkeypatch.setattr(ev, "oracle_wavs", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = ev.evaluate({"m": system}, batches, progress=False, cache=cache)
     assert again == first and not calls  # the oracle rows came from the cache
+    import tribert
+
+    monkeypatch.setattr(tribert, "__version__", "0.0.0-another-release")  # its STFT or metric code may differ
+    ev.evaluate({"m": system}, batches, progress=False, cache=cache)
+    assert calls  # recomputed
+    calls.clear()
+    monkeypatch.undo()
+    monkeypatch.setattr(ev, "oracle_wavs", lambda *a, **k: calls.append(1) or real(*a, **k))
     louder = [b.replace(mix_wav=b.mix_wav * 2, source_wavs=b.source_wavs * 2) for b in batches]
     ev.evaluate({"m": system}, louder, progress=False, cache=cache)
     assert calls  # other mixtures: recomputed
@@ -587,12 +657,30 @@ def test_a_damaged_or_unwritable_reference_cache_is_recomputed_never_trusted_or_
         assert "evaluation cache" in caplog.text and "unreadable" in caplog.text
         assert isinstance(json.loads(cache.read_text()), dict)  # replaced by a good one
         caplog.clear()
-    entries = json.loads(cache.read_text())
-    cache.write_text(json.dumps({k: {"mixture": {"single": {"sdr": "x"}}} for k in entries}))
-    with caplog.at_level("WARNING", logger="tribert"):
-        assert ev.evaluate({"m": system}, batches, progress=False, cache=cache) == fresh
-    assert "wrong shape" in caplog.text
-    caplog.clear()
+    good = json.loads(cache.read_text())
+
+    def damaged(change):  # every entry's mixture row, changed by hand
+        entries = json.loads(json.dumps(good))
+        for entry in entries.values():
+            change(entry["mixture"])
+        return entries
+
+    def first_group(row):
+        return row["single"] if row["single"]["sdr"] else row["multi"]
+
+    damages = {"not scores": lambda row: row.update(single={"sdr": "x"}),
+               "numbers as text": lambda row: first_group(row).update(sdr=[str(x) for x in first_group(row)["sdr"]]),
+               "a list cut short": lambda row: first_group(row)["sir"].pop(),
+               "a NaN score": lambda row: first_group(row)["sar"].__setitem__(0, float("nan")),
+               "a group missing": lambda row: row.pop("same_class"),
+               "a group more": lambda row: row.update(trio=row["single"]),
+               "a count as true": lambda row: row["single"].update(mixtures=True)}
+    for what, change in damages.items():
+        cache.write_text(json.dumps(damaged(change)))
+        with caplog.at_level("WARNING", logger="tribert"):
+            assert ev.evaluate({"m": system}, batches, progress=False, cache=cache) == fresh, what
+        assert "wrong shape" in caplog.text, what
+        caplog.clear()
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     with caplog.at_level("WARNING", logger="tribert"):
@@ -619,6 +707,27 @@ def test_the_fixed_mixture_list_follows_a_clip_prepared_again_at_another_length(
     centred = (round(3.0 * config.audio.sample_rate) - config.audio.crop_samples) // 2
     assert before[first.name] != centred and after[first.name] == centred
     assert len(list(data_root.glob("mixtures-*.csv"))) == 2
+
+
+def test_a_fixed_mixture_list_cut_short_is_made_again_not_scored_silently(data_root, tmp_path, monkeypatch, caplog):
+    """A list file whose last rows are lost (a full disk, an interrupted copy) parses fine: it
+    must not score fewer mixtures than the folder has clips."""
+    from tribert.engine.train import mixture_list_for
+
+    monkeypatch.setenv("TRIBERT_CACHE", str(tmp_path / "cache"))
+    config = tiny_config(data_root)
+    full = mixture_list_for(data_root, config, seed=0)
+    (path,) = data_root.glob("mixtures-*.csv")
+    lines = path.read_text().splitlines(keepends=True)
+    partner = lines[-1].split(",")[1].split(";")[1]
+    unknown = lines[:-1] + [lines[-1].replace(f";{partner},", ";oboe,")]  # a clip the folder does not have
+    for damage in (lines[:-2], [lines[0], *lines[1:-1], lines[1]], unknown):
+        path.write_text("".join(damage))
+        with caplog.at_level("WARNING", logger="tribert"):
+            assert mixture_list_for(data_root, config, seed=0) == full
+        assert "is damaged" in caplog.text and "made again" in caplog.text
+        caplog.clear()
+        assert path.read_text() == "".join(lines)  # and kept whole again
 
 
 def test_rows_are_scored_together_and_a_silent_reference_is_skipped_in_every_row(rng):

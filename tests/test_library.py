@@ -137,3 +137,17 @@ def test_a_transient_progress_bar_leaves_nothing_in_a_log(capsys):
     assert "evaluating" in capsys.readouterr().out  # a lasting bar is its record of the run
     assert list(track(range(3), "evaluating", enabled=False)) == [0, 1, 2]
     assert capsys.readouterr().out == ""
+
+
+def test_the_cache_folder_is_tribert_cache_or_the_home_default(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from tribert.io import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TRIBERT_CACHE", "")  # set empty (an unset variable in a job script): the default,
+    assert cache_dir() == tmp_path / ".cache" / "tribert"  # not the working folder (Path(""))
+    monkeypatch.setenv("TRIBERT_CACHE", "~/scratch")
+    assert cache_dir() == tmp_path / "scratch"
+    monkeypatch.delenv("TRIBERT_CACHE")
+    assert cache_dir() == Path(tmp_path) / ".cache" / "tribert"

@@ -192,6 +192,8 @@ def train(
                            "(start a new run to change the recipe; --set may change where the run ends)", resume)
     if resume is None and config is None:
         raise TribertError("give --config RECIPE for a new run, or --resume RUN_FOLDER to continue one")
+    if resume is not None and (run_dir is not None or name is not None):
+        raise TribertError("--resume continues the run in its own folder: drop --run-dir and --name", resume)
     overrides = list(set_)
     if devices is not None:
         overrides.append(f"train.devices={devices}")
@@ -268,7 +270,7 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the fixed mixture list (written once beside the clips)."),
     limit: int = typer.Option(0, "--limit", help="Score only the first N mixtures (0: all)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Binarise predicted masks at this value (the authors' evaluation used 0.5); default: soft masks. A mask that is all zero gives a silent estimate and an SDR of -inf."),
-    backend: str = typer.Option("fast", "--backend", help="fast (our BSS Eval: one factorisation per mixture for all rows), fast_bss_eval or mir_eval (the reference); all agree within 0.01 dB."),
+    backend: str = typer.Option("fast", "--backend", help="fast (our BSS Eval: one factorisation per mixture for all rows), fast_bss_eval or mir_eval (the reference); all agree within 0.01 dB (but the mixture row's SAR, infinite in theory: rounding noise above 100 dB in each)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
     mask_sharing: Optional[str] = typer.Option(None, "--mask-sharing", help=MASK_SHARING_HELP),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the mixture and oracle rows instead of reading them from the cache ($TRIBERT_CACHE, default ~/.cache/tribert)."),
@@ -285,6 +287,8 @@ def evaluate(
         raise TribertError("give one --label per --checkpoint")
     if limit < 0 or seed < 0:
         raise TribertError(f"--limit and --seed must be >= 0, got {limit} and {seed}")
+    if threshold is not None and not 0 < threshold < 1:  # NaN too: no mask value passes it
+        raise TribertError(f"--threshold must be between 0 and 1 (masks are in [0, 1]), got {threshold}")
     if {"mixture", "IBM", "IRM"} & set(label):
         raise TribertError("--label: mixture, IBM and IRM name the reference rows; choose other names")
     if out is not None:

@@ -137,8 +137,9 @@ def check_out_file(path: str | Path, inputs=()) -> None:
 
 
 def cache_dir() -> Path:
-    """Where tribert keeps what it can recompute: ``$TRIBERT_CACHE``, default ``~/.cache/tribert``."""
-    return Path(os.environ.get("TRIBERT_CACHE", Path.home() / ".cache" / "tribert"))
+    """Where tribert keeps what it can recompute: ``$TRIBERT_CACHE``, default ``~/.cache/tribert``
+    (also when it is set empty: ``Path("")`` would be the working folder)."""
+    return Path(os.environ.get("TRIBERT_CACHE") or Path.home() / ".cache" / "tribert").expanduser()
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:

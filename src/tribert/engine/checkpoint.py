@@ -7,6 +7,7 @@ a ``torch.save`` dict that loads with ``weights_only=True``; about a third of th
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,7 +32,9 @@ def read_checkpoint(path: str | Path) -> dict:
     if not head.startswith(b"PK") and not head.startswith(b"\x80"):  # torch.save: a zip; before 1.6 a pickle
         raise CheckpointError("not a readable checkpoint (not a file torch.save wrote)", path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged legacy pickle makes torch warn before it raises
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
         text = str(err).strip()
         if "central directory" in text or "zip archive" in text:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import json
 import logging
 from pathlib import Path
@@ -194,6 +195,34 @@ def reference_cache_path() -> Path:
     return cache_dir() / "eval" / "references.json"
 
 
+def _stored_groups(groups: dict) -> dict:
+    if not isinstance(groups, dict) or set(groups) != set(GROUPS):
+        raise ValueError(f"groups {sorted(groups) if isinstance(groups, dict) else type(groups).__name__}")
+    return groups
+
+
+def _stored_scores(sc: dict) -> SeparationScores:
+    """Scores read back from the cache, checked as strictly as they were written: lists of
+    numbers (an infinite SDR is a real score, NaN is not) of one length, and integer counts."""
+    def number(x) -> float:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+            raise ValueError(f"score {x!r}")
+        return float(x)
+
+    def count(x) -> int:
+        if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+            raise ValueError(f"count {x!r}")
+        return x
+
+    if not isinstance(sc, dict) or set(sc) != {"sdr", "sir", "sar", "skipped", "mixtures"}:
+        raise ValueError("fields")
+    lists = [sc[k] for k in ("sdr", "sir", "sar")]
+    if not all(isinstance(v, list) for v in lists) or len({len(v) for v in lists}) != 1:
+        raise ValueError("score lists of different lengths")
+    return SeparationScores(*([number(x) for x in v] for v in lists), skipped=count(sc["skipped"]),
+                            mixtures=count(sc["mixtures"]))
+
+
 class ReferenceCache:
     """Scores of the reference rows per batch in one JSON file, keyed by the batch's waveforms, the
     audio settings and the metric backend: any change of mixtures or settings misses the cache.
@@ -202,9 +231,14 @@ class ReferenceCache:
     or an entry of the wrong shape is recomputed, and one that cannot be written is left as it
     was; each with a warning, never an error after the scoring is done."""
 
+    FORMAT = 2  # raise when the reference rows are computed or stored otherwise (old entries then miss)
+
     def __init__(self, path: str | Path, config, backend: str):
+        import tribert
+
         self.path = Path(path)
-        self.salt = json.dumps([repr(config.audio), backend])
+        # the tribert version too: a release may change the STFT, the masks or the metric code
+        self.salt = json.dumps([self.FORMAT, tribert.__version__, repr(config.audio), backend])
         self.entries: dict = {}
         self.changed = False
         if self.path.exists():
@@ -228,13 +262,10 @@ class ReferenceCache:
         entry = self.entries.get(self.key(batch))
         if entry is None:
             return None
-        def scores(sc: dict) -> SeparationScores:
-            return SeparationScores(*([float(x) for x in sc[k]] for k in ("sdr", "sir", "sar")),
-                                    skipped=int(sc["skipped"]), mixtures=int(sc["mixtures"]))
-
         try:
-            return {name: {g: scores(sc) for g, sc in groups.items()} for name, groups in entry.items()}
-        except (AttributeError, KeyError, TypeError, ValueError) as err:  # not {name: {group: scores}}
+            return {name: {g: _stored_scores(sc) for g, sc in _stored_groups(groups).items()}
+                    for name, groups in entry.items()}
+        except (AttributeError, TypeError, ValueError) as err:  # not {name: {group: scores}}
             log.warning("evaluation cache %s: an entry of the wrong shape (%s) is recomputed", self.path, err)
             return None
 

@@ -2,13 +2,15 @@
 
     runs/<name>/
         config.yaml         the fully resolved config
-        run.json            git revision (and whether the tree was dirty), seed, command, versions
+        run.json            git revision (and whether the tree was dirty), seed, command, versions;
+                            "resumed": the same for every restart, with the config keys it changed
         metrics.csv         Lightning CSV log (train/val losses, val SDR)
         checkpoints/        epoch*.ckpt every epoch, last.ckpt, best.ckpt
 """
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import sys
@@ -45,17 +47,30 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     return path
 
 
-def write_run_info(run_dir: Path, config) -> None:
+def _this_process() -> dict:
+    """What ran: git revision, command, versions, host and time (``run.json``)."""
     import tribert
 
+    return {"git": git_revision(), "command": sys.argv, "tribert": tribert.__version__, "torch": torch.__version__,
+            "python": platform.python_version(), "host": platform.node(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def write_run_info(run_dir: Path, config) -> None:
     dump_yaml(config, run_dir / "config.yaml")
-    atomic_write_json(run_dir / "run.json", {
-        "git": git_revision(),
-        "seed": config.train.seed,
-        "command": sys.argv,
-        "tribert": tribert.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "host": platform.node(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-    })
+    atomic_write_json(run_dir / "run.json", {**_this_process(), "seed": config.train.seed})
+
+
+def note_resume(run_dir: Path, changed: list[str]) -> None:
+    """Add a restart to ``run.json``'s "resumed" list (what ran it, and the config keys it changed):
+    a run continued under another revision says so. An unreadable run.json is started afresh."""
+    path = Path(run_dir) / "run.json"
+    try:
+        info = json.loads(path.read_text())
+        if not isinstance(info, dict):
+            raise ValueError
+    except (OSError, ValueError):
+        info = {}
+    resumed = info.get("resumed") if isinstance(info.get("resumed"), list) else []
+    info["resumed"] = [*resumed, {**_this_process(), "changed": changed}]
+    atomic_write_json(path, info)

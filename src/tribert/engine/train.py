@@ -7,6 +7,7 @@ all go through here. ``resume=RUN_DIR`` continues a stopped run from its ``last.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import hashlib
@@ -34,7 +35,7 @@ from tribert.data.pose_features import PoseFeatureStore, StoreSettings
 from tribert.engine.checkpoint import read_checkpoint
 from tribert.config import Config
 from tribert.config.loading import dump_yaml
-from tribert.engine.run import new_run_dir, write_run_info
+from tribert.engine.run import new_run_dir, note_resume, write_run_info
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TrainingInterrupted, TribertError
 from tribert.skeleton import NUM_KEYPOINTS
@@ -63,7 +64,14 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: lis
     candidates = [data_dir / name, cache / f"{folder_key}-{name}"]
     for path in candidates:
         if path.exists():
-            return read_mixture_list(path)
+            try:
+                specs = read_mixture_list(path)
+                problem = mixture_list_problem(specs, clips, config.data.num_mix)
+            except TribertError as err:
+                problem = err.reason
+            if problem is None:
+                return specs
+            log.warning("the fixed mixture list %s is damaged (%s): it is made again", path, problem)
     specs = make_mixture_list(clips, config.data.num_mix, config.audio.crop_samples, seed)
     target = candidates[0] if os.access(data_dir, os.W_OK) else candidates[1]
     try:
@@ -73,6 +81,19 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: lis
         log.warning("the fixed mixture list could not be kept at %s (%s); set TRIBERT_CACHE to a writable "
                     "folder", target, err)
     return specs
+
+
+def mixture_list_problem(specs: list, clips: list, num_mix: int) -> str | None:
+    """What is wrong with a stored fixed mixture list for these clips (None: nothing): it must hold
+    one mixture per clip, led by that clip, each of ``num_mix`` clips of the folder (a file cut
+    short by a full disk or a copy would silently score fewer mixtures)."""
+    ids = {c.meta.id for c in clips}
+    firsts = [s.clip_ids[0] for s in specs]
+    if sorted(firsts) != sorted(ids):
+        return f"{len(specs)} mixtures for {len(ids)} clips"
+    bad = next((s.mix_id for s in specs if len(s.clip_ids) != num_mix or not set(s.clip_ids) <= ids
+                or len(s.offsets) != num_mix or len(s.gains) != num_mix), None)
+    return None if bad is None else f"mixture {bad} is not {num_mix} clips of this folder"
 
 
 def train_loader(config: Config, pin_memory: bool = False) -> DataLoader:
@@ -177,13 +198,15 @@ def train(config: Config | None, runs_dir: str | Path = "runs", name: str | None
         config = resumed_config(Path(resume), config)
     elif config is None:
         raise ConfigError("train() needs a config for a new run (config=None only with resume=RUN)")
+    else:  # config.yaml and the checkpoint name absolute paths: a resume may start from another folder
+        config = with_absolute_paths(config)
     adverts = _NoAdverts()
     logging.getLogger(_LIGHTNING_INFO).addFilter(adverts)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.ExitStack() as held:  # held: the run folder's lock
             for pattern in QUIET:
                 warnings.filterwarnings("ignore", message=pattern)
-            return _train(config, runs_dir, name, resume, progress, run_dir)
+            return _train(config, runs_dir, name, resume, progress, run_dir, held)
     finally:  # also when a run fails before it starts: the next call in this process starts afresh
         os.environ.pop("TRIBERT_RUN_DIR", None)
         logging.getLogger(_LIGHTNING_INFO).removeFilter(adverts)
@@ -192,6 +215,19 @@ def train(config: Config | None, runs_dir: str | Path = "runs", name: str | None
 # What a resumed run may change: where it ends, and the machines it runs on (not the recipe).
 RESUME_MAY_CHANGE = ("train.max_steps", "train.max_minutes", "train.max_epochs", "train.devices",
                      "train.num_nodes", "train.threads", "data.num_workers")
+# Files a config names. A new run records them absolute; config.yaml's data folders may be edited
+# by hand to follow moved data (its last.ckpt keeps the old ones).
+PATH_FIELDS = ("data.train_dir", "data.val_dir", "data.test_dir", "train.init_from", "model.visual_weights")
+DATA_FOLDERS = PATH_FIELDS[:3]
+
+
+def with_absolute_paths(config: Config) -> Config:
+    raw = config.to_dict()
+    for field in PATH_FIELDS:
+        section, key = field.split(".")
+        if raw[section][key]:
+            raw[section][key] = str(Path(raw[section][key]).expanduser().absolute())
+    return Config.from_dict(raw)
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -211,24 +247,68 @@ def _rank0() -> bool:
 
 
 def resumed_config(run_dir: Path, config: Config | None) -> Config:
-    """The config a resumed run trains with: its own ``config.yaml``, with the end of the run taken
-    from ``config`` when one is given (and written back); any other difference is an error."""
+    """The config a resumed run trains with: its own ``config.yaml``, with the end of the run and
+    the machines taken from ``config`` when one is given; any other difference is an error.
+    Nothing is written here: ``record_resume`` does, once the checkpoint has passed its checks."""
     stored_path = run_dir / "config.yaml"
     if not stored_path.is_file():
         raise TribertError("cannot resume: no config.yaml in the run folder", run_dir)
     stored = Config.load(stored_path)
     if config is None:
-        return stored
-    old, new = _flat(stored.to_dict()), _flat(config.to_dict())
-    changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
-    other = [k for k in changed if k not in RESUME_MAY_CHANGE]
+        return with_absolute_paths(stored)
+    other = [k for k in config_differences(stored, config) if k not in RESUME_MAY_CHANGE]
     if other:
-        listed = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in other[:4])
-        more = f" and {len(other) - 4} more" if len(other) > 4 else ""
-        raise TribertError(f"a resumed run trains with its own config.yaml; the config given changes {listed}{more}: "
-                           f"start a new run to change the recipe (a resumed run may change only "
-                           f"{', '.join(RESUME_MAY_CHANGE)})", run_dir)
-    if changed and _rank0():
+        raise TribertError(f"a resumed run trains with its own config.yaml; the config given changes "
+                           f"{_listed(stored, config, other)}: start a new run to change the recipe (a resumed run "
+                           f"may change only {', '.join(RESUME_MAY_CHANGE)})", run_dir)
+    return with_absolute_paths(config)
+
+
+def config_differences(a: Config, b: Config) -> list[str]:
+    """The dotted keys whose values differ between two configs (paths compared as absolute: runs
+    made before config.yaml recorded them so hold them relative to the folder they ran from)."""
+    old, new = _flat(with_absolute_paths(a).to_dict()), _flat(with_absolute_paths(b).to_dict())
+    return [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+
+
+def _listed(a: Config, b: Config, keys: list[str]) -> str:
+    old, new = _flat(a.to_dict()), _flat(b.to_dict())
+    more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+    return ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in keys[:4]) + more
+
+
+def check_resume_checkpoint(last: Path, config: Config) -> None:
+    """The run's last.ckpt must be a full training checkpoint of the run config.yaml describes
+    (not an export, not another run's file, not a config.yaml edited by hand since: a resume
+    would apply such an edit by halves), and not past the end the resumed run is given. One line
+    each, before any work starts."""
+    ckpt = read_checkpoint(last)
+    if "optimizer_states" not in ckpt:
+        raise TribertError("cannot resume from an export (weights and config only, no optimiser state): "
+                           "start a new run with --set train.init_from=<this file>", last)
+    try:
+        trained = Config.from_dict(ckpt["hyper_parameters"]["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"stored config is not valid for this tribert version ({err.reason})", last) from None
+    differ = [k for k in config_differences(trained, config) if k not in RESUME_MAY_CHANGE + DATA_FOLDERS]
+    if differ:
+        raise TribertError(f"cannot resume: this checkpoint was trained with another config than the run's "
+                           f"config.yaml ({_listed(trained, config, differ)}, checkpoint -> config.yaml): config.yaml "
+                           f"was edited, or last.ckpt comes from another run. Put the run's own files back, or start "
+                           f"a new run from these weights with --set train.init_from=<this file>", last)
+    step, end = int(ckpt.get("global_step", 0)), config.train.max_steps
+    if 0 < end < step:
+        raise TribertError(f"cannot resume: the run is at step {step}, past train.max_steps {end} (give a larger "
+                           f"one to train on)", last.parent.parent)
+
+
+def record_resume(run_dir: Path, config: Config) -> None:
+    """Say what a resumed run changes, write it to ``config.yaml``, and add the restart (git
+    revision, command, time) to ``run.json``."""
+    stored = Config.load(run_dir / "config.yaml")
+    changed = config_differences(stored, config)
+    if changed:
+        old, new = _flat(stored.to_dict()), _flat(config.to_dict())
         log.info("resumed run: %s", ", ".join(f"{k} {old[k]} -> {new[k]}" for k in changed))
         tc = config.train
         if "train.max_steps" in changed and (tc.schedule == "linear" or tc.warmup_frac > 0):
@@ -239,8 +319,8 @@ def resumed_config(run_dir: Path, config: Config | None) -> Config:
                         "on (the steps so far followed the %s-step one, so it jumps), and the run is not the one "
                         "a %s-step run would have been", old["train.max_steps"], new["train.max_steps"], shape,
                         new["train.max_steps"], old["train.max_steps"], new["train.max_steps"])
-        dump_yaml(config, stored_path)
-    return config
+        dump_yaml(config, run_dir / "config.yaml")
+    note_resume(run_dir, changed)
 
 
 def build_system(config: Config, init: bool = True) -> SeparationSystem:
@@ -271,7 +351,7 @@ def check_data_folders(config: Config) -> None:
             raise TribertError(f"{key}: {what}{hint}", root)
 
 
-def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
+def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: contextlib.ExitStack) -> Path:
     tc = config.train
     if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
         raise ConfigError("the run has no end: set train.max_steps, train.max_minutes or train.max_epochs")
@@ -290,10 +370,11 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         last = run_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
-        # a damaged file, or an export (weights only): one line naming it, before any work starts
-        if "optimizer_states" not in read_checkpoint(last):
-            raise TribertError("cannot resume from an export (weights and config only, no optimiser state): "
-                               "start a new run with --set train.init_from=<this file>", last)
+        if _rank0():
+            held.enter_context(RunLock(run_dir))
+        check_resume_checkpoint(last, config)
+        if _rank0():
+            record_resume(run_dir, config)
         ckpt_path = str(last)
     rank0 = _rank0()
     if resume is None and rank0:  # where the run folder goes, before any work
@@ -315,6 +396,10 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
             run_dir = Path(run_dir)
             made_here = rank0 and not run_dir.exists()
             run_dir.mkdir(parents=True, exist_ok=True)
+            if rank0:  # two runs started at once into one folder: the second stops here
+                held.enter_context(RunLock(run_dir))
+                if (run_dir / "config.yaml").exists():
+                    raise TribertError("already holds a run: --resume it, or give a new --run-dir", run_dir)
         elif inherited:
             run_dir = Path(inherited)
         else:
@@ -384,6 +469,37 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir) -> Path:
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
     return run_dir  # a Ctrl-C after the last step (in the final validation): the run ended anyway
+
+
+class RunLock:
+    """An exclusive lock on a run folder while a run trains in it (``.train.lock``, an advisory
+    ``flock``): a second ``tribert train`` into the same folder (two ``--resume``, or two new runs
+    given one ``--run-dir``) stops in one line instead of interleaving its checkpoints and
+    metrics. The lock goes with the process, however it ends. Where ``flock`` does not exist
+    (Windows) there is no lock."""
+
+    NAME = ".train.lock"
+
+    def __init__(self, run_dir: Path):
+        self.file = None
+        try:
+            import fcntl
+        except ImportError:
+            return
+        self.file = open(Path(run_dir) / self.NAME, "a")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.close()
+            raise TribertError("another `tribert train` is running in this run folder (wait for it, or stop it)",
+                               run_dir) from None
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()  # releases the lock
 
 
 class StopRequested(Exception):
