@@ -128,5 +128,8 @@ def test_shared_masks_against_known_answers():
     assert torch.allclose(part, torch.tensor([[[0.8 / 1.4, 0.6], [0.6 / 1.4, 0.4], [0.0, 0.0]]]))
     part[0, 0, 1].backward()  # a source's share falls as its partner's mask rises
     assert masks.grad[0, 0, 1] > 0 and masks.grad[0, 1, 1] < 0 and masks.grad[0, 2].abs().sum() == 0
-    empty = share_masks(torch.zeros(1, 2, 3), "partition")  # a bin every source leaves empty stays 0
-    assert torch.equal(empty, torch.zeros(1, 2, 3))
+    # a bin every source leaves (all but) empty is split evenly among the real sources: the shares
+    # sum to 1 in every bin, so the stems add up to the mixture (it was left out of every stem)
+    empty = share_masks(torch.tensor([[[1e-6, 0.0, 0.5], [0.0, 1e-7, 0.5], [0.0, 0.0, 0.0]]]), "partition", valid)
+    assert torch.allclose(empty, torch.tensor([[[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]]]))
+    assert torch.allclose(share_masks(torch.zeros(2, 3, 4), "partition").sum(1), torch.ones(2, 4))

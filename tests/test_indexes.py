@@ -90,6 +90,13 @@ def test_scan_folder_labels_and_unique_ids(tmp_path):
         ix.scan_folder(tmp_path / "nope")
 
 
+def test_ids_keep_names_in_any_script_and_one_spelling_of_each():
+    """Non-ASCII names became 'clip', 'clip-2', ... in scan order (and 'ä b ü' became 'b')."""
+    assert ix.safe_id("日本") == "日本" and ix.safe_id("ä b ü") == "ä_b_ü" and ix.safe_id("Bläser") == "Bläser"
+    assert ix.safe_id("Bla\u0308ser") == ix.safe_id("Bl\u00e4ser")  # macOS stores 'ä' decomposed
+    assert ix.safe_id("a/b:c*?") == "a_b_c" and ix.safe_id("..hidden") == "hidden" and ix.safe_id("???") == "clip"
+
+
 def test_label_notes_name_unlabelled_folders_and_labels_outside_music21(tmp_path):
     root = tmp_path / "vids"
     touch(root / "violin" / "a1.mp4")

@@ -246,7 +246,16 @@ def test_outputs_never_replace_inputs_and_never_share_a_name(cue_inputs, synth, 
     res = CliRunner().invoke(app, ["separate", *map(str, mine), "--checkpoint", str(ckpt), "--out", str(afile / "x")])
     assert isinstance(res.exception, TribertError) and "is not a folder" in str(res.exception)
     assert afile.read_text() == "keep"
+    taken = tmp_path / "taken"
+    (taken / f"{mine[0].stem}.wav").mkdir(parents=True)  # a stem's name held by a folder: was a traceback after the work
+    res = CliRunner().invoke(app, ["separate", *map(str, mine), "--checkpoint", str(ckpt), "--out", str(taken),
+                                   "--no-pose"])
+    assert isinstance(res.exception, TribertError) and "name is taken by a folder" in str(res.exception)
+    assert str(res.exception).startswith(str(taken / f"{mine[0].stem}.wav"))
     monkeypatch.undo()
+    res = CliRunner().invoke(app, ["separate", *map(str, mine), "--checkpoint", str(ckpt), "--out",
+                                   str(tmp_path / "gpu"), "--no-pose", "--device", "gpu"])
+    assert isinstance(res.exception, TribertError) and "device must be cpu, cuda, cuda:N or auto" in str(res.exception)
     # the same file name twice: two sources, two outputs each
     for folder in ("violin", "cello"):
         (tmp_path / folder).mkdir()
@@ -330,14 +339,30 @@ def test_a_mixture_given_as_samples_is_read_as_a_mixture_file_would_be(cue_input
                          (np.array(["a", "b"]), "numbers")]:
         with pytest.raises(TribertError, match=message):
             sep.separate(videos, mixture=bad, pose="none")
-    with pytest.raises(TribertError, match="mixture_rate"):
-        sep.separate(videos, mixture=mix, mixture_rate=10, pose="none")
+    for rate in (10, 0, 22050.5, True):  # 0 was read as "the model's rate", 22050.5 accepted
+        with pytest.raises(TribertError, match="mixture_rate"):
+            sep.separate(videos, mixture=mix, mixture_rate=rate, pose="none")
+    with pytest.raises(TribertError, match=r"must lie in \[-1, 1\]; these reach 9\d\d\d"):  # int16 scale as floats
+        sep.separate(videos, mixture=mix / np.abs(mix).max() * 9830, pose="none")
+    listed = sep.separate(videos, mixture=list(mix), pose="none").stems  # a plain list of samples
+    assert all(np.array_equal(s, m) for s, m in zip(listed, mono))
+    with pytest.raises(TribertError, match="mixture must be a file path or samples"):
+        sep.separate(videos, mixture={"samples": mix}, pose="none")
 
 
 def test_one_video_may_be_given_as_a_path_instead_of_a_list(synth):
     _, videos = synth
     result = Separator(tiny_system()).separate(str(videos[0]), pose="none")
     assert result.names == [f"{videos[0].stem}_person0", f"{videos[0].stem}_person1"]
+    # any iterable of paths (a generator), bytes paths; anything else one line, not a traceback
+    from tribert.errors import TribertError
+
+    sep = Separator(tiny_system())
+    assert sep.separate((v for v in videos), pose="none").names == [v.stem for v in videos]
+    assert sep.separate([bytes(videos[0]), str(videos[1])], pose="none").names == [v.stem for v in videos]
+    for bad in ([videos[0], None], 3):
+        with pytest.raises(TribertError, match="video"):
+            sep.separate(bad, pose="none")
 
 
 def test_progress_bars_cover_decoding_and_separating_and_change_nothing(synth, monkeypatch):
@@ -352,9 +377,10 @@ def test_progress_bars_cover_decoding_and_separating_and_change_nothing(synth, m
     sep = Separator(tiny_system())
     bars: list[tuple[str, float | None, int]] = []
 
-    def spy(items, description, **kwargs):
-        items = list(items)
-        bars.append((description, kwargs.get("total"), len(items)))
+    def spy(items, description, **kwargs):  # records the bars that are drawn (enabled)
+        if kwargs.get("enabled", True):
+            items = list(items)
+            bars.append((description, kwargs.get("total"), len(items)))
         return track(items, description, **kwargs)
 
     monkeypatch.setattr(tribert.data.prepare, "track", spy)

@@ -70,11 +70,15 @@ def warp_grid(out_rows: int, in_rows: int, frames: int, inverse: bool = False,
     return torch.stack([grid_x, grid_y], dim=-1).unsqueeze(0).float()
 
 
+EMPTY_BIN = 1e-4  # partition: below this total, a bin's masks are noise and it is shared evenly
+
+
 def share_masks(masks: Tensor, mode: str, valid: Tensor | None = None) -> Tensor:
     """The masks [B, S, ...] (in [0, 1]) of the S sources of each mixture, shared between them.
 
     ``mode`` (``model.mask_sharing``): "none" returns them unchanged; "cap" scales a bin's masks
-    down where they sum to more than 1; "partition" scales them to sum to 1 at every bin.
+    down where they sum to more than 1; "partition" scales them to sum to 1 at every bin (a bin
+    they all leave empty is split evenly).
     ``valid`` [B, S] marks the real sources: padding slots take no share and come back 0.
     """
     if mode == "none":
@@ -82,9 +86,14 @@ def share_masks(masks: Tensor, mode: str, valid: Tensor | None = None) -> Tensor
     if valid is not None:
         masks = masks * valid.reshape(*valid.shape, *[1] * (masks.dim() - 2)).to(masks.dtype)
     total = masks.sum(1, keepdim=True)
-    # A source's share never exceeds 1 (it is one term of the sum); the floor only keeps a bin
-    # that every source leaves empty finite.
-    return masks / total.clamp(min=1.0 if mode == "cap" else 1e-4)
+    if mode == "cap":  # a source's share never exceeds 1 (it is one term of the sum)
+        return masks / total.clamp(min=1.0)
+    # partition: a bin that every source leaves (all but) empty is shared evenly, so the shares sum
+    # to 1 there too and the stems add up to the mixture in every bin
+    real = torch.ones_like(masks) if valid is None else \
+        valid.reshape(*valid.shape, *[1] * (masks.dim() - 2)).to(masks.dtype).expand_as(masks)
+    even = real / real.sum(1, keepdim=True).clamp(min=1.0)
+    return torch.where(total > EMPTY_BIN, masks / total.clamp(min=EMPTY_BIN), even)
 
 
 class AudioFrontEnd(nn.Module):

@@ -336,6 +336,7 @@ def separate(
     mixture: Optional[Path] = typer.Option(None, "--mixture", help="Separate this recording, using the videos only as visual/pose cues."),
     no_pose: bool = typer.Option(False, "--no-pose", help="Do not run mediapipe; the pose stream sees no person."),
     mask_sharing: Optional[str] = typer.Option(None, "--mask-sharing", help=MASK_SHARING_HELP),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N, or auto (a GPU when there is one)."),
 ) -> None:
     """Separate the sounds of the videos' performers; writes one WAV and one MP4 per source and a figure.
 
@@ -347,7 +348,7 @@ def separate(
     check_inputs(list(videos), mixture)  # cheap checks first: a missing file is not reported after loading a model
     check_outputs(out, source_names(list(videos)), [*videos, mixture])
     check_mask_sharing(mask_sharing)
-    sep = Separator.from_checkpoint(checkpoint)
+    sep = Separator.from_checkpoint(checkpoint, device=device)
     if mask_sharing is not None:
         sep.config.model.mask_sharing = mask_sharing
     result = sep.separate(list(videos), mixture=mixture, pose="none" if no_pose else "mediapipe", progress=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,8 +58,11 @@ class IndexEntry:
 
 
 def safe_id(name: str) -> str:
-    """A string usable as a folder name: [A-Za-z0-9._-] only, never starting with '.'."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+    """A string usable as a folder name on every system: letters and digits of any script, '.',
+    '_' and '-' (a run of anything else becomes '_'), never starting with '.'. NFC-normalised, so
+    'ä' typed on Linux and 'ä' from a macOS file name (stored decomposed) give one id; names in
+    other scripts keep their names ('日本.mp4' -> '日本', as ``tribert separate`` names it)."""
+    s = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("_")
     s = s.lstrip(".")
     return s or "clip"
 

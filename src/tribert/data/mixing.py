@@ -157,7 +157,7 @@ def make_mixture_list(clips: list[Clip], num_mix: int, crop_samples: int, seed: 
 def write_mixture_list(path: str | Path, specs: list[MixSpec]) -> None:
     """CSV: mix_id, clip ids, crop offsets (samples), gains; ';' separates the N entries."""
     with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["mix_id", "clip_ids", "offsets", "gains"])
             for s in specs:
@@ -168,7 +168,7 @@ def write_mixture_list(path: str | Path, specs: list[MixSpec]) -> None:
 def read_mixture_list(path: str | Path) -> list[MixSpec]:
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         return [MixSpec(r["mix_id"], tuple(r["clip_ids"].split(";")),
                         tuple(int(x) for x in r["offsets"].split(";")),

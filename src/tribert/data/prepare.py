@@ -35,10 +35,12 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import signal
+import threading
 import time
 from contextlib import nullcontext
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -175,7 +177,7 @@ def _iter_frames_dir(folder: Path, fps: float, size) -> Iterator[np.ndarray]:
             raise TribertError(f"cannot read frame ({err})", src) from None
 
 
-_STOP = None  # in a worker process: the parent's stop event (set on Ctrl-C)
+_STOP = None  # in a worker process: the parent's stop flag (a shared byte, 1 on Ctrl-C)
 
 
 class Interrupted(Exception):
@@ -201,7 +203,7 @@ def _frames(entry: IndexEntry, fps: float, size) -> Iterator[np.ndarray]:
     frames = iter_video(entry.path, fps=fps, size=size) if entry.path is not None else \
         _iter_frames_dir(entry.frames_dir, fps, size)
     for frame in frames:
-        if _STOP is not None and _STOP.is_set():
+        if _STOP is not None and _STOP.value:
             raise Interrupted
         yield frame
 
@@ -234,7 +236,7 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
     def result(status: str, reason: str = "") -> ClipResult:
         return ClipResult(entry.id, src, status, reason, time.perf_counter() - t_start, split)
 
-    if _STOP is not None and _STOP.is_set():
+    if _STOP is not None and _STOP.value:
         raise Interrupted
     if is_clip(clip_dir):
         return result("skipped")
@@ -281,10 +283,9 @@ def prepare_clip(entry: IndexEntry, out_dir: str | Path, opts: PrepareOptions,
             poses: list[np.ndarray] = []
             n = 0
             height = width = 0
-            frames = _frames(entry, opts.fps, opts.frame_size)
-            if opts.frame_progress:
-                expected = info.duration * opts.fps if entry.path is not None and info.duration > 0 else None
-                frames = track(frames, f"decoding {src}", transient=True, total=expected)
+            expected = info.duration * opts.fps if entry.path is not None and info.duration > 0 else None
+            frames = track(_frames(entry, opts.fps, opts.frame_size), f"decoding {src}", enabled=opts.frame_progress,
+                           transient=True, total=expected)
             for n, frame in enumerate(frames, 1):  # [H, W, 3]
                 height, width = frame.shape[:2]
                 Image.fromarray(frame).save(tmp / FRAMES / frame_name(n - 1), quality=JPEG_QUALITY)
@@ -453,21 +454,46 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
 
             # spawn: MediaPipe/torch threads do not survive fork; each worker loads them once.
             context = mp.get_context("spawn")
-            stop = context.Event()
+            # a shared byte, set by one store: an Event's set() takes a lock and several steps, and a
+            # second Ctrl-C landing in them left it unset (workers then went on through every video)
+            stop = context.RawValue("b", 0)
             with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                     initializer=_worker_init, initargs=(stop,)) as pool:
+                                     initializer=_worker_init, initargs=(stop,)) as pool, \
+                    _stop_on_ctrl_c(stop):
                 futures = [pool.submit(prepare_clip, e, out_dir / split[e.id], opts, split[e.id] or None)
                            for e in todo]
                 try:
                     for f in as_completed(futures):
                         done(f.result())
                 except BaseException:  # Ctrl-C: the workers drop their clips; the pool then closes
-                    stop.set()
+                    stop.value = 1
                     for f in futures:
                         f.cancel()
                     raise
     report.results.sort(key=lambda r: order.get(r.id, len(order)))
     return report
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c(stop):
+    """While the pool works, a Ctrl-C sets ``stop`` in the signal handler itself, before Python
+    raises KeyboardInterrupt: set only in the ``except`` block, a second Ctrl-C landing before it
+    left it unset, and the workers went on through every remaining video while the pool closed
+    (minutes). Only where Ctrl-C raises KeyboardInterrupt (the main thread, not ignored)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def request(signum, frame):
+        stop.value = 1
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, request)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _file_key(path: str | Path | None) -> tuple[int, int] | None:

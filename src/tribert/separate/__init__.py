@@ -26,6 +26,7 @@ overlap-add), ``output`` (the result, written as WAV / MP4 / figure); this one h
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,7 @@ class Separator:
             raise TribertError("the audio_only baseline separates given each source's true class (a control for "
                                "evaluation), which separation has no input for: use TriBERT, sound_of_pixels "
                                "or music_gesture")
-        if isinstance(videos, (str, Path, VideoInput)):
-            videos = [videos]
+        videos = _video_list(videos)
         if not videos:
             raise TribertError("give at least one video")
         if pose not in POSE_CHOICES:
@@ -81,8 +81,13 @@ class Separator:
         check_inputs(videos, mixture)  # before the heavy work (decoding frames, pose detection)
         files = [x for x in videos if not isinstance(x, VideoInput)]
         mix = None
+        if isinstance(mixture, (list, tuple)):
+            mixture = np.asarray(mixture)
         if isinstance(mixture, (np.ndarray, torch.Tensor)):
-            mix = mixture_samples(mixture, mixture_rate or a.sample_rate, a.sample_rate)
+            mix = mixture_samples(mixture, a.sample_rate if mixture_rate is None else mixture_rate, a.sample_rate)
+        elif mixture is not None and not isinstance(mixture, (str, Path)):
+            raise TribertError(f"mixture must be a file path or samples (numpy, torch or a list), got "
+                               f"{type(mixture).__name__}")
         elif mixture is not None:
             from tribert import media
 
@@ -114,6 +119,24 @@ class Separator:
                                 run.masks, run.attention, run.mixture_logmag)
 
 
+def _video_list(videos) -> list:
+    """``videos`` as a list of Paths and VideoInputs: one path alone, any iterable of them (a
+    generator too), str / bytes / os.PathLike paths; anything else is a one-line error."""
+    def one(x):
+        if isinstance(x, VideoInput):
+            return x
+        if isinstance(x, (str, bytes, os.PathLike)):
+            return Path(os.fsdecode(x))
+        raise TribertError(f"each video must be a file or clip folder path, or a VideoInput; got {x!r}")
+
+    if isinstance(videos, (str, bytes, os.PathLike, VideoInput)):
+        return [one(videos)]
+    try:
+        return [one(x) for x in videos]
+    except TypeError:
+        raise TribertError(f"videos must be a path or a list of paths, got {type(videos).__name__}") from None
+
+
 def mixture_samples(samples: np.ndarray | torch.Tensor, rate: int, model_rate: int) -> np.ndarray:
     """A mixture given as samples -> mono float32 [N] at the model's rate, or a one-line error."""
     x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
@@ -133,8 +156,14 @@ def mixture_samples(samples: np.ndarray | torch.Tensor, rate: int, model_rate: i
         raise TribertError("the mixture holds no samples")
     if not np.isfinite(x).all():
         raise TribertError("the mixture holds NaN or infinite samples")
-    if rate < 1000:
-        raise TribertError(f"mixture_rate must be a sample rate in Hz (>= 1000), got {rate}")
+    if isinstance(rate, float) and rate.is_integer():
+        rate = int(rate)
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate < 1000:
+        raise TribertError(f"mixture_rate must be a whole sample rate in Hz (>= 1000), got {rate!r}")
+    peak = float(np.abs(x).max())
+    if peak > 1.0:  # a WAV holds [-1, 1]: the written mixture would be clipped, the stems scaled wrong
+        raise TribertError(f"float samples must lie in [-1, 1]; these reach {peak:.4g} (integer PCM as floats? "
+                           f"divide by 32768; or scale the mixture down)")
     if rate != model_rate:
         from tribert.audio import resample
 

@@ -102,6 +102,8 @@ def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path
     check_out_dir(out_dir)
     sources = [Path(i) for i in inputs if i and Path(i).is_file()]
     for target in output_files(out_dir, names):
+        if target.is_dir():  # found before the work, not as a traceback after it
+            raise TribertError("an output file's name is taken by a folder: move it, or give another --out", target)
         for source in sources:
             if target.exists() and os.path.samefile(target, source):
                 raise TribertError(f"the output {target} would replace this input: give another --out", source)

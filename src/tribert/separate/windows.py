@@ -99,7 +99,7 @@ def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, 
     real = [(vi, si) for vi, o in enumerate(objects) for si in range(len(o))]
     pieces, masks, attention, logmag0 = [], [], [], None
     batches = range(0, len(starts), batch_windows)
-    for first in track(batches, "separating", transient=True) if progress else batches:
+    for first in track(batches, "separating", enabled=progress, transient=True):
         chunk = starts[first:first + batch_windows]
         w = len(chunk)
         segs = torch.from_numpy(np.stack([padded[s:s + length] for s in chunk])).to(device)  # [W, L]
