@@ -381,6 +381,11 @@ def test_checkpoint_errors(data_root, tmp_path):
     ckpt = run / "checkpoints" / "last.ckpt"
     system = load_system(ckpt)
     assert system.config.model.size == "tiny"
+    # the training pose's kind is kept (make_clip writes ground-truth pose), in exports too
+    assert system.hparams["train_pose_sources"] == {"ground_truth": 4}
+    from tribert.engine.checkpoint import export_weights
+
+    assert load_system(export_weights(ckpt, tmp_path / "export.pt")).hparams["train_pose_sources"] == {"ground_truth": 4}
     with pytest.raises(CheckpointError, match="expected small"):
         load_system(ckpt, expect_size="small")
     with pytest.raises(CheckpointError, match="expected sound_of_pixels"):

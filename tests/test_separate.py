@@ -350,6 +350,21 @@ def test_a_mixture_given_as_samples_is_read_as_a_mixture_file_would_be(cue_input
         sep.separate(videos, mixture={"samples": mix}, pose="none")
 
 
+def test_pose_of_a_kind_the_checkpoint_never_trained_on_is_noted(synth):
+    """A SynthMUSIC checkpoint (ground-truth pose) given MP4s with no pose, or MediaPipe's, scores
+    about the mixture: said in a note. Clip folders with the training's pose, or a checkpoint that
+    does not say what it trained on, give none."""
+    root, videos = synth
+    system = tiny_system()
+    sep = Separator(system)
+    assert sep.separate(videos, pose="none").notes == []  # no record: nothing to compare
+    system.hparams["train_pose_sources"] = {"ground_truth": 40}
+    (note,) = sep.separate(videos, pose="none").notes
+    assert "trained on pose from ground_truth (40 clips); these inputs bring none pose" in note
+    clips = [root / "train" / v.stem for v in videos]
+    assert sep.separate(clips, pose="none").notes == []  # prepared clips carry their ground-truth pose
+
+
 def test_one_video_may_be_given_as_a_path_instead_of_a_list(synth):
     _, videos = synth
     result = Separator(tiny_system()).separate(str(videos[0]), pose="none")

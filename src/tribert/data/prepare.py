@@ -40,6 +40,7 @@ import hashlib
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -457,9 +458,9 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
             # a shared byte, set by one store: an Event's set() takes a lock and several steps, and a
             # second Ctrl-C landing in them left it unset (workers then went on through every video)
             stop = context.RawValue("b", 0)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                     initializer=_worker_init, initargs=(stop,)) as pool, \
-                    _stop_on_ctrl_c(stop):
+            # the Ctrl-C handling wraps the pool, so the pool closes (its workers stopped) inside it
+            with _stop_on_ctrl_c(stop), ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                            initializer=_worker_init, initargs=(stop,)) as pool:
                 futures = [pool.submit(prepare_clip, e, out_dir / split[e.id], opts, split[e.id] or None)
                            for e in todo]
                 try:
@@ -476,17 +477,24 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
 
 @contextlib.contextmanager
 def _stop_on_ctrl_c(stop):
-    """While the pool works, a Ctrl-C sets ``stop`` in the signal handler itself, before Python
-    raises KeyboardInterrupt: set only in the ``except`` block, a second Ctrl-C landing before it
-    left it unset, and the workers went on through every remaining video while the pool closed
-    (minutes). Only where Ctrl-C raises KeyboardInterrupt (the main thread, not ignored)."""
+    """While the pool works and closes, the first Ctrl-C sets ``stop`` in the signal handler
+    itself and raises KeyboardInterrupt; later ones are ignored until the pool has closed. Set only
+    in the ``except`` block, a second Ctrl-C landing before it left it unset (the workers went on
+    through every remaining video); and a second Ctrl-C that broke into the pool's closing left
+    its workers waiting for ever for the word to exit (the process never ended). The workers
+    stop at their next frame, so the wait is short. Only where Ctrl-C raises KeyboardInterrupt
+    (the main thread, not ignored); the caller's handler is back afterwards."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
 
+    def stopping(signum, frame):
+        print("stopping: the workers are dropping the clips they were building", file=sys.stderr, flush=True)
+
     def request(signum, frame):
         stop.value = 1
+        signal.signal(signal.SIGINT, stopping)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, request)

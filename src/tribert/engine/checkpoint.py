@@ -47,12 +47,23 @@ def read_checkpoint(path: str | Path) -> dict:
                 or not isinstance(ckpt.get("config"), dict):
             raise CheckpointError(f"not a {EXPORT_FORMAT} v{EXPORT_VERSION} export (version "
                                   f"{ckpt.get('version')!r}, or no weights / config)", path)
-        return {"state_dict": ckpt["state_dict"], "hyper_parameters": {"config": ckpt["config"]}}
+        return {"state_dict": ckpt["state_dict"],
+                "hyper_parameters": {"config": ckpt["config"], **train_record(ckpt)}}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError("not a tribert training checkpoint (no state_dict)", path)
     if "config" not in (ckpt.get("hyper_parameters") or {}):
         raise CheckpointError("not a tribert checkpoint (no stored config)", path)
     return ckpt
+
+
+def train_record(stored: dict) -> dict:
+    """What a checkpoint says about its training data besides the config: ``train_pose_sources``
+    (pose source -> training clips, e.g. {"ground_truth": 2000}); {} where it says nothing (runs
+    before it was recorded) or something malformed."""
+    sources = stored.get("train_pose_sources")
+    if isinstance(sources, dict) and all(isinstance(k, str) and isinstance(v, int) for k, v in sources.items()):
+        return {"train_pose_sources": dict(sources)}
+    return {}
 
 
 def load_system(path: str | Path, expect_model: str | None = None, expect_size: str | None = None,
@@ -88,6 +99,7 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
         first = (missing or unexpected)[0]
         raise CheckpointError(f"weights do not fit the stored {mc.kind}/{mc.size} model "
                               f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. {first})", path)
+    system.hparams.update(train_record(ckpt["hyper_parameters"]))
     if weights == "averaged" and system.ema is not None:
         system.use_averaged_weights()
         system.ema = None  # its weights are the model's now: no second copy held for inference
@@ -103,7 +115,7 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
     system = load_system(checkpoint, weights="raw")  # refuses anything that would not load back; keeps both
     state = {k: v.detach().clone().contiguous() for k, v in system.state_dict().items()}
     data = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "config": system.config.to_dict(),
-            "state_dict": state}
+            "state_dict": state, **train_record(system.hparams)}
     with atomic_path(out) as tmp:
         torch.save(data, tmp)
     return Path(out)

@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import lightning as L
@@ -388,6 +389,10 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: cont
     # label, a damaged file) costs one line and leaves no run folder behind.
     system = build_system(config, init=resume is None)
     loaders = {"train_dataloaders": train_loader(config, pin_memory=on_gpu)}
+    # where the training pose came from, kept in every checkpoint: separation says so when it is
+    # given pose of another kind (a SynthMUSIC model fed MediaPipe pose)
+    system.hparams["train_pose_sources"] = dict(Counter(c.meta.pose_source
+                                                        for c in loaders["train_dataloaders"].dataset.clips))
     if tc.val_mixtures and config.data.val_dir:
         loaders["val_dataloaders"] = eval_loader(config, config.data.val_dir, tc.val_mixtures)
     made_here = False  # a run folder this call made: removed again if the run fails before its first step
