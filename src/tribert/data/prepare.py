@@ -30,7 +30,8 @@ Guarantees:
   ``meta.json`` source), not by id alone, so a rerun whose ids differ (two files of one name met
   in one run get distinct ids) never prepares a video twice, and a new video whose id is taken by
   another file gets a free one (``<id>-2``) instead of being skipped.
-- **Ctrl-C**: the workers stop at their next frame, discard the clips they were building and exit.
+- **Ctrl-C**: the workers stop at their next frame, discard the clips they were building and exit;
+  further Ctrl-Cs wait for that (a second one that broke into the pool's closing hung it for ever).
 """
 
 from __future__ import annotations

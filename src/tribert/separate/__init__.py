@@ -9,7 +9,9 @@
 
 Inputs are video files (any container FFmpeg reads) or prepared clip folders (frames, audio and
 pose as ``tribert prepare`` / ``tribert synth`` write them). A video file is prepared exactly as
-training videos are (see :func:`load_video`), so the model sees what it saw in training. Long
+training videos are (see :func:`load_video`), so a model trained on prepared videos sees what
+it saw in training (one trained on SynthMUSIC's exact skeletons does not: MediaPipe's pose differs,
+and separation falls to about the mixture; a note says so, README "Separating videos"). Long
 recordings are processed in half-overlapping windows of the model's crop length, joined by
 overlap-add; each window sees the frames at its centre and the pose over its span. With a
 ``mixture`` recording the videos are only visual and pose cues and need no audio track. Every
@@ -18,7 +20,8 @@ input is checked before any heavy work.
 Pose of a video file comes from mediapipe (``pose="mediapipe"``): the whole frame of each video
 when there are several (solos), left and right halves of a single video (a duet). With
 ``pose="none"``, or when nobody is found, the pose stream gets confidence-0 input (no person
-visible): the model still runs, on vision and audio.
+visible): the model still runs, on vision and audio, as well as its training taught it to
+without pose (``data.pose_missing``; a model that always had pose can do little without it).
 
 Modules: ``inputs`` (decoding, pose, input checks), ``windows`` (windowed inference and
 overlap-add), ``output`` (the result, written as WAV / MP4 / figure); this one holds ``Separator``.
