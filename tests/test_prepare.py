@@ -305,6 +305,24 @@ def test_prepare_into_splits_never_prepares_a_video_twice(tmp_path):
                                              for i in moved)
     bad = runner.invoke(app, ["prepare", str(src.parent), "--out", str(out), "--no-pose", "--splits", "0.5,x,1"])
     assert bad.exit_code == 2 and "--splits must be three non-negative numbers" in bad.output
+    # the same OUT without --splits: the clips in the split folders are found (each video was
+    # prepared a second time at the top level)
+    report = prep.prepare([src.parent], out, pose="none", workers=1, progress=False)
+    assert len(report.skipped) == 6 and not report.prepared and snapshot(out) == before
+
+
+def test_prepare_without_splits_then_with_them_keeps_the_first_clips(tmp_path):
+    src = tmp_path / "videos"
+    src.mkdir()
+    for i in range(3):
+        make_video(src / f"v{i}.mp4", 6.0, seed=i)
+    out = tmp_path / "out"
+    assert len(prep.prepare([src], out, pose="none", workers=1, progress=False).prepared) == 3
+    before = snapshot(out)
+    report = prep.prepare([src], out, pose="none", workers=1, splits=(0.5, 0.0, 0.5), progress=False)
+    assert len(report.skipped) == 3 and not report.prepared and snapshot(out) == before
+    assert all("already prepared as v" in r.reason and "(kept there)" in r.reason
+               for r in report.skipped if prep.split_of(r.id, (0.5, 0.0, 0.5)) != "")
 
 
 def test_a_rerun_with_more_videos_prepares_each_video_once(tmp_path, monkeypatch):

@@ -25,7 +25,8 @@ Guarantees:
 - **Parallel**: ``workers`` processes, each reusing one MediaPipe detector.
 - **Splits that never leak**: a video's split depends on its id and the seed alone, so a rerun, or
   a run with more videos, puts it where it was; a video already prepared in another split folder
-  (after a change of fractions or seed) is skipped, never prepared twice.
+  (after a change of fractions or seed), or at the top level by a run without splits (and the
+  reverse), is skipped, never prepared twice.
 - **One clip per video**: an existing clip is found by the file it was prepared from (its
   ``meta.json`` source), not by id alone, so a rerun whose ids differ (two files of one name met
   in one run get distinct ids) never prepares a video twice, and a new video whose id is taken by
@@ -404,7 +405,7 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
     # Where each video is already prepared, if anywhere: found by the file it came from, or by its
     # id where the file a clip came from is gone; a new video whose id another file's clip holds
     # gets a free one. Then each video's split folder ("": out_dir itself).
-    prepared = _prepared_clips(out_dir, SPLITS if splits else ("",))
+    prepared = _prepared_clips(out_dir, ("", *SPLITS))  # with or without --splits before: never twice
     by_file = {key: cid for cid, (_, key, _) in prepared.items() if key is not None}
     prepared_folded = {cid.casefold() for cid in prepared}
     taken = set(prepared) | {e.id for e in entries}
