@@ -266,6 +266,38 @@ def test_outputs_never_replace_inputs_and_never_share_a_name(cue_inputs, synth, 
     assert len(set(written)) == len(written) == 5
 
 
+def test_outputs_are_written_as_a_whole_set_or_not_at_all(synth, tmp_path, monkeypatch, caplog):
+    """A Ctrl-C while the outputs are written left some of this run's files beside an earlier
+    run's; now the earlier set stays whole, and no temporary file is left."""
+    import tribert.media
+
+    _, videos = synth
+    sep = Separator(tiny_system())
+    first = sep.separate(videos, pose="none")
+    out = tmp_path / "out"
+    first.write(out, figure=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = tribert.media.write_mp4
+    calls = []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C as the second MP4 is written
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tribert.media, "write_mp4", interrupted)
+    second = sep.separate(videos[::-1], pose="none")
+    with pytest.raises(KeyboardInterrupt):
+        second.write(out, figure=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # as it was: no half set, no temporary
+    monkeypatch.undo()
+    other = sep.separate([videos[0]], pose="none")  # a duet separation of other sources into the same folder
+    with caplog.at_level("WARNING", logger="tribert"):
+        other.write(out, figure=False)
+    assert "also holds 4 file(s) this separation did not write" in caplog.text
+
+
 def test_a_given_mixture_needs_nothing_of_the_videos_audio_and_lengths_are_noted(cue_inputs, synth):
     from tribert.data.clip import read_wav
     from tribert.errors import TribertError
