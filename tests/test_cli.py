@@ -274,7 +274,8 @@ def test_export_round_trip_gives_identical_outputs_and_a_damaged_export_is_one_l
     res = runner.invoke(app, ["export", str(ckpt), str(exported)])
     assert res.exit_code == 0, res.output
     data = torch.load(exported, map_location="cpu", weights_only=True)  # weights-only loadable
-    assert set(data) == {"format", "version", "config", "state_dict"}  # no optimiser state
+    assert set(data) == {"format", "version", "config", "state_dict", "train_pose_sources"}  # no optimiser state
+    assert data["train_pose_sources"] == {"ground_truth": 4}  # what the run trained on, kept
     assert exported.stat().st_size < ckpt.stat().st_size
     a, b = load_system(ckpt).state_dict(), load_system(exported).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
