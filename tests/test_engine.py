@@ -137,6 +137,11 @@ def test_a_resume_refuses_a_checkpoint_that_is_not_the_runs_and_leaves_the_folde
     last.write_bytes(good)
     with pytest.raises(TribertError, match="at step 2, past train.max_steps 1"):
         train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=1"), resume=run, progress=False)
+    longer = train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=4"), runs_dir=runs, name="c",
+                   progress=False)  # two epochs done
+    with pytest.raises(TribertError, match="in epoch 2, past train.max_epochs 1"):  # was Lightning's traceback
+        train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=4", "train.max_epochs=1"),
+              resume=longer, progress=False)
     assert {p: p.read_bytes() for p in files} == files
     (run / "config.yaml").write_text(files[run / "config.yaml"].decode().replace("lr: 0.001", "lr: 0.01"))
     with pytest.raises(TribertError, match=r"train.lr \(0.001 -> 0.01\)"):

@@ -301,6 +301,10 @@ def check_resume_checkpoint(last: Path, config: Config) -> None:
     if 0 < end < step:
         raise TribertError(f"cannot resume: the run is at step {step}, past train.max_steps {end} (give a larger "
                            f"one to train on)", last.parent.parent)
+    epoch, epochs = int(ckpt.get("epoch", 0)), config.train.max_epochs
+    if 0 < epochs < epoch:  # Lightning's own refusal is a traceback
+        raise TribertError(f"cannot resume: the run is in epoch {epoch}, past train.max_epochs {epochs} (give a "
+                           f"larger one to train on)", last.parent.parent)
 
 
 def record_resume(run_dir: Path, config: Config) -> None:
