@@ -36,7 +36,11 @@ def trained(tmp_path_factory):
     return root, clips, run_dir / "checkpoints" / "last.ckpt"
 
 
-def test_ctrl_c_in_a_terminal_stops_training_after_its_step_with_the_resume_command(trained, tmp_path):
+@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_in_a_terminal_stops_training_after_its_step_with_the_resume_command(trained, tmp_path, signal_name,
+                                                                                   code):
+    """Ctrl-C, or SIGTERM as SLURM and kill -TERM -PGID send it: to the whole process group, the
+    loader's workers too (a worker that died of SIGTERM was a 100-line traceback, exit 1)."""
     import os
     import signal
     import time
@@ -53,16 +57,17 @@ def test_ctrl_c_in_a_terminal_stops_training_after_its_step_with_the_resume_comm
     while time.monotonic() < deadline and not list(runs.glob("*/checkpoints/last.ckpt")):
         time.sleep(0.1)
     assert list(runs.glob("*/checkpoints/last.ckpt")), "no checkpoint in 120 s"
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group, loader workers too
+    os.killpg(proc.pid, getattr(signal, signal_name))  # the whole group, loader workers too
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("training did not stop within 60 s of Ctrl-C")
-    assert proc.returncode == 130, err
+        pytest.fail(f"training did not stop within 60 s of {signal_name}")
+    assert proc.returncode == code, err
     run = next(runs.iterdir())
     step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    assert f"training stopped on Ctrl-C at step {step}; checkpoints/last.ckpt holds step {step}: " \
+    said = "Ctrl-C" if signal_name == "SIGINT" else "SIGTERM"
+    assert f"training stopped on {said} at step {step}; checkpoints/last.ckpt holds step {step}: " \
            f"continue with `tribert train --resume {run}`" in err.splitlines()[-1]
     assert "Traceback" not in err
 

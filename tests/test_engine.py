@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import warnings
 
@@ -134,6 +135,12 @@ def test_a_resume_refuses_a_checkpoint_that_is_not_the_runs_and_leaves_the_folde
     with pytest.raises(TribertError, match=r"another config than the run's config.yaml \(model.kind \('audio_only' "
                                            r"-> 'tribert'\)"):
         train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=6"), resume=run, progress=False)
+    broken = torch.load(io.BytesIO(good), weights_only=True)
+    name = next(k for k, t in broken["state_dict"].items() if t.is_floating_point())
+    broken["state_dict"][name].view(-1)[0] = float("nan")
+    torch.save(broken, last)
+    with pytest.raises(CheckpointError, match=f"holds non-finite weights \\({name}\\)"):
+        train(None, resume=run, progress=False)
     last.write_bytes(good)
     with pytest.raises(TribertError, match="at step 2, past train.max_steps 1"):
         train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=1"), resume=run, progress=False)
@@ -285,6 +292,33 @@ def test_a_kill_after_an_epochs_last_step_resumes_into_the_next_epoch(data_root,
     _resume_and_compare_epochs(full, next((tmp_path / "runs").glob("*-cut")), ctrl_c_at)
 
 
+def test_a_sigterm_during_an_epoch_end_validation_resumes_to_that_validation(data_root, tmp_path, ctrl_c_at,
+                                                                             monkeypatch):
+    """A checkpoint taken mid-validation is restored by Lightning as an epoch already validated:
+    the resumed run lost that validation. The save before it stays instead, and the resumed run
+    takes the steps since again (the same steps: the data follow the step count)."""
+    import os
+    import signal
+
+    from tribert.errors import TrainingInterrupted
+
+    epochs = ["train.epoch_size=6", "train.max_steps=0", "train.max_epochs=3", "train.save_every_steps=0",
+              "train.val_mixtures=4", f"data.val_dir={data_root}"]  # two validation batches
+    full = train(tiny_config(data_root, *epochs), runs_dir=tmp_path / "runs", name="full", progress=False)
+    real = SeparationSystem.validation_step
+
+    def validation_step(self, batch, batch_idx):
+        if self.trainer.global_step == 6 and batch_idx == 0:  # the second epoch's validation
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, batch, batch_idx)
+
+    monkeypatch.setattr(SeparationSystem, "validation_step", validation_step)
+    with pytest.raises(TrainingInterrupted, match="on SIGTERM at step 6; checkpoints/last.ckpt holds step 3"):
+        train(tiny_config(data_root, *epochs), runs_dir=tmp_path / "runs", name="cut", progress=False)
+    monkeypatch.undo()
+    _resume_and_compare_epochs(full, next((tmp_path / "runs").glob("*-cut")), ctrl_c_at)
+
+
 def _resume_and_compare_epochs(full, cut, ctrl_c_at):
     """Resume ``cut`` to its end: every step, epoch label and validation as in ``full``."""
     ctrl_c_at(-1)
@@ -311,7 +345,7 @@ def test_sigterm_saves_the_finished_step_and_says_so(data_root, tmp_path, monkey
     real = CtrlCStop.on_train_batch_end
 
     def hit(self, trainer, *args):
-        if trainer.global_step == 3:
+        if trainer.global_step == 3:  # to the whole process group with loader workers: tests/test_cli.py
             os.kill(os.getpid(), signal.SIGTERM)  # Lightning's handler flags it; the loop stops after the step
         real(self, trainer, *args)
 
@@ -339,9 +373,24 @@ def test_a_second_ctrl_c_stops_at_once_and_names_the_checkpoint_it_left(data_roo
               runs_dir=tmp_path / "runs", progress=False)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as it was (Lightning left it ignored)
     ctrl_c_at(1, times=2)  # before the first checkpoint (step 2)
-    with pytest.raises(TrainingInterrupted, match="no checkpoint was saved yet"):
+    runs = sorted((tmp_path / "runs").iterdir())
+    with pytest.raises(TrainingInterrupted, match="no checkpoint was saved yet: start the run again"):
         train(tiny_config(data_root, "train.epoch_size=8", "train.max_steps=5", "train.save_every_steps=2"),
               runs_dir=tmp_path / "runs", progress=False)
+    assert sorted((tmp_path / "runs").iterdir()) == runs  # no run folder left that nothing could resume
+    # in a --run-dir that was there before: its run files go, and the same command starts it again
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "notes.txt").write_text("mine")
+    for times in (2, 0):
+        ctrl_c_at(1, times=times)
+        try:
+            train(tiny_config(data_root, "train.epoch_size=8", "train.max_steps=3", "train.save_every_steps=0"),
+                  run_dir=given, progress=False)
+        except TrainingInterrupted as err:
+            assert times and "start the run again" in str(err)
+            assert sorted(p.name for p in given.iterdir()) == ["notes.txt"]
+    assert torch.load(given / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
 
 
 def test_a_loader_worker_outlives_the_terminal_ctrl_c_the_step_finishes_on(data_root):
@@ -731,7 +780,12 @@ def test_a_fixed_mixture_list_cut_short_is_made_again_not_scored_silently(data_r
     lines = path.read_text().splitlines(keepends=True)
     partner = lines[-1].split(",")[1].split(";")[1]
     unknown = lines[:-1] + [lines[-1].replace(f";{partner},", ";oboe,")]  # a clip the folder does not have
-    for damage in (lines[:-2], [lines[0], *lines[1:-1], lines[1]], unknown):
+    first = lines[1].split(",")
+    values = [[lines[0], ",".join([first[0], first[1], offsets, first[3]]), *lines[2:]]
+              for offsets in ("-5000;0", "99999999;0")]  # outside the clip
+    values += [[lines[0], ",".join([*first[:3], gains]) + "\n", *lines[2:]] for gains in ("0;0", "nan;1")]
+    renamed = [lines[0], lines[1], lines[2].replace(lines[2].split(",")[0], first[0]), *lines[3:]]  # a name twice
+    for damage in (lines[:-2], [lines[0], *lines[1:-1], lines[1]], unknown, *values, renamed):
         path.write_text("".join(damage))
         with caplog.at_level("WARNING", logger="tribert"):
             assert mixture_list_for(data_root, config, seed=0) == full

@@ -406,9 +406,12 @@ class MixDataset(Dataset):
 
 
 def ignore_ctrl_c(worker_id: int) -> None:
-    """A loader worker leaves Ctrl-C to the main process: training stops after the step in hand,
-    which would wait for ever on a worker that had quit on the terminal's SIGINT."""
+    """A loader worker leaves Ctrl-C and SIGTERM to the main process: training stops after the
+    step in hand, which would wait for ever on a worker that had quit on the terminal's SIGINT,
+    or fail on one that a SIGTERM to the process group (SLURM, ``kill -TERM -PGID``) killed. A
+    worker still ends with its main process (PyTorch's workers watch it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def mix_loader(dataset: MixDataset, **kwargs) -> DataLoader:

@@ -12,6 +12,7 @@ import csv
 import datetime
 import hashlib
 import logging
+import math
 import os
 import shutil
 import signal
@@ -67,7 +68,7 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: lis
         if path.exists():
             try:
                 specs = read_mixture_list(path)
-                problem = mixture_list_problem(specs, clips, config.data.num_mix)
+                problem = mixture_list_problem(specs, clips, config.data.num_mix, config.audio.crop_samples)
             except TribertError as err:
                 problem = err.reason
             if problem is None:
@@ -84,17 +85,27 @@ def mixture_list_for(data_dir: str | Path, config: Config, seed: int, clips: lis
     return specs
 
 
-def mixture_list_problem(specs: list, clips: list, num_mix: int) -> str | None:
+def mixture_list_problem(specs: list, clips: list, num_mix: int, crop_samples: int) -> str | None:
     """What is wrong with a stored fixed mixture list for these clips (None: nothing): it must hold
-    one mixture per clip, led by that clip, each of ``num_mix`` clips of the folder (a file cut
-    short by a full disk or a copy would silently score fewer mixtures)."""
-    ids = {c.meta.id for c in clips}
+    one mixture per clip, led by that clip, each of ``num_mix`` clips of the folder, cut inside
+    each clip, with positive finite gains, under distinct names (a file cut short by a full disk
+    or a copy, or edited, would silently score other mixtures)."""
+    length = {c.meta.id: c.meta.num_samples for c in clips}
     firsts = [s.clip_ids[0] for s in specs]
-    if sorted(firsts) != sorted(ids):
-        return f"{len(specs)} mixtures for {len(ids)} clips"
-    bad = next((s.mix_id for s in specs if len(s.clip_ids) != num_mix or not set(s.clip_ids) <= ids
-                or len(s.offsets) != num_mix or len(s.gains) != num_mix), None)
-    return None if bad is None else f"mixture {bad} is not {num_mix} clips of this folder"
+    if sorted(firsts) != sorted(length):
+        return f"{len(specs)} mixtures for {len(length)} clips"
+    if len({s.mix_id for s in specs}) != len(specs):
+        return "a mixture name given twice"
+
+    def wrong(s) -> bool:
+        if len(s.clip_ids) != num_mix or len(s.offsets) != num_mix or len(s.gains) != num_mix \
+                or not set(s.clip_ids) <= length.keys():
+            return True
+        return any(not 0 <= o <= max(length[c] - crop_samples, 0) for c, o in zip(s.clip_ids, s.offsets)) \
+            or any(not (math.isfinite(g) and g > 0) for g in s.gains)
+
+    bad = next((s.mix_id for s in specs if wrong(s)), None)
+    return None if bad is None else f"mixture {bad} is not {num_mix} clips of this folder cut inside them"
 
 
 def train_loader(config: Config, pin_memory: bool = False) -> DataLoader:
@@ -301,6 +312,11 @@ def check_resume_checkpoint(last: Path, config: Config) -> None:
     if 0 < end < step:
         raise TribertError(f"cannot resume: the run is at step {step}, past train.max_steps {end} (give a larger "
                            f"one to train on)", last.parent.parent)
+    broken = next((k for k, t in ckpt["state_dict"].items()
+                   if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if broken is not None:  # the step would fail on them after the run's files were rewritten
+        raise CheckpointError(f"holds non-finite weights ({broken}): resume from an earlier checkpoint (copy a "
+                              f"kept step<N>.ckpt over it) or start again", last)
     epoch, epochs = int(ckpt.get("epoch", 0)), config.train.max_epochs
     if 0 < epochs < epoch:  # Lightning's own refusal is a traceback
         raise TribertError(f"cannot resume: the run is in epoch {epoch}, past train.max_epochs {epochs} (give a "
@@ -459,25 +475,39 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: cont
             enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         )
         trainer.fit(system, ckpt_path=ckpt_path, **loaders)
-    except StopRequested:  # a Ctrl-C: the step before it was saved by CtrlCStop
-        raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step) from None
-    except SIGTERMException:  # SLURM, timeout, docker stop: after the step, saved by LastCheckpoint
-        raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step, "SIGTERM") from None
-    except SystemExit:  # Lightning's answer to a KeyboardInterrupt (a second Ctrl-C): exit(1)
-        if not stop.killed:
+    except (StopRequested, SIGTERMException, SystemExit, KeyboardInterrupt) as stopped:
+        # StopRequested: a Ctrl-C, the step before it saved by CtrlCStop; SIGTERM (SLURM, timeout,
+        # docker stop): after the step, saved by LastCheckpoint; SystemExit: Lightning's answer to
+        # a KeyboardInterrupt (a second Ctrl-C); a KeyboardInterrupt before the loop took Ctrl-C over
+        sigterm = isinstance(stopped, SIGTERMException)  # a SystemExit too
+        if isinstance(stopped, SystemExit) and not sigterm and not stop.killed:
             raise
-        raise TrainingInterrupted(run_dir, trainer.global_step, last.saved_step) from None
+        step = trainer.global_step if trainer is not None else 0
+        if last.saved_step is None and resume is None and rank0:  # nothing to resume: start again
+            forget_run(run_dir, made_here)
+        raise TrainingInterrupted(run_dir, step, last.saved_step, "SIGTERM" if sigterm else "Ctrl-C") from None
     except Exception:
         # A run that failed before its first step (a clip's audio unreadable, a setting the
         # loop refuses) leaves nothing worth keeping: its folder goes, as if it had been refused.
-        if made_here and (trainer is None or trainer.global_step == 0) and last.saved_step is None:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if resume is None and rank0 and (trainer is None or trainer.global_step == 0) and last.saved_step is None:
+            forget_run(run_dir, made_here)
         raise
     finally:
         stop.release()
         if history:
             _prepend_history(run_dir / "metrics.csv", history)
     return run_dir  # a Ctrl-C after the last step (in the final validation): the run ended anyway
+
+
+def forget_run(run_dir: Path, made_here: bool) -> None:
+    """A new run stopped or failed before anything resumable was saved: undo its folder, so the
+    same command (or ``--run-dir``) starts it again. A folder this call made goes whole; in one
+    that was there before, the run's own files go."""
+    if made_here:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in ("config.yaml", "run.json", "hparams.yaml", "metrics.csv", RunLock.NAME):
+        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 class RunLock:
@@ -637,8 +667,10 @@ class LastCheckpoint(L.Callback):
         self.save(trainer)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        # Lightning raises SIGTERMException once the step in hand has ended: that step is whole
-        if isinstance(exception, SIGTERMException) and trainer.world_size == 1:
+        # Lightning raises SIGTERMException once the step in hand has ended: that step is whole.
+        # Not during an epoch-end validation: Lightning restores that state as an epoch already
+        # validated, so the resumed run would lose the validation; the save before it stays.
+        if isinstance(exception, SIGTERMException) and trainer.world_size == 1 and not trainer.validating:
             self.save(trainer)
 
 
