@@ -169,6 +169,14 @@ def test_a_run_records_absolute_paths_its_restarts_and_holds_its_folder(data_roo
     train(Config.load(run / "config.yaml", ["train.max_steps=2"]), resume=run, progress=False)
     info = json.loads((run / "run.json").read_text())
     assert [r["changed"] for r in info["resumed"]] == [["train.max_steps"]] and info["resumed"][0]["git"]
+    stored = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text("")
+    with pytest.raises(TribertError, match="config.yaml is empty"):  # was "the run has no end"
+        train(None, resume=run, progress=False)
+    (run / "config.yaml").write_text(stored)
+    (run / "run.json").write_text('{"git": ')  # damaged: kept beside, not lost
+    train(Config.load(run / "config.yaml", ["train.max_steps=2"]), resume=run, progress=False)
+    assert (run / "run.json.damaged").read_text() == '{"git": ' and json.loads((run / "run.json").read_text())["resumed"]
     fresh = tmp_path / "fresh"  # two new runs started at once with one --run-dir: the second one
     fresh.mkdir()
     with RunLock(run), RunLock(fresh):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -63,13 +64,16 @@ def write_run_info(run_dir: Path, config) -> None:
 
 def note_resume(run_dir: Path, changed: list[str]) -> None:
     """Add a restart to ``run.json``'s "resumed" list (what ran it, and the config keys it changed):
-    a run continued under another revision says so. An unreadable run.json is started afresh."""
+    a run continued under another revision says so. An unreadable run.json is kept beside as
+    run.json.damaged and started afresh."""
     path = Path(run_dir) / "run.json"
     try:
         info = json.loads(path.read_text())
         if not isinstance(info, dict):
             raise ValueError
     except (OSError, ValueError):
+        if path.is_file():
+            os.replace(path, path.with_name("run.json.damaged"))
         info = {}
     resumed = info.get("resumed") if isinstance(info.get("resumed"), list) else []
     info["resumed"] = [*resumed, {**_this_process(), "changed": changed}]

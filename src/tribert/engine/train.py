@@ -265,6 +265,8 @@ def resumed_config(run_dir: Path, config: Config | None) -> Config:
     stored_path = run_dir / "config.yaml"
     if not stored_path.is_file():
         raise TribertError("cannot resume: no config.yaml in the run folder", run_dir)
+    if not stored_path.read_text(errors="replace").strip():  # would read as the defaults: "no end"
+        raise TribertError("cannot resume: config.yaml is empty (put the run's own back)", stored_path)
     stored = Config.load(stored_path)
     if config is None:
         return with_absolute_paths(stored)
