@@ -387,19 +387,19 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: cont
     if tc.threads:
         torch.set_num_threads(tc.threads)
     inherited = os.environ.get("TRIBERT_RUN_DIR")  # set by rank 0 for the processes DDP spawns
+    rank0 = _rank0()
     ckpt_path = None
     if resume is not None:
         run_dir = Path(resume)
         last = run_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise TribertError("cannot resume: no checkpoints/last.ckpt in the run folder", run_dir)
-        if _rank0():
+        if rank0:
             held.enter_context(RunLock(run_dir))
         check_resume_checkpoint(last, config)
-        if _rank0():
+        if rank0:
             record_resume(run_dir, config)
         ckpt_path = str(last)
-    rank0 = _rank0()
     if resume is None and rank0:  # where the run folder goes, before any work
         if name is not None and (name in ("", ".", "..") or Path(name).name != name or "\\" in name):
             raise TribertError(f"--name must be a plain folder name (no path), got {name!r}; "
