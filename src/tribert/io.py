@@ -109,6 +109,20 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def atomic_files(folder: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder inside ``folder``; on success move every file written there into
+    ``folder`` (replacing files of the same names). ``atomic_dir`` for a set of files landing in
+    an existing folder: an error or a Ctrl-C meanwhile leaves ``folder`` as it was."""
+    tmp = Path(tempfile.mkdtemp(prefix=".tribert-writing-", dir=folder))
+    try:
+        yield tmp
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, Path(folder) / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_out_dir(path: str | Path) -> None:
     """``path`` is a folder, or can be made: checked before work that writes into it, so a bad
     output folder costs one line, not the work. Raises TribertError naming it."""

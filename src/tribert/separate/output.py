@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 
 from tribert.errors import TribertError
-from tribert.io import check_out_dir, write_wav
+from tribert.io import atomic_files, check_out_dir, write_wav
 from tribert.separate.inputs import VideoInput
 
 log = logging.getLogger(__name__)
@@ -46,30 +45,23 @@ class SeparationResult:
         then moved into place, so a Ctrl-C or an error meanwhile leaves the folder as it was (not
         a mixture of this run's files and an earlier run's). Files of an earlier separation of
         other sources are left, with a warning naming them."""
-        import shutil
-
         from tribert.media import write_mp4
 
         out = Path(out_dir)
         check_outputs(out, self.names, [v.path for v in self.videos] + [self.mixture_path])
         out.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".tribert-writing-", dir=out))
-        try:
-            staged = [stage / "mixture.wav"]
-            write_wav(staged[0], self.mixture, self.sample_rate)
+        written = [out / "mixture.wav"]
+        with atomic_files(out) as stage:
+            write_wav(stage / "mixture.wav", self.mixture, self.sample_rate)
             for stem, name, v in zip(self.stems, self.names, self.source_video):
                 video = self.videos[v]
                 write_wav(stage / f"{name}.wav", stem, self.sample_rate)
                 n_frames = max(1, min(len(video.frames), int(len(stem) / self.sample_rate * video.fps)))
                 write_mp4(stage / f"{name}.mp4", video.frames[:n_frames], video.fps, stem, self.sample_rate)
-                staged += [stage / f"{name}.wav", stage / f"{name}.mp4"]
+                written += [out / f"{name}.wav", out / f"{name}.mp4"]
             if figure:
-                staged.append(self.figure(stage / "separation.png"))
-            written = [out / f.name for f in staged]
-            for f, target in zip(staged, written):
-                os.replace(f, target)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+                self.figure(stage / "separation.png")
+                written.append(out / "separation.png")
         earlier = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in written)
         if earlier:
             log.warning("%s also holds %d file(s) this separation did not write (%s%s), from an earlier one: left "
