@@ -117,8 +117,8 @@ class Separator:
     def pose_notes(self, files: list[Path], pose: str) -> list[str]:
         """A note when these inputs bring pose of a kind the checkpoint never trained on: the pose
         stream then sees another distribution (a SynthMUSIC model, trained on the generator's
-        exact skeletons, scored about the mixture on MediaPipe pose of its own test videos, or
-        on none, against 13.7 / 17.9 dB from the prepared clips)."""
+        exact skeletons: 0.71 dB per stem on MediaPipe pose of its own test videos, 2.28 on none,
+        13.01 from the prepared clips, mixture 0.11; benchmarks/separate_from_video.py)."""
         trained = self.system.hparams.get("train_pose_sources") or {}
         if not trained or self.config.model.kind not in ("tribert", "music_gesture"):
             return []
