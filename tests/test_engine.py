@@ -741,7 +741,12 @@ def test_a_damaged_or_unwritable_reference_cache_is_recomputed_never_trusted_or_
                "a NaN score": lambda row: first_group(row)["sar"].__setitem__(0, float("nan")),
                "a group missing": lambda row: row.pop("same_class"),
                "a group more": lambda row: row.update(trio=row["single"]),
-               "a count as true": lambda row: row["single"].update(mixtures=True)}
+               "a count as true": lambda row: row["single"].update(mixtures=True),
+               # lists of one length and right types, but one score more than the batch has sources
+               "a source more": lambda row: [first_group(row)[k].append(0.0) for k in ("sdr", "sir", "sar")],
+               "a source fewer": lambda row: [first_group(row)[k].pop() for k in ("sdr", "sir", "sar")],
+               "a mixture more": lambda row: first_group(row).update(mixtures=first_group(row)["mixtures"] + 1),
+               "a skipped mixture more": lambda row: first_group(row).update(skipped=first_group(row)["skipped"] + 1)}
     for what, change in damages.items():
         cache.write_text(json.dumps(damaged(change)))
         with caplog.at_level("WARNING", logger="tribert"):

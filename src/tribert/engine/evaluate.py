@@ -84,6 +84,24 @@ def mixture_group(batch: MixBatch, i: int) -> list[str]:
     return groups
 
 
+def silent_mixtures(batch: MixBatch, n: int) -> list[bool]:
+    """Per mixture: whether a reference is silent in the first n samples (it is not scored)."""
+    return [is_silent(batch.real(i, batch.source_wavs)[:, :n]) for i in range(batch.mix_wav.shape[0])]
+
+
+def group_counts(batch: MixBatch, n: int) -> dict[str, tuple[int, int, int]]:
+    """Per group: (sources, mixtures, skipped) that scoring the batch's first n samples gives."""
+    counts = {g: [0, 0, 0] for g in GROUPS}
+    for i, silent in enumerate(silent_mixtures(batch, n)):
+        for g in mixture_group(batch, i):
+            if silent:
+                counts[g][2] += 1
+            else:
+                counts[g][0] += int(batch.source_valid[i].sum())
+                counts[g][1] += 1
+    return {g: tuple(c) for g, c in counts.items()}
+
+
 def score_rows(results: dict[str, dict[str, SeparationScores]], rows: dict[str, Tensor], batch: MixBatch,
                eval_samples: int, backend: str) -> None:
     """Add the scores of every row (name -> estimates [B, S, L], e.g. mixture, IBM, IRM, models)
@@ -97,8 +115,8 @@ def score_rows(results: dict[str, dict[str, SeparationScores]], rows: dict[str, 
     first = next(iter(rows.values()))
     n = min(eval_samples, first.shape[-1])
     scorable: dict[int, list[int]] = {}  # number of sources -> mixtures
-    for i in range(first.shape[0]):
-        if is_silent(batch.real(i, batch.source_wavs)[:, :n]):
+    for i, silent in enumerate(silent_mixtures(batch, n)):
+        if silent:
             for name in rows:
                 for g in mixture_group(batch, i):
                     groups[name][g].skipped += 1
@@ -239,6 +257,7 @@ class ReferenceCache:
         self.path = Path(path)
         # the tribert version too: a release may change the STFT, the masks or the metric code
         self.salt = json.dumps([self.FORMAT, tribert.__version__, repr(config.audio), backend])
+        self.eval_samples = config.audio.eval_samples
         self.entries: dict = {}
         self.changed = False
         if self.path.exists():
@@ -263,8 +282,18 @@ class ReferenceCache:
         if entry is None:
             return None
         try:
-            return {name: {g: _stored_scores(sc) for g, sc in _stored_groups(groups).items()}
+            refs = {name: {g: _stored_scores(sc) for g, sc in _stored_groups(groups).items()}
                     for name, groups in entry.items()}
+            # Every row must hold as many scores per group as this batch gives (a source added to or
+            # dropped from each list of a group keeps the lists of one length).
+            n = min(self.eval_samples, batch.mix_wav.shape[-1])
+            want = group_counts(batch, n)
+            for name, groups in refs.items():
+                for g, sc in groups.items():
+                    if (len(sc.sdr), sc.mixtures, sc.skipped) != want[g]:
+                        raise ValueError(f"{name} {g}: {len(sc.sdr)} sources, {sc.mixtures} mixtures, "
+                                         f"{sc.skipped} skipped; the batch gives {want[g]}")
+            return refs
         except (AttributeError, TypeError, ValueError) as err:  # not {name: {group: scores}}
             log.warning("evaluation cache %s: an entry of the wrong shape (%s) is recomputed", self.path, err)
             return None
