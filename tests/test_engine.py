@@ -843,6 +843,16 @@ def test_checkpoints_last_and_kept_steps_only(data_root, tmp_path):
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
 
 
+def test_kept_steps_in_a_run_bounded_by_epochs_not_steps(data_root, tmp_path):
+    """train.keep_every_steps needs no train.max_steps: a run that ends by epochs (or by time, as
+    the SynthMUSIC recipes do) keeps its step<N>.ckpt too."""
+    run = train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=0", "train.max_epochs=2",
+                            "train.keep_every_steps=1"), runs_dir=tmp_path / "runs", progress=False)
+    final = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert final >= 2 and names == ["last.ckpt", *(f"step{n:06d}.ckpt" for n in range(1, final + 1))], names
+
+
 def test_validation_keeps_best_ckpt_beside_last(data_root, tmp_path):
     run = train(tiny_config(data_root, "train.epoch_size=2", "train.max_steps=2", f"data.val_dir={data_root}",
                             "train.val_mixtures=2"), runs_dir=tmp_path / "runs", progress=False)

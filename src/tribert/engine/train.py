@@ -442,16 +442,13 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: cont
     callbacks = [StepSamplerSync(loaders["train_dataloaders"].sampler), StepRate(), last, stop]
     if config.data.stored_pose:
         callbacks.append(StoredPoseCheck(loaders["train_dataloaders"].dataset.pose_store))
-    steps = set(tc.checkpoint_steps)
-    if tc.keep_every_steps > 0 and tc.max_steps > 0:
-        steps |= set(range(tc.keep_every_steps, tc.max_steps + 1, tc.keep_every_steps))
     if progress:
         # The bar reads the loss back from the device when it redraws: a host sync that stalls a
         # GPU's queue, so on a GPU it redraws every log_every steps.
         bar = TrainBar if _RICH_AVAILABLE else TQDMProgressBar  # Lightning's own choice
         callbacks.append(bar(refresh_rate=max(1, tc.log_every) if on_gpu else 1))
-    if steps:
-        callbacks.append(StepCheckpoints(run_dir / "checkpoints", tuple(sorted(steps))))
+    if tc.checkpoint_steps or tc.keep_every_steps > 0:
+        callbacks.append(StepCheckpoints(run_dir / "checkpoints", tc.checkpoint_steps, tc.keep_every_steps))
     if "val_dataloaders" in loaders:
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
                                          monitor="val/sdr", mode="max", save_top_k=1,
@@ -699,13 +696,15 @@ class StepRate(L.Callback):
 
 
 class StepCheckpoints(L.Callback):
-    """Keep ``step<N>.ckpt`` when the optimiser has taken exactly N steps (learning curves)."""
+    """Keep ``step<N>.ckpt`` when the optimiser has taken exactly N steps, for N in ``steps`` or a
+    multiple of ``every`` (> 0; learning curves; a run bounded by time alone keeps them too)."""
 
-    def __init__(self, folder: Path, steps: tuple[int, ...]):
-        self.folder, self.steps = Path(folder), set(steps)
+    def __init__(self, folder: Path, steps: tuple[int, ...] = (), every: int = 0):
+        self.folder, self.steps, self.every = Path(folder), set(steps), every
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step in self.steps:
+        step = trainer.global_step
+        if step in self.steps or (self.every > 0 and step > 0 and step % self.every == 0):
             trainer.lightning_module.check_finite()
             trainer.save_checkpoint(self.folder / f"step{trainer.global_step:06d}.ckpt", weights_only=False)
 
