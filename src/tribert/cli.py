@@ -334,7 +334,7 @@ def separate(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A trained checkpoint."),
     out: Path = typer.Option(..., "--out", help="Output folder for WAVs, MP4s and the figure."),
     mixture: Optional[Path] = typer.Option(None, "--mixture", help="Separate this recording, using the videos only as visual/pose cues."),
-    no_pose: bool = typer.Option(False, "--no-pose", help="Do not run mediapipe; the pose stream sees no person."),
+    no_pose: bool = typer.Option(False, "--no-pose", help="Do not run mediapipe on video files: their pose stream sees no person (prepared clip folders keep their stored pose)."),
     mask_sharing: Optional[str] = typer.Option(None, "--mask-sharing", help=MASK_SHARING_HELP),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N, or auto (a GPU when there is one)."),
 ) -> None:

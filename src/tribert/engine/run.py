@@ -5,7 +5,7 @@
         run.json            git revision (and whether the tree was dirty), seed, command, versions;
                             "resumed": the same for every restart, with the config keys it changed
         metrics.csv         Lightning CSV log (train/val losses, val SDR)
-        checkpoints/        epoch*.ckpt every epoch, last.ckpt, best.ckpt
+        checkpoints/        last.ckpt; best.ckpt (with validation); step<N>.ckpt (on request)
 """
 
 from __future__ import annotations
