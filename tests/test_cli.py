@@ -78,8 +78,13 @@ def test_evaluate_prints_a_table_and_writes_json(trained):
     res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "single-source" in res.output and "IBM" in res.output and "tribert-tiny" in res.output
-    data = json.loads(out.read_text())["results"]
+    written = json.loads(out.read_text())
+    data = written["results"]
     assert set(data) == {"mixture", "IBM", "IRM", "tribert-tiny"}
+    # the condition's class top-1, printed and kept (the tiny model's, on a handful of sources)
+    accuracy = written["meta"]["condition_accuracy"]["tribert-tiny"]
+    assert 0 <= accuracy <= 1 and f"condition class top-1 on the sources of known class: tribert-tiny {accuracy:.1%}" \
+        in res.output
     # The oracle binary mask beats the unprocessed mixture on the same mixtures.
     assert data["IBM"]["single"]["sdr"] > data["mixture"]["single"]["sdr"] + 3
     multi = data["mixture"]["multi"]  # a duet brings its two performers, its partner one source

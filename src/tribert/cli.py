@@ -279,7 +279,8 @@ def evaluate(
     """Score separation (SDR/SIR/SAR) beside the mixture and the oracle masks; a Table-1-shaped report."""
     from tribert.data.indexes import free_name
     from tribert.engine.checkpoint import WEIGHTS, load_system
-    from tribert.engine.evaluate import evaluate as run_eval, format_table, reference_cache_path, write_results
+    from tribert.engine.evaluate import (condition_accuracy, evaluate as run_eval, format_table, reference_cache_path,
+                                         write_results)
     from tribert.engine.train import eval_loader
     from tribert.metrics import BACKENDS
 
@@ -320,10 +321,17 @@ def evaluate(
     cache = None if no_cache else reference_cache_path()
     results = run_eval(systems, loader, threshold=threshold, backend=backend, cache=cache)
     typer.echo(format_table(results))
+    # How often TriBERT's condition names each source's class (None: a model without one): the first
+    # thing to look at when a model separates poorly on new data.
+    accuracy = {name: condition_accuracy(system, loader) for name, system in systems.items()}
+    if known := {name: acc for name, acc in accuracy.items() if acc is not None}:
+        typer.echo("condition class top-1 on the sources of known class: "
+                   + ", ".join(f"{name} {acc:.1%}" for name, acc in known.items()))
     if out is not None:
         write_results(out, results, {"checkpoints": [str(c) for c in checkpoint], "data": str(data),
                                      "seed": seed, "limit": limit, "threshold": threshold, "backend": backend,
-                                     "mask_sharing": mask_sharing, "weights": weights})
+                                     "mask_sharing": mask_sharing, "weights": weights,
+                                     "condition_accuracy": accuracy})
         typer.echo(f"results: {out}")
 
 
