@@ -1328,3 +1328,16 @@ def test_cuda_graph_settings_it_cannot_run_with_are_refused_on_a_gpu(data_root, 
     with pytest.raises(ConfigError, match=message):
         engine_train.check_device_settings(tc, on_gpu=True)
     engine_train.check_device_settings(tiny_config(data_root, "train.cuda_graph=true").train, on_gpu=True)
+
+
+def test_the_separation_table_keeps_its_columns_for_a_long_row_name():
+    from tribert.engine.evaluate import GROUPS, format_table
+
+    def row(sdr):
+        return {g: {"sdr": sdr, "sir": sdr + 1, "sar": sdr + 2, "sources": 2, "mixtures": 1, "skipped": 0}
+                for g in GROUPS}
+
+    table = format_table({"mixture": row(0.5), "trained on MediaPipe pose (seed 0)": row(7.25)})
+    rows = [line for line in table.splitlines() if "|" in line]  # the header and the two rows
+    assert len(rows) == 3 and len({tuple(i for i, ch in enumerate(r) if ch == "|") for r in rows}) == 1, table
+    assert "trained on MediaPipe pose (seed 0) |     7.25     8.25     9.25 |" in table

@@ -342,7 +342,8 @@ def condition_accuracy(system, loader, device: str | torch.device = "cpu") -> fl
 
 def format_table(results: dict, title: str = "Separation (SDR / SIR / SAR, dB)") -> str:
     """A plain-text table shaped like the paper's Table 1 (+ the same-class duet column)."""
-    head = (f"{'method':<22} | {'single-source SDR/SIR/SAR':>26} | {'multi-source SDR/SIR/SAR':>26} | "
+    width = max(22, *(len(name) for name in results))  # a long --label keeps the columns aligned
+    head = (f"{'method':<{width}} | {'single-source SDR/SIR/SAR':>26} | {'multi-source SDR/SIR/SAR':>26} | "
             f"{'same-class SDR':>14}")
     lines = [title, head, "-" * len(head)]
 
@@ -354,7 +355,7 @@ def format_table(results: dict, title: str = "Separation (SDR / SIR / SAR, dB)")
     for name, groups in results.items():
         same = groups["same_class"]
         same_s = f"{same['sdr']:>14.2f}" if same["sources"] else f"{'n/a':>14}"
-        lines.append(f"{name:<22} | {cell(groups['single']):>26} | {cell(groups['multi']):>26} | {same_s}")
+        lines.append(f"{name:<{width}} | {cell(groups['single']):>26} | {cell(groups['multi']):>26} | {same_s}")
     counts = next(iter(results.values()))
     lines.append("mixtures: " + ", ".join(f"{g} {counts[g]['mixtures']} ({counts[g]['sources']} sources, "
                                             f"{counts[g]['skipped']} skipped as silent)" for g in GROUPS))
