@@ -116,9 +116,10 @@ class Separator:
 
     def pose_notes(self, files: list[Path], pose: str) -> list[str]:
         """A note when these inputs bring pose of a kind the checkpoint never trained on: the pose
-        stream then sees another distribution (a SynthMUSIC model, trained on the generator's
-        exact skeletons: 0.71 dB per stem on MediaPipe pose of its own test videos, 2.28 on none,
-        13.01 from the prepared clips, mixture 0.11; benchmarks/separate_from_video.py)."""
+        stream then sees another distribution (benchmarks/separate_from_video.py, ten SynthMUSIC test
+        pairs: a checkpoint trained on the generator's skeletons gives 11.39 dB per stem from the
+        clip folders and 1.76 from the MP4s with MediaPipe pose; one trained on MediaPipe pose of
+        the same clips' MP4s 4.72 and 7.79; the mixture 0.08)."""
         trained = self.system.hparams.get("train_pose_sources") or {}
         if not trained or self.config.model.kind not in ("tribert", "music_gesture"):
             return []
