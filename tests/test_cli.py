@@ -346,3 +346,27 @@ def test_version_names_tribert_and_torch():
 
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.startswith(f"tribert {tribert.__version__} (torch {torch.__version__}")
+
+
+def test_evaluate_scores_each_condition_against_its_own_class_list(trained, tmp_path):
+    """Two checkpoints of other class lists (MUSIC21 then MUSIC-finetuned, 21 and 11 classes) in one
+    table: each condition's top-1 is counted in its own classes, whatever the --checkpoint order."""
+    root, clips, ckpt = trained
+    res = runner.invoke(app, ["train", "--config", "synth_tiny", "--runs-dir", str(tmp_path / "runs"),
+                              "--set", f"data.train_dir={clips}", *TINY,
+                              "--set", "data.classes=[cello,violin,flute]"])  # other indices than synth_tiny's
+    assert res.exit_code == 0, res.output
+    other = next((tmp_path / "runs").iterdir()) / "checkpoints" / "last.ckpt"
+
+    def top1(*checkpoints) -> dict:
+        out = tmp_path / f"r{len(list(tmp_path.glob('r*.json')))}.json"
+        args = ["evaluate", "--data", str(clips), "--out", str(out)]
+        for c, name in checkpoints:
+            args += ["--checkpoint", str(c), "--label", name]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        return json.loads(out.read_text())["meta"]["condition_accuracy"]
+
+    alone = top1((other, "three"))["three"]
+    assert top1((ckpt, "full"), (other, "three"))["three"] == alone
+    assert top1((other, "three"), (ckpt, "full"))["full"] == top1((ckpt, "full"))["full"]

@@ -1341,3 +1341,18 @@ def test_the_separation_table_keeps_its_columns_for_a_long_row_name():
     rows = [line for line in table.splitlines() if "|" in line]  # the header and the two rows
     assert len(rows) == 3 and len({tuple(i for i, ch in enumerate(r) if ch == "|") for r in rows}) == 1, table
     assert "trained on MediaPipe pose (seed 0) |     7.25     8.25     9.25 |" in table
+
+
+def test_condition_accuracy_is_none_without_a_source_of_known_class(data_root):
+    """Clips of unlabelled videos (or duets prepared from videos: no stems) have no class to be right
+    about: no top-1 at all, not 0%."""
+    from tribert.engine.evaluate import condition_accuracy
+    from tribert.engine.train import eval_loader
+
+    config = tiny_config(data_root)
+    system = SeparationSystem(config).eval()
+    batches = list(eval_loader(config, data_root))
+    accuracy = condition_accuracy(system, batches)
+    assert accuracy is not None and 0 <= accuracy <= 1
+    unlabelled = [b.replace(source_label=torch.full_like(b.source_label, -1)) for b in batches]
+    assert condition_accuracy(system, unlabelled) is None

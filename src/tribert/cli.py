@@ -314,6 +314,8 @@ def evaluate(
                                           ("data.num_mix", system.config.data.num_mix, first.config.data.num_mix),
                                           ("data.use_stems", system.config.data.use_stems,
                                            first.config.data.use_stems)) if a != b]
+        if system.config.model.kind == "audio_only" and system.config.data.classes != first.config.data.classes:
+            differ.append("data.classes (the audio-only control is given each source's class index)")
         if differ:
             raise TribertError(f"{name}: {', '.join(differ)} settings differ from the first checkpoint; "
                                "models in one table must score the same mixtures with the same inputs")
@@ -321,9 +323,12 @@ def evaluate(
     cache = None if no_cache else reference_cache_path()
     results = run_eval(systems, loader, threshold=threshold, backend=backend, cache=cache)
     typer.echo(format_table(results))
-    # How often TriBERT's condition names each source's class (None: a model without one): the first
-    # thing to look at when a model separates poorly on new data.
-    accuracy = {name: condition_accuracy(system, loader) for name, system in systems.items()}
+    # How often TriBERT's condition names each source's class (None: a model without one, or no
+    # source of known class): the first thing to look at when a model separates poorly on new data.
+    # Each against its own class list (a MUSIC-finetuned checkpoint has 11, a MUSIC21 one 21 classes).
+    accuracy = {name: condition_accuracy(system, loader if system.config.data.classes == first.config.data.classes
+                                         else eval_loader(system.config, data, limit=limit, seed=seed))
+                for name, system in systems.items()}
     if known := {name: acc for name, acc in accuracy.items() if acc is not None}:
         typer.echo("condition class top-1 on the sources of known class: "
                    + ", ".join(f"{name} {acc:.1%}" for name, acc in known.items()))

@@ -323,7 +323,8 @@ class ReferenceCache:
 @torch.no_grad()
 def condition_accuracy(system, loader, device: str | torch.device = "cpu") -> float | None:
     """How often TriBERT's condition names the right class: top-1 of the class head on every real
-    source with a known class. None for a model without a class head on its condition."""
+    source with a known class. None for a model without a class head on its condition, or when no
+    source has a known class (clips of unlabelled videos; duets prepared from videos, no stems)."""
     right = total = 0
     system.to(device)
     for batch in loader:
@@ -337,7 +338,7 @@ def condition_accuracy(system, loader, device: str | torch.device = "cpu") -> fl
         pred = logits.reshape(-1, logits.shape[-1]).argmax(-1)
         right += int((pred[known] == target[known]).sum())
         total += int(known.sum())
-    return right / max(total, 1)
+    return right / total if total else None
 
 
 def format_table(results: dict, title: str = "Separation (SDR / SIR / SAR, dB)") -> str:
