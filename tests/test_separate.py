@@ -395,6 +395,13 @@ def test_pose_of_a_kind_the_checkpoint_never_trained_on_is_noted(synth):
     assert "trained on pose from ground_truth (40 clips); these inputs bring none pose" in note
     clips = [root / "train" / v.stem for v in videos]
     assert sep.separate(clips, pose="none").notes == []  # prepared clips carry their ground-truth pose
+    # inputs decoded once and given as VideoInputs (as a benchmark does) carry their kind of pose too
+    from tribert.separate.inputs import load_video
+
+    a, v = system.config.audio, system.config.video
+    decoded = [load_video(x, a.sample_rate, v.fps, "none", max_persons=v.max_persons) for x in videos]
+    assert sep.separate(decoded).notes == [note]
+    assert sep.separate([load_video(c, a.sample_rate, v.fps, max_persons=v.max_persons) for c in clips]).notes == []
 
 
 def test_one_video_may_be_given_as_a_path_instead_of_a_list(synth):

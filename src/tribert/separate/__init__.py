@@ -103,7 +103,7 @@ class Separator:
         inputs = [x if isinstance(x, VideoInput) else
                   load_video(x, a.sample_rate, v.fps, pose, persons=2 if duet else 1, max_persons=v.max_persons,
                              audio_required=mixture is None, progress=progress) for x in videos]
-        notes = length_notes(inputs, mix, a.sample_rate) + self.pose_notes(files, pose)
+        notes = length_notes(inputs, mix, a.sample_rate) + self.pose_notes(inputs)
         if mix is None:
             length = min(len(x.audio) for x in inputs)
             mix = sum(x.audio[:length] for x in inputs) / len(inputs)
@@ -114,7 +114,7 @@ class Separator:
         result.notes = notes
         return result
 
-    def pose_notes(self, files: list[Path], pose: str) -> list[str]:
+    def pose_notes(self, inputs: list[VideoInput]) -> list[str]:
         """A note when these inputs bring pose of a kind the checkpoint never trained on: the pose
         stream then sees another distribution (benchmarks/separate_from_video.py, ten SynthMUSIC test
         pairs: a checkpoint trained on the generator's skeletons gives 11.39 dB per stem from the
@@ -123,7 +123,7 @@ class Separator:
         trained = self.system.hparams.get("train_pose_sources") or {}
         if not trained or self.config.model.kind not in ("tribert", "music_gesture"):
             return []
-        given = sorted({Clip(f).meta.pose_source if f.is_dir() and is_clip(f) else pose for f in files})
+        given = sorted({x.pose_source for x in inputs if x.pose_source})  # "": a VideoInput made by hand
         withheld = self.config.data.pose_missing > 0  # trained with some clips' pose withheld: "none" seen
         unseen = [g for g in given if g not in trained and not (g == "none" and withheld)]
         if not unseen:

@@ -27,6 +27,7 @@ class VideoInput:
     fps: float
     pose_fps: float
     path: str = ""
+    pose_source: str = ""  # where the pose came from (a clip's meta.pose_source: mediapipe, none, ...); "" unknown
 
 
 def load_video(path: str | Path, sample_rate: int, fps: float, pose: str = "mediapipe", persons: int = 1,
@@ -65,7 +66,7 @@ def _from_clip(clip: Clip, sample_rate: int, max_persons: int) -> VideoInput:
     if clip.meta.sample_rate != sample_rate:
         raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, the model wants {sample_rate} Hz", clip.dir)
     return VideoInput(clip.meta.id, clip.stored_frames(), clip.audio(), clip.pose(max_persons), clip.meta.fps,
-                      clip.meta.pose_fps, str(clip.dir))
+                      clip.meta.pose_fps, str(clip.dir), clip.meta.pose_source)
 
 
 def check_video(path: str | Path, audio_required: bool = True) -> None:
