@@ -21,7 +21,8 @@ Pose of a video file comes from mediapipe (``pose="mediapipe"``): the whole fram
 when there are several (solos), left and right halves of a single video (a duet). With
 ``pose="none"`` (video files only: a prepared clip folder brings its stored pose), or when nobody
 is found, the pose stream gets confidence-0 input (no person visible): the model still runs, on
-vision and audio, as well as its training taught it to without pose (``data.pose_missing``; a model that always had pose can do little without it).
+vision and audio, as well as its training taught it to without pose (``data.pose_missing``; a
+model that always had pose can do little without it).
 
 Modules: ``inputs`` (decoding, pose, input checks), ``windows`` (windowed inference and
 overlap-add), ``output`` (the result, written as WAV / MP4 / figure); this one holds ``Separator``.
