@@ -136,6 +136,9 @@ def test_the_gpu_recipes_build_at_a_reduced_size_on_cpu():
     ("audio.sample_rate=0", "audio.sample_rate must be >= 1000 Hz"),
     ("train.max_steps=-5", "train.max_steps must be >= 1, or -1 / 0"),
     ("train.log_every=0", "train.log_every must be >= 1 step"),
+    # were taken as "keep none" (a step<N>.ckpt asked for and silently never written)
+    ("train.keep_every_steps=-5", "train.keep_every_steps must be >= 0 (0: none), got -5"),
+    ("train.checkpoint_steps=[0,-3]", "train.checkpoint_steps must be steps >= 1, got [0, -3]"),
 ])
 def test_values_torch_or_lightning_would_refuse_are_one_line_config_errors(override, text):
     """Each used to start a run (and make its folder) and stop in torch or Lightning with a traceback."""

@@ -249,6 +249,8 @@ def check_train_values(cfg: "Config") -> None:
         (t.max_minutes >= 0, f"train.max_minutes must be >= 0 (0: no time limit), got {t.max_minutes}"),
         (t.threads >= 0, f"train.threads must be >= 0 (0: torch's default), got {t.threads}"),
         (t.log_every >= 1, f"train.log_every must be >= 1 step, got {t.log_every}"),
+        (t.keep_every_steps >= 0, f"train.keep_every_steps must be >= 0 (0: none), got {t.keep_every_steps}"),
+        (all(s >= 1 for s in t.checkpoint_steps), f"train.checkpoint_steps must be steps >= 1, got {list(t.checkpoint_steps)}"),
         (t.num_nodes >= 1, f"train.num_nodes must be >= 1, got {t.num_nodes}"),
         (str(t.devices).isdigit() and int(t.devices) >= 1 or str(t.devices) == "auto" or "," in str(t.devices),
          f"train.devices must be a count >= 1, 'auto' or a list like '0,1', got {t.devices!r}"),
