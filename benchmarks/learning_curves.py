@@ -198,7 +198,7 @@ def score(names: list[str], args) -> dict:
     import torch
 
     from tribert.engine.checkpoint import load_system
-    from tribert.engine.evaluate import condition_accuracy, evaluate
+    from tribert.engine.evaluate import evaluate
     from tribert.engine.train import eval_loader
 
     steps = [int(s) for s in args.steps.split(",")]
@@ -219,9 +219,10 @@ def score(names: list[str], args) -> dict:
                 continue
             system = load_system(ckpt, weights=args.weights)
             t0 = time.time()
+            top1: dict = {}
             res = evaluate({name: system}, batches, oracles=False, mixture=False, progress=False,
-                           device=args.device)[name]
-            acc = condition_accuracy(system, batches, args.device)
+                           device=args.device, condition=top1)[name]
+            acc = top1[name]
             res["condition_accuracy"] = acc  # None: a model without a condition (the control, SoP)
             curve[str(step)] = res
             print(f"  {name} @ {step}: single {res['single']['sdr']:.2f}, multi {res['multi']['sdr']:.2f}, "

@@ -1346,7 +1346,7 @@ def test_the_separation_table_keeps_its_columns_for_a_long_row_name():
 def test_condition_accuracy_is_none_without_a_source_of_known_class(data_root):
     """Clips of unlabelled videos (or duets prepared from videos: no stems) have no class to be right
     about: no top-1 at all, not 0%."""
-    from tribert.engine.evaluate import condition_accuracy
+    from tribert.engine.evaluate import condition_accuracy, evaluate
     from tribert.engine.train import eval_loader
 
     config = tiny_config(data_root)
@@ -1356,3 +1356,8 @@ def test_condition_accuracy_is_none_without_a_source_of_known_class(data_root):
     assert accuracy is not None and 0 <= accuracy <= 1
     unlabelled = [b.replace(source_label=torch.full_like(b.source_label, -1)) for b in batches]
     assert condition_accuracy(system, unlabelled) is None
+    # evaluate counts the same from the scoring's own forward passes (no second pass)
+    for given, want in ((batches, accuracy), (unlabelled, None)):
+        top1: dict = {}
+        evaluate({"m": system}, given, progress=False, condition=top1)
+        assert top1 == {"m": want}

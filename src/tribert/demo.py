@@ -48,7 +48,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     from tribert.data.synth import generate
     from tribert.engine.checkpoint import load_system
     from tribert.config import Config
-    from tribert.engine.evaluate import condition_accuracy, evaluate, format_table, write_results
+    from tribert.engine.evaluate import evaluate, format_table, write_results
     from tribert.engine.train import eval_loader, train
     from tribert.errors import TribertError
     from tribert.io import check_out_dir
@@ -77,10 +77,11 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     log.info("[3/4] evaluating on the test split")
     system = load_system(ckpt)
     loader = eval_loader(system.config, synth_dir / "test", limit=eval_mixtures)
-    results = evaluate({"TriBERT": system}, loader, progress=progress)
+    top1: dict = {}
+    results = evaluate({"TriBERT": system}, loader, progress=progress, condition=top1)
     table = format_table(results)
     log.info("%s", table)
-    accuracy = condition_accuracy(system, loader)
+    accuracy = top1["TriBERT"]
     if accuracy is not None:
         log.info("the condition names the right instrument for %.1f%% of the test sources", 100 * accuracy)
     write_results(out / "results.json", results, {"checkpoint": str(ckpt), "data": str(synth_dir / "test")})

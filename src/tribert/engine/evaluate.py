@@ -153,7 +153,8 @@ def batch_sdr(frontend: AudioFrontEnd, batch: MixBatch, mask_logits: Tensor, con
 @torch.no_grad()
 def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | None = None,
              backend: str = "fast", progress: bool = True, mixture: bool = True,
-             device: str | torch.device = "cpu", config=None, cache: str | Path | None = None) -> dict:
+             device: str | torch.device = "cpu", config=None, cache: str | Path | None = None,
+             condition: dict | None = None) -> dict:
     """Score every system (name -> SeparationSystem) and the references on a fixed-mixture loader.
 
     ``mixture`` / ``oracles`` add the unprocessed mixture and the IBM / IRM rows (leave them out
@@ -162,6 +163,8 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
     settings when no system is scored (references only); default: the first system's. ``cache``: a
     JSON file of the reference rows (mixture, IBM, IRM) per batch, keyed by the batch's waveforms
     and the scoring settings, so scoring another checkpoint on the same mixtures skips them.
+    ``condition``: a dict filled with each system's condition top-1 (``condition_accuracy``, from
+    the scoring's own forward passes).
 
     Returns {method: {group: {sdr, sir, sar, sources, mixtures, skipped}}}.
     """
@@ -177,6 +180,7 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
     for system in systems.values():
         system.to(device)
     stored = ReferenceCache(cache, config, backend) if cache is not None else None
+    hits: dict[str, tuple[int, int] | None] = {name: (0, 0) for name in systems}  # right, total; None: no head
     for batch in batches:
         batch = batch.to(device)
         mix = batch.mix_wav
@@ -192,8 +196,9 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
                 for kind in ("ibm", "irm"):
                     rows[kind.upper()] = oracle_wavs(frontend, batch.source_wavs, mix, kind)
         for name, system in systems.items():
-            _, mask_logits = system(batch)
+            out, mask_logits = system(batch)
             rows[name] = masks_to_wavs(frontend, mask_logits, mix, threshold)
+            hits[name] = _add_hits(hits[name], condition_hits(out, batch))
         scored: dict[str, dict[str, SeparationScores]] = {}
         if rows:
             score_rows(scored, rows, batch, eval_samples, backend)
@@ -205,6 +210,8 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
         _merge(results, scored)
     if stored is not None:
         stored.save()
+    if condition is not None:
+        condition.update({name: _top1(h) for name, h in hits.items()})
     order = [*REFERENCE_ROWS, *systems]  # references first, as in the paper's tables
     return {name: {g: sc.mean() for g, sc in results[name].items()} for name in order if name in results}
 
@@ -325,20 +332,33 @@ def condition_accuracy(system, loader, device: str | torch.device = "cpu") -> fl
     """How often TriBERT's condition names the right class: top-1 of the class head on every real
     source with a known class. None for a model without a class head on its condition, or when no
     source has a known class (clips of unlabelled videos; duets prepared from videos, no stems)."""
-    right = total = 0
+    hits: tuple[int, int] | None = (0, 0)
     system.to(device)
     for batch in loader:
         batch = batch.to(device)
         out, _ = system(batch)
-        logits = getattr(out, "condition_logits", None)  # [V, P, C]
-        if logits is None:
-            return None
-        target = batch.slots_by_video(batch.source_label).reshape(-1)  # [V*P], the slots of logits
-        known = (target >= 0) & batch.slots_by_video(batch.source_valid).reshape(-1)
-        pred = logits.reshape(-1, logits.shape[-1]).argmax(-1)
-        right += int((pred[known] == target[known]).sum())
-        total += int(known.sum())
-    return right / total if total else None
+        hits = _add_hits(hits, condition_hits(out, batch))
+    return _top1(hits)
+
+
+def condition_hits(out, batch: MixBatch) -> tuple[int, int] | None:
+    """(right, total) of the class head on one batch's real sources of known class; None for a
+    model without a class head on its condition."""
+    logits = getattr(out, "condition_logits", None)  # [V, P, C]
+    if logits is None:
+        return None
+    target = batch.slots_by_video(batch.source_label).reshape(-1)  # [V*P], the slots of logits
+    known = (target >= 0) & batch.slots_by_video(batch.source_valid).reshape(-1)
+    pred = logits.reshape(-1, logits.shape[-1]).argmax(-1)
+    return int((pred[known] == target[known]).sum()), int(known.sum())
+
+
+def _add_hits(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
+    return None if a is None or b is None else (a[0] + b[0], a[1] + b[1])
+
+
+def _top1(hits: tuple[int, int] | None) -> float | None:
+    return hits[0] / hits[1] if hits and hits[1] else None
 
 
 def format_table(results: dict, title: str = "Separation (SDR / SIR / SAR, dB)") -> str:
