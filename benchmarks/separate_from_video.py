@@ -86,4 +86,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tribert.errors import run_main
+
+    run_main(main)

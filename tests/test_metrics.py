@@ -113,6 +113,9 @@ def test_silent_reference_is_skipped_and_counted(rng):
     assert not score_mixture(scores, refs, est)
     m = scores.mean()
     assert m["mixtures"] == 1 and m["skipped"] == 1 and m["sources"] == 2
+    # a reference with no samples has nothing to score: skipped, not a NaN passed to BSS Eval
+    assert not score_mixture(scores, refs[..., :0], est[..., :0])
+    assert scores.mean()["skipped"] == 2
 
 
 def test_shape_mismatch_is_an_error(rng):

@@ -60,7 +60,11 @@ class SeparationScores:
 
 
 def is_silent(ref: np.ndarray | torch.Tensor) -> bool:
+    """Whether any reference in ``ref`` (..., samples) is below ``SILENCE_RMS``; one with no samples
+    has nothing to score and counts as silent (its RMS would be NaN, which compares False)."""
     ref = torch.as_tensor(ref)
+    if ref.shape[-1] == 0:
+        return True
     return bool(ref.double().pow(2).mean(-1).sqrt().min() < SILENCE_RMS)
 
 
