@@ -204,6 +204,10 @@ def test_bad_data_gives_clear_errors(clip_root, tmp_path):
         load_clips(clip_root, ("violin", "flute"))
     with pytest.raises(TribertError, match=r"3 of 4 clips .*: 'flute', 'violin'; the first: duet"):
         load_clips(clip_root, ("cello",))
+    emptied = next(c for c in load_clips(clip_root, ("violin", "flute", "cello")) if (c.dir / "pose.npy").exists())
+    (emptied.dir / "pose.npy").write_bytes(b"")  # np.load's EOFError printed as "Aborted." by the CLI
+    with pytest.raises(TribertError, match=f"{emptied.dir.name}/pose.npy: cannot read pose array: the file is empty"):
+        emptied.pose()
     bad = tmp_path / "bad.csv"
     bad.write_text("nonsense\n1,2\n")
     with pytest.raises(TribertError, match="malformed mixture list"):

@@ -148,6 +148,12 @@ def test_stored_pose_refuses_missing_mismatched_and_damaged_stores(clips_root):
     with pytest.raises(TribertError, match=f"violin/{FEATURES}: stored pose features have shape \\[2, 3, 2"):
         for i in range(40):
             ds[i]
+    path.write_bytes(b"")  # emptied (a full disk): numpy's EOFError has no message
+    with pytest.raises(TribertError, match=f"violin/{FEATURES}: cannot read stored pose features: the file is empty"):
+        for i in range(40):
+            ds[i]
+    again = store(clips_root, config(clips_root))  # was counted as "already there" and kept
+    assert (again.written, again.skipped) == (1, 3)
     (clips_root / "flute" / FEATURES_META).write_text("{not json")
     with pytest.raises(TribertError, match=f"flute/{FEATURES_META}: corrupt stored pose features"):
         train_loader(stored_cfg)

@@ -150,6 +150,17 @@ def check_out_file(path: str | Path, inputs=()) -> None:
             raise TribertError("is an input of this command: give another output path", path)
 
 
+def read_npy(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:
+    """A stored numpy array (no pickles; memory-mapped with ``mmap``). An unreadable file (missing,
+    empty, truncated, not an .npy) is a TribertError naming it and ``what`` it should hold."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except EOFError:  # numpy's message for an empty file is empty
+        raise TribertError(f"cannot read {what}: the file is empty or truncated", path) from None
+    except (OSError, ValueError) as err:
+        raise TribertError(f"cannot read {what} ({err})", path) from None
+
+
 def cache_dir() -> Path:
     """Where tribert keeps what it can recompute: ``$TRIBERT_CACHE``, default ``~/.cache/tribert``
     (also when it is set empty: ``Path("")`` would be the working folder)."""

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tribert.errors import TribertError
+from tribert.io import read_npy
 from tribert.io import read_wav, write_wav  # noqa: F401 (re-exported: the clip format's WAV files)
 
 META = "meta.json"
@@ -232,10 +233,7 @@ class Clip:
         if self.meta.pose_source == "none" or not path.exists():
             t = max(1, round(self.meta.duration * self.meta.pose_fps))
             return np.zeros((t, max_persons, 68, 3), np.float32)
-        try:
-            pose = np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as err:
-            raise TribertError(f"cannot read pose array ({err})", path) from None
+        pose = read_npy(path, "pose array").astype(np.float32)
         if pose.ndim != 4 or pose.shape[2:] != (68, 3):
             raise TribertError(f"pose must be [T, persons, 68, 3], got {list(pose.shape)}", path)
         if pose.shape[1] >= max_persons:

@@ -36,7 +36,7 @@ from tribert.data.clip import POSE, Clip
 from tribert.data.mixing import pose_window
 from tribert.device import resolve_device
 from tribert.errors import TribertError
-from tribert.io import atomic_path, atomic_write_json
+from tribert.io import atomic_path, atomic_write_json, read_npy
 from tribert.progress import track
 
 FEATURES = "pose_features.npy"
@@ -171,9 +171,10 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
     for clip in track(clips, "pose features", enabled=progress, transient=True):
         try:
             if StoreSettings.read(clip.dir) == settings and stored_source_digest(clip) == pose_source_digest(clip):
+                read_stored_features(clip, settings)  # raises for an emptied or truncated file
                 skipped += 1
                 continue
-        except TribertError:  # none yet, or an unreadable one: computed again
+        except TribertError:  # none yet, or an unreadable one (settings or features): computed again
             pass
         windows += write_pose_features(clip, encoder, settings, device, batch_size)
         written += 1
@@ -228,18 +229,21 @@ class PoseFeatureStore:
 
     def read(self, clip: Clip, offset: int) -> np.ndarray:
         """The stored features of the window starting at ``offset`` -> float32 [K, P, D]."""
-        path = clip.dir / FEATURES
-        s = self.settings
-        try:
-            stored = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise TribertError(f"cannot read stored pose features ({err})", path) from None
-        count = len(grid_offsets(clip.meta.num_samples, s.crop_samples, s.grid_samples))
-        if stored.shape != (count, s.num_frames, s.max_persons, s.feature_dim):
-            raise TribertError(f"stored pose features have shape {list(stored.shape)}, expected "
-                               f"{[count, s.num_frames, s.max_persons, s.feature_dim]} (run `tribert "
-                               "pose-features` again)", path)
-        return np.asarray(stored[offset // s.grid_samples], dtype=np.float32)
+        stored = read_stored_features(clip, self.settings)
+        return np.asarray(stored[offset // self.settings.grid_samples], dtype=np.float32)
+
+
+def read_stored_features(clip: Clip, s: StoreSettings) -> np.ndarray:
+    """The clip's stored features, memory-mapped [windows, K, P, D]; a TribertError naming the file
+    if it cannot be read or does not hold the windows ``s`` cuts from this clip."""
+    path = clip.dir / FEATURES
+    stored = read_npy(path, "stored pose features", mmap=True)
+    count = len(grid_offsets(clip.meta.num_samples, s.crop_samples, s.grid_samples))
+    if stored.shape != (count, s.num_frames, s.max_persons, s.feature_dim):
+        raise TribertError(f"stored pose features have shape {list(stored.shape)}, expected "
+                           f"{[count, s.num_frames, s.max_persons, s.feature_dim]} (run `tribert "
+                           "pose-features` again)", path)
+    return stored
 
 
 __all__ = ["FEATURES", "FEATURES_META", "PoseFeatureStore", "StoreReport", "StoreSettings", "grid_offsets",
