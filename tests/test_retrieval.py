@@ -226,6 +226,26 @@ def test_heads_refuse_embeddings_of_another_checkpoint(tmp_path, clips):
         evaluate_retrieval(tmp_path / "h", other, pool=6)
 
 
+@pytest.mark.parametrize("manifest, message", [
+    ("{bad", "retrieval.json: corrupt retrieval manifest"),
+    ("", "retrieval.json: corrupt retrieval manifest"),
+    ("[1, 2]", "retrieval.json: not a retrieval manifest"),
+    ('{"recipe": {"variants": ["audio2vision"]}}', "retrieval.json: not a retrieval manifest"),
+])
+def test_a_damaged_manifest_or_head_is_one_line_naming_it(tmp_path, clips, manifest, message):
+    emb = load_embeddings(write_checkpoint(tmp_path / "a.ckpt"), clips)
+    heads = tmp_path / "h"
+    train_retrieval(emb, heads, RetrievalConfig(variants=("audio2vision",), epochs=1, width=16, hidden=16),
+                    log=lambda *_: None)
+    head = next(heads.glob("*.pt"))
+    head.write_bytes(b"")  # numpy/torch's EOFError has no message: the handler's own line failed on it
+    with pytest.raises(TribertError, match=f"{head.name}: not a readable retrieval head \\(EOFError\\)"):
+        evaluate_retrieval(heads, emb, pool=6)
+    (heads / "retrieval.json").write_text(manifest)
+    with pytest.raises(TribertError, match=message):
+        evaluate_retrieval(heads, emb, pool=6)
+
+
 def test_library_calls_refuse_bad_outputs_and_pools_in_one_line(tmp_path, clips):
     from tribert.engine.checkpoint import export_weights
 

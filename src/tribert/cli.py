@@ -481,14 +481,12 @@ def retrieve_evaluate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the embeddings instead of reading them from the cache."),
 ) -> None:
     """Rank pools of test candidates: top-1/5/10 in a Table-3-shaped table, beside random choice."""
-    import json
+    from tribert.engine.retrieval import evaluate_retrieval, format_table, load_embeddings, read_manifest, write_results
 
-    from tribert.engine.retrieval import evaluate_retrieval, format_table, load_embeddings, write_results
-
-    info = heads / "retrieval.json"
-    if not info.is_file():
-        raise TribertError("no retrieval.json: not a folder written by `tribert retrieve train`", heads)
-    checkpoint = checkpoint or Path(json.loads(info.read_text())["checkpoint"])
+    trained_on = read_manifest(heads)["checkpoint"]
+    if checkpoint is None and not trained_on:
+        raise TribertError("retrieval.json names no checkpoint: give --checkpoint", heads)
+    checkpoint = checkpoint or Path(trained_on)
     if pool < 1:
         raise TribertError(f"--pool must be >= 1 candidate, got {pool}")
     for path in (out, figure):

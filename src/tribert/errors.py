@@ -23,6 +23,17 @@ class TribertError(Exception):
         super().__init__(f"{self.path}: {self.reason}" if self.path else self.reason)
 
 
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """A library exception's first line for a one-line error: cut at a word before ``limit``
+    characters, and the exception's type where it has no message (numpy's EOFError, a KeyError of '')."""
+    text = (str(err).strip().splitlines() or [""])[0].strip()
+    if not text:
+        return type(err).__name__
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return text
+
+
 class MediaError(TribertError):
     """A video or audio file that cannot be read or written."""
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from tribert.data.clip import Clip
 from tribert.device import resolve_device
-from tribert.errors import CheckpointError, ConfigError, TribertError
+from tribert.errors import CheckpointError, ConfigError, TribertError, first_line
 from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir
 from tribert.models.retrieval import (VARIANTS, RetrievalHead, Variant, chance_topk, get_variant, topk_accuracy,
                                       true_ranks)
@@ -358,7 +358,7 @@ def load_head(path: str | Path, fingerprint: str = "") -> tuple[RetrievalHead, s
     except TribertError:
         raise
     except Exception as err:
-        raise TribertError(f"not a readable retrieval head ({str(err).strip().splitlines()[0][:120]})", path) from None
+        raise TribertError(f"not a readable retrieval head ({first_line(err)})", path) from None
     own = stored.get("fingerprint", "")
     if fingerprint and own and own != fingerprint:
         raise TribertError("this head was trained on embeddings of another checkpoint (an earlier "
@@ -403,6 +403,25 @@ def train_retrieval(emb: ClipEmbeddings, out_dir: str | Path, cfg: RetrievalConf
     return summary
 
 
+def read_manifest(heads_dir: str | Path) -> dict:
+    """The ``retrieval.json`` that ``train_retrieval`` wrote into ``heads_dir``: its checkpoint,
+    fingerprint and recipe (variants, kinds). A missing, corrupt or foreign file is one line."""
+    path = Path(heads_dir) / "retrieval.json"
+    if not path.is_file():
+        raise TribertError("no retrieval.json: not a folder written by `tribert retrieve train`", heads_dir)
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TribertError(f"corrupt retrieval manifest ({err})", path) from None
+    recipe = info.get("recipe") if isinstance(info, dict) else None
+    if not (isinstance(recipe, dict) and isinstance(info.get("checkpoint"), (str, type(None)))
+            and all(isinstance(recipe.get(k), list) and all(isinstance(v, str) for v in recipe[k])
+                    for k in ("variants", "kinds"))):
+        raise TribertError("not a retrieval manifest (it needs \"checkpoint\" and \"recipe\" with lists of "
+                           "\"variants\" and \"kinds\"): train the heads again with `tribert retrieve train`", path)
+    return info
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluation: rank a pool of test candidates
 # ---------------------------------------------------------------------------------------------
@@ -443,10 +462,7 @@ def evaluate_retrieval(heads_dir: str | Path, emb: ClipEmbeddings, pool: int = 2
     """Top-1/5/10 of every trained head in ``heads_dir`` on ``emb``, and how often the top-1 result
     shares a class with the query (same-class top-1)."""
     heads_dir = Path(heads_dir)
-    info_path = heads_dir / "retrieval.json"
-    if not info_path.is_file():
-        raise TribertError("no retrieval.json: not a folder written by `tribert retrieve train`", heads_dir)
-    info = json.loads(info_path.read_text())
+    info = read_manifest(heads_dir)
     pools_of(len(emb), pool, seed)  # a pool the data cannot fill: one line before any head is read
     if emb.fingerprint and info.get("fingerprint") and emb.fingerprint != info["fingerprint"]:
         raise TribertError("these heads were trained on embeddings of another checkpoint "
@@ -491,5 +507,5 @@ def write_results(path: str | Path, results: dict, meta: dict) -> None:
 
 
 __all__ = ["KINDS", "RECIPES", "RetrievalConfig", "ClipEmbeddings", "load_embeddings", "embed_clips",
-           "fit_head", "train_retrieval", "load_head", "rank_in_pools", "evaluate_retrieval", "format_table",
+           "fit_head", "train_retrieval", "read_manifest", "load_head", "rank_in_pools", "evaluate_retrieval", "format_table",
            "checkpoint_fingerprint"]

@@ -8,14 +8,13 @@ marks the query's own clip (a hit), orange another clip that shares a class with
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from tribert.data.clip import Clip
-from tribert.engine.retrieval import ClipEmbeddings, head_path, load_head, rank_in_pools, shares_class
+from tribert.engine.retrieval import ClipEmbeddings, head_path, load_head, rank_in_pools, read_manifest, shares_class
 from tribert.io import atomic_path
 from tribert.models.retrieval import get_variant
 from tribert.skeleton import EDGES
@@ -75,7 +74,7 @@ def retrieval_figure(heads_dir: str | Path, emb: ClipEmbeddings, out: str | Path
     from tribert.engine.checkpoint import read_checkpoint
 
     heads_dir = Path(heads_dir)
-    trained = json.loads((heads_dir / "retrieval.json").read_text())["recipe"]["variants"]
+    trained = read_manifest(heads_dir)["recipe"]["variants"]
     variants = tuple(v for v in variants if v in trained) or tuple(trained[:2])
     # read_checkpoint: the one reader of training checkpoints and exports (an export has no
     # top-level hyper_parameters; it presents one)
