@@ -161,6 +161,15 @@ def test_a_key_given_twice_in_a_recipe_is_refused_with_both_lines(tmp_path):
         Config.load(path)
 
 
+def test_a_binary_file_or_a_folder_given_as_the_config_is_named(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42\xac\xff\xfe")  # a video's bytes: not UTF-8 text
+    with pytest.raises(ConfigError, match=f"{video}: not a text YAML file \\(byte 12 is not UTF-8\\)"):
+        Config.load(video)
+    with pytest.raises(ConfigError, match=f"{tmp_path}: is a folder, not a config file"):
+        Config.load(tmp_path)
+
+
 def test_one_override_may_be_given_as_a_string():
     assert Config.load("synth_tiny", "train.max_steps=7").train.max_steps == 7
 

@@ -108,10 +108,14 @@ def load_yaml(path: str | Path) -> dict:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError("is a folder, not a config file", path)
     if not path.is_file():
         raise ConfigError("config file not found", path)
     try:
-        data = yaml.load(path.read_text(), Loader=_strict_loader())
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_strict_loader())
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not a text YAML file (byte {err.start} is not UTF-8)", path) from None
     except _DuplicateKey as err:
         raise ConfigError(str(err), path) from None
     except yaml.YAMLError as err:
