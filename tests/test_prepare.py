@@ -257,9 +257,10 @@ def test_min_duration_lets_real_short_clips_in(tmp_path):
                                    "--min-duration", "3"])
     assert res.exit_code == 0, res.output
     assert Clip(tmp_path / "b" / "short").meta.num_samples >= 65000
-    with pytest.raises(TribertError, match="min_duration must be > 0"):
-        prep.prepare([short], tmp_path / "c", pose="none", workers=1, min_duration=-1, progress=False)
-    assert not (tmp_path / "c").exists()
+    for bad in (-1, float("nan"), float("inf")):  # NaN failed per clip, after an empty OUT was made
+        with pytest.raises(TribertError, match="min_duration must be a finite number of seconds > 0"):
+            prep.prepare([short], tmp_path / "c", pose="none", workers=1, min_duration=bad, progress=False)
+        assert not (tmp_path / "c").exists()
 
 
 def test_split_of_is_stable_and_follows_the_fractions():
@@ -303,8 +304,11 @@ def test_prepare_into_splits_never_prepares_a_video_twice(tmp_path):
     notes = [line for line in res.output.splitlines() if "already prepared as train/" in line]
     assert moved and sorted(notes) == sorted(f"note: {src / (i + '.mp4')}: already prepared as train/{i} (kept there)"
                                              for i in moved)
-    bad = runner.invoke(app, ["prepare", str(src.parent), "--out", str(out), "--no-pose", "--splits", "0.5,x,1"])
-    assert bad.exit_code == 2 and "--splits must be three non-negative numbers" in bad.output
+    for splits in ("0.5,x,1", "nan,0,1", "inf,0,1", "0.5,0.5"):  # NaN and inf were taken (all clips to test)
+        bad = runner.invoke(app, ["prepare", str(src.parent), "--out", str(out), "--no-pose", "--splits", splits])
+        assert bad.exit_code == 2 and "--splits must be three finite non-negative numbers" in bad.output
+    with pytest.raises(TribertError, match="splits must be three finite non-negative"):
+        prep.prepare(src.parent, out, pose="none", splits=(float("nan"), 0, 1), progress=False)
     # the same OUT without --splits: the clips in the split folders are found (each video was
     # prepared a second time at the top level)
     report = prep.prepare([src.parent], out, pose="none", workers=1, progress=False)

@@ -133,6 +133,18 @@ def test_resume_skips_finished_and_refuses_other_settings(synth_root, tmp_path):
     with pytest.raises(TribertError, match="not empty and holds no SynthMUSIC"):
         generate(other, 1, seed=SEED, duration=DURATION, workers=1, kinds=KINDS, progress=False)
     assert sorted(p.name for p in other.rglob("*")) == ["train.json", "videos"]
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    (listed / MANIFEST).write_text("[1]")  # JSON, but not a manifest: was an AttributeError traceback
+    with pytest.raises(TribertError, match=f"{MANIFEST}: corrupt SynthMUSIC manifest \\(a JSON list, not an object\\)"):
+        generate(listed, 1, seed=SEED, duration=DURATION, workers=1, kinds=KINDS, progress=False)
+    # NaN and inf compare False with every bound: --duration inf drew notes forever, --splits nan hung
+    for kwargs, message in (({"duration": float("inf")}, "--duration must be a finite number"),
+                            ({"splits": (float("nan"), 0, 1)}, "splits must be three finite"),
+                            ({"kinds": (float("nan"), 0, 1)}, "fractions must be finite")):
+        with pytest.raises(TribertError, match=message):
+            generate(tmp_path / "nan", 1, seed=SEED, workers=1, progress=False, **{"duration": DURATION, **kwargs})
+        assert not (tmp_path / "nan").exists()
     # A lost clip is regenerated identically.
     root = tmp_path / "c"
     generate(root, 2, seed=SEED, duration=DURATION, workers=1, kinds=KINDS, progress=False)

@@ -78,13 +78,12 @@ def fail(err: Exception, code: int = 2) -> None:
 
 def parse_splits(text: str) -> tuple[float, float, float]:
     """``--splits 0.8,0.1,0.1`` -> train, val, test fractions (or a one-line error, exit code 2)."""
+    from tribert.data.prepare import check_splits
+
     try:
-        fractions = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        fractions = ()
-    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
-        fail(TribertError(f"--splits must be three non-negative numbers like 0.8,0.1,0.1, got {text!r}"))
-    return fractions
+        return check_splits(text.split(","))
+    except TribertError:
+        fail(TribertError(f"--splits must be three finite non-negative numbers like 0.8,0.1,0.1, got {text!r}"))
 
 
 @app.command()

@@ -70,6 +70,19 @@ FRAME_SIZE = 224  # default shorter side of the stored frames (separation prepar
 SPLITS = ("train", "val", "test")
 
 
+def check_splits(splits) -> tuple[float, float, float]:
+    """Train, val, test fractions: three finite numbers >= 0 with a positive sum (NaN and inf would
+    slip past ``< 0`` and ``<= 0``: every comparison with NaN is False), or a one-line error."""
+    try:
+        fractions = tuple(float(x) for x in splits)
+    except (TypeError, ValueError):
+        fractions = ()
+    if len(fractions) != 3 or not all(0 <= f < math.inf for f in fractions) or not sum(fractions) > 0:
+        raise TribertError(f"splits must be three finite non-negative train, val, test fractions like "
+                           f"0.8,0.1,0.1, got {splits!r}")
+    return fractions
+
+
 def split_of(clip_id: str, fractions: tuple[float, float, float], seed: int = 0) -> str:
     """The split ("train", "val" or "test") of the video ``clip_id``.
 
@@ -372,10 +385,10 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
         raise TribertError(f"pose must be one of {', '.join(POSE_CHOICES)}, got {pose!r}")
     if not 0 < fps < math.inf or not (pose_fps is None or 0 < pose_fps < math.inf):
         raise TribertError(f"fps and pose_fps must be finite numbers > 0, got {fps} and {pose_fps}")
-    if min_duration is not None and min_duration <= 0:
-        raise TribertError(f"min_duration must be > 0 seconds, got {min_duration}")
-    if splits is not None and (len(splits) != 3 or min(splits) < 0 or sum(splits) <= 0):
-        raise TribertError(f"splits must be three non-negative train, val, test fractions, got {splits!r}")
+    if min_duration is not None and not 0 < min_duration < math.inf:
+        raise TribertError(f"min_duration must be a finite number of seconds > 0, got {min_duration}")
+    if splits is not None:
+        splits = check_splits(splits)
     try:
         from tribert.media import output_size
 

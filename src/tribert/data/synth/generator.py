@@ -19,6 +19,7 @@ same clips. Generation is resumable (finished clips are skipped) and atomic per 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import Counter, deque
@@ -34,6 +35,7 @@ from tribert.data.clip import (AUDIO, FRAMES, POSE, STEMS, ClipMeta, frame_name,
 from tribert.data.synth.audio import Renderer, default_soundfont, mix_stems, soundfont_digest
 from tribert.data.synth.scene import render_scene
 from tribert.data.synth.score import INSTRUMENTS, Note, compose, random_song
+from tribert.data.prepare import check_splits
 from tribert.errors import TribertError
 from tribert.io import atomic_dir, atomic_write_json, check_out_dir
 
@@ -103,8 +105,8 @@ class SynthSummary:
 def _counts(fractions: Sequence[float], block: int) -> list[int]:
     """Integer counts per category in a block (largest remainder), summing to ``block``."""
     f = np.asarray(fractions, float)
-    if (f < 0).any() or f.sum() <= 0:
-        raise TribertError(f"fractions must be >= 0 with a positive sum, got {list(fractions)}")
+    if not np.isfinite(f).all() or (f < 0).any() or not f.sum() > 0:  # NaN passes "< 0" and "<= 0"
+        raise TribertError(f"fractions must be finite, >= 0 and with a positive sum, got {list(fractions)}")
     raw = f / f.sum() * block
     out = np.floor(raw).astype(int)
     for i in np.argsort(-(raw - out), kind="stable")[: block - out.sum()]:
@@ -297,8 +299,10 @@ def _check_manifest(out_dir: Path, identity: dict) -> None:
 
     try:
         old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise TribertError(f"corrupt SynthMUSIC manifest ({err})", path) from None
+    if not isinstance(old, dict):
+        raise TribertError(f"corrupt SynthMUSIC manifest (a JSON {type(old).__name__}, not an object)", path)
     for key, value in identity.items():
         if old.get(key) != value:
             raise TribertError(f"this folder holds SynthMUSIC made with {key}={old.get(key)!r}, not {value!r}; "
@@ -344,8 +348,10 @@ def generate(out_dir: str | Path, clips: int, seed: int = 0, soundfont: str | Pa
     """
     if clips < 0 or seed < 0:
         raise TribertError(f"--clips and --seed must be >= 0, got {clips} and {seed}")
-    if not duration > 0 or duration * fps < 1:
-        raise TribertError(f"--duration must give at least one frame at {fps} fps, got {duration}")
+    if not 0 < duration < math.inf or duration * fps < 1:
+        raise TribertError(f"--duration must be a finite number of seconds giving at least one frame at {fps} fps, "
+                           f"got {duration}")
+    splits = check_splits(splits)
     if frame_size < 16 or supersample < 1:
         raise TribertError(f"frame size must be >= 16 and supersample >= 1, got {frame_size}, {supersample}")
     if isinstance(classes, str):  # "violin,flute", as the CLI takes them (not letter by letter)
