@@ -178,9 +178,10 @@ def test_stored_pose_needs_a_frozen_stgcn_and_every_clips_pose(clips_root):
     cfg = config(clips_root)
     with pytest.raises(TribertError, match="model.pose_frozen=true"):
         store_pose_features(clips, trained, cfg.audio, cfg.video, progress=False)
-    with pytest.raises(TribertError, match="--grid must be a positive"):
-        store_pose_features(clips, build_system(cfg).model.pose, cfg.audio, cfg.video, grid_seconds=0.0,
-                            progress=False)
+    for grid in (0.0, float("nan"), float("inf")):  # NaN and inf were a ValueError / OverflowError traceback
+        with pytest.raises(TribertError, match="--grid must be a finite, positive number of seconds"):
+            store_pose_features(clips, build_system(cfg).model.pose, cfg.audio, cfg.video, grid_seconds=grid,
+                                progress=False)
     with pytest.raises(TribertError, match="device must be cpu, cuda"):
         store_pose_features(clips, build_system(cfg).model.pose, cfg.audio, cfg.video, device="gpu0", progress=False)
     if not torch.cuda.is_available():

@@ -246,6 +246,13 @@ def test_a_damaged_manifest_or_head_is_one_line_naming_it(tmp_path, clips, manif
         evaluate_retrieval(heads, emb, pool=6)
 
 
+@pytest.mark.parametrize("lr", [0.0, float("nan"), float("inf")])
+def test_a_learning_rate_that_is_not_finite_and_positive_is_refused(lr):
+    # NaN reached torch's Adam as a traceback; inf trained to NaN weights and finished with exit code 0
+    with pytest.raises(ConfigError, match="a finite lr > 0"):
+        RetrievalConfig(lr=lr).check()
+
+
 def test_library_calls_refuse_bad_outputs_and_pools_in_one_line(tmp_path, clips):
     from tribert.engine.checkpoint import export_weights
 

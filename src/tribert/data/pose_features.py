@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -158,9 +159,9 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
     if not getattr(encoder, "frozen", False):
         raise TribertError("stored pose features need a frozen ST-GCN: set model.pose_frozen=true (with "
                            "train.init_from for trained weights)")
+    if not 0 < grid_seconds < math.inf or round(grid_seconds * audio.sample_rate) < 1:
+        raise TribertError(f"--grid must be a finite, positive number of seconds, got {grid_seconds}")
     grid = round(grid_seconds * audio.sample_rate)
-    if grid < 1:
-        raise TribertError(f"--grid must be a positive number of seconds, got {grid_seconds}")
     if batch_size < 1:
         raise TribertError(f"--batch must be >= 1, got {batch_size}")
     device = resolve_device(device)

@@ -71,8 +71,9 @@ class RetrievalConfig:
             raise ConfigError(f"unknown embedding kind {bad[0]!r}; choose from {', '.join(KINDS)}")
         if self.negatives not in ("random", "hard"):
             raise ConfigError(f"negatives must be 'random' or 'hard', got {self.negatives!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError("retrieval training needs epochs >= 1, batch_size >= 1 and lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < math.inf:
+            raise ConfigError(f"retrieval training needs epochs >= 1, batch_size >= 1 and a finite lr > 0, got "
+                              f"{self.epochs}, {self.batch_size} and {self.lr}")
         return self
 
 
