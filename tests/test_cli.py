@@ -334,6 +334,23 @@ def test_outputs_never_replace_inputs_and_rows_never_collide(trained, tmp_path):
                               "--limit", "2", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert {"tribert-tiny", "tribert-tiny-2"} <= set(json.loads(out.read_text())["results"])
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--limit", "2",
+                              "--out", str(out)])  # its own results of an earlier run: replaced
+    assert res.exit_code == 0 and len(json.loads(out.read_text())["results"]) < 6, res.output
+    # another file under the output's name: a copy of the training checkpoint was replaced by
+    # the results (evaluate --out) or by another model's weights-only export (export)
+    victim = tmp_path / "victim.ckpt"
+    victim.write_bytes(before)
+    exported = tmp_path / "a.pt"
+    assert runner.invoke(app, ["export", str(ckpt), str(exported)]).exit_code == 0
+    assert runner.invoke(app, ["export", str(ckpt), str(exported)]).exit_code == 0  # an earlier export: replaced
+    for args in (["evaluate", "--checkpoint", str(ckpt), "--data", str(clips), "--out", str(victim)],
+                 ["export", str(exported), str(victim)]):
+        res = runner.invoke(app, args)
+        assert isinstance(res.exception, TribertError), res.output
+        assert str(res.exception) == (f"{victim}: exists and is not {'a results JSON of tribert' if args[0] == 'evaluate' else 'a tribert-weights export'}: "
+                                      "tribert does not replace it; give another output path, or move the file away first")
+    assert victim.read_bytes() == before
     run = ckpt.parent.parent
     config = (run / "config.yaml").read_text()
     res = runner.invoke(app, ["train", "--config", "synth_tiny", "--run-dir", str(run), "--set", f"data.train_dir={clips}"])

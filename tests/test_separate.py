@@ -270,6 +270,7 @@ def test_outputs_are_written_as_a_whole_set_or_not_at_all(synth, tmp_path, monke
     """A Ctrl-C while the outputs are written left some of this run's files beside an earlier
     run's; now the earlier set stays whole, and no temporary file is left."""
     import tribert.media
+    from tribert.errors import TribertError
 
     _, videos = synth
     sep = Separator(tiny_system())
@@ -292,7 +293,15 @@ def test_outputs_are_written_as_a_whole_set_or_not_at_all(synth, tmp_path, monke
         second.write(out, figure=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # as it was: no half set, no temporary
     monkeypatch.undo()
-    other = sep.separate([videos[0]], pose="none")  # a duet separation of other sources into the same folder
+    # a duet separation of other sources into the same folder: its mixture.wav was replaced and the
+    # earlier stems left beside the new ones; now refused, the folder as it was
+    other = sep.separate([videos[0]], pose="none")
+    with pytest.raises(TribertError, match="out: holds an earlier separation of other sources \\(.*wav"):
+        other.write(out, figure=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    second.write(out, figure=False)  # the same sources again: replaced as a set
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+    (out / "mixture.wav").unlink()  # other WAVs, no earlier separation: written beside them, named
     with caplog.at_level("WARNING", logger="tribert"):
         other.write(out, figure=False)
     assert "also holds 4 file(s) this separation did not write" in caplog.text

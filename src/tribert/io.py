@@ -16,7 +16,7 @@ import tempfile
 import wave
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -138,9 +138,13 @@ def check_out_dir(path: str | Path) -> None:
         raise TribertError(f"cannot write into {nearest} (permission denied or a read-only file system)", path)
 
 
-def check_out_file(path: str | Path, inputs=()) -> None:
+def check_out_file(path: str | Path, inputs=(), replaces: tuple[str, Callable[[Path], bool]] | None = None) -> None:
     """``path`` can be written as a file (not a folder; its folder exists or can be made) and is
-    none of ``inputs`` (a checkpoint, heads): checked before the work whose result it keeps."""
+    none of ``inputs`` (a checkpoint, heads): checked before the work whose result it keeps.
+
+    ``replaces``: (what the command writes, a test of an existing file). A file already at
+    ``path`` is replaced only if it is empty or passes the test (an earlier run of the command):
+    ``export`` or ``evaluate --out`` given a training checkpoint's name would have lost it."""
     path = Path(path)
     if path.is_dir():
         raise TribertError("is a folder: give a file name", path)
@@ -148,6 +152,22 @@ def check_out_file(path: str | Path, inputs=()) -> None:
     for source in inputs:
         if source and path.exists() and Path(source).exists() and os.path.samefile(path, source):
             raise TribertError("is an input of this command: give another output path", path)
+    if replaces is not None and path.is_file() and path.stat().st_size > 0 and not replaces[1](path):
+        raise TribertError(f"exists and is not {replaces[0]}: tribert does not replace it; give another "
+                           "output path, or move the file away first", path)
+
+
+def is_results_json(path: Path) -> bool:
+    """Whether ``path`` holds results as tribert writes them: a JSON object with meta and results."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and {"meta", "results"} <= data.keys()
+
+
+RESULTS_JSON = ("a results JSON of tribert", is_results_json)
+PNG = ("a PNG image", lambda path: path.open("rb").read(8) == b"\x89PNG\r\n\x1a\n")
 
 
 def read_npy(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:

@@ -106,12 +106,24 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
     return system.eval()
 
 
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` is a file ``export_weights`` wrote (read lazily: a training checkpoint of
+    gigabytes is not loaded to find out that it is not one)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("format") == EXPORT_FORMAT
+    except Exception:  # not a zip torch wrote, a legacy pickle, not a dict: not an export
+        return False
+
+
 def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the weights and the resolved config of ``checkpoint`` (training checkpoint or export)
     to ``out`` (atomically): what ``separate`` / ``evaluate`` / ``Separator`` need, no optimiser state."""
     from tribert.io import atomic_path, check_out_file
 
-    check_out_file(out, [checkpoint])  # never over the checkpoint itself, nor into a folder's name
+    # never over the checkpoint itself, a folder's name, or a file that is not an earlier export
+    check_out_file(out, [checkpoint], replaces=(f"a {EXPORT_FORMAT} export", is_export))
     system = load_system(checkpoint, weights="raw")  # refuses anything that would not load back; keeps both
     state = {k: v.detach().clone().contiguous() for k, v in system.state_dict().items()}
     data = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "config": system.config.to_dict(),

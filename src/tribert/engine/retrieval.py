@@ -381,6 +381,8 @@ def train_retrieval(emb: ClipEmbeddings, out_dir: str | Path, cfg: RetrievalConf
         require(emb, variant)
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
+    if (out_dir / "retrieval.json").is_file():
+        logger.warning("%s holds the heads of an earlier `tribert retrieve train`: they are replaced", out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"recipe": dataclasses.asdict(cfg), "checkpoint": emb.checkpoint, "fingerprint": emb.fingerprint,
                "train_clips": len(emb), "git": git_revision(), "heads": {}}

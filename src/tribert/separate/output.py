@@ -43,8 +43,9 @@ class SeparationResult:
 
         The set is written whole or not at all: into a hidden folder inside ``out_dir`` first,
         then moved into place, so a Ctrl-C or an error meanwhile leaves the folder as it was (not
-        a mixture of this run's files and an earlier run's). Files of an earlier separation of
-        other sources are left, with a warning naming them."""
+        a mixture of this run's files and an earlier run's). A folder with an earlier separation
+        of other sources is refused (``check_outputs``); other WAV and MP4 files found there are
+        left, with a warning naming them."""
         from tribert.media import write_mp4
 
         out = Path(out_dir)
@@ -64,8 +65,7 @@ class SeparationResult:
                 written.append(out / "separation.png")
         earlier = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in written)
         if earlier:
-            log.warning("%s also holds %d file(s) this separation did not write (%s%s), from an earlier one: left "
-                        "as they are", out, len(earlier), ", ".join(earlier[:4]), ", ..." if len(earlier) > 4 else "")
+            log.warning("%s also holds %d file(s) this separation did not write (%s%s): left as they are", out, len(earlier), ", ".join(earlier[:4]), ", ..." if len(earlier) > 4 else "")
         return written
 
     def figure(self, path: str | Path) -> Path:
@@ -112,10 +112,19 @@ def output_files(out_dir: str | Path, names: list[str]) -> list[Path]:
 def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path]) -> None:
     """``out_dir`` is a folder that can be written (``check_out_dir``), and no file written for
     sources ``names`` into it is one of ``inputs`` (the videos, the mixture): ``--out`` set to the
-    videos' own folder would otherwise replace them. One line."""
+    videos' own folder would otherwise replace them), and the folder holds no earlier separation of
+    other sources (its mixture and figure would be replaced, its stems not). One line."""
     check_out_dir(out_dir)
+    out, targets = Path(out_dir), output_files(out_dir, names)
+    if (out / "mixture.wav").is_file():  # an earlier separation is there: of these sources, or of others?
+        others = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in targets)
+        if others:
+            raise TribertError(f"holds an earlier separation of other sources ({', '.join(others[:4])}"
+                               f"{', ...' if len(others) > 4 else ''}): its mixture.wav and separation.png "
+                               "would be replaced and its stems left beside this one's; give another --out, or "
+                               "empty the folder first", out)
     sources = [Path(i) for i in inputs if i and Path(i).is_file()]
-    for target in output_files(out_dir, names):
+    for target in targets:
         if target.is_dir():  # found before the work, not as a traceback after it
             raise TribertError("an output file's name is taken by a folder: move it, or give another --out", target)
         for source in sources:
