@@ -147,6 +147,34 @@ def test_errors_are_one_line(tmp_path, trained):
     assert proc.returncode == 2 and "not a readable checkpoint" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["train", "--resume", "{tmp}/nowhere"], "{tmp}/nowhere: cannot resume: run folder not found"),
+    (["synth", "--out", "{tmp}/s", "--clips", "1", "--soundfont", "{tmp}"], "{tmp}: is a folder, not a .sf2 soundfont"),
+    (["synth", "--out", "{tmp}/s", "--clips", "1", "--workers", "-2"], "--workers must be >= 0"),
+    (["prepare", "{tmp}/missing.mp4", "--out", "{tmp}/p", "--workers", "-2"], "--workers must be >= 0"),
+    (["separate", "{tmp}/empty", "--checkpoint", "{tmp}/x.ckpt", "--out", "{tmp}/o"],
+     "{tmp}/empty: is a folder but not a prepared clip (no meta.json)"),
+])
+def test_small_input_mistakes_name_the_real_problem(tmp_path, args, message):
+    """From a QA pass: each of these named another problem ('no config.yaml', 'file not found', 'is
+    a folder, not a media file') or was taken silently (negative worker counts)."""
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
+    # synth and prepare print their error and exit 2 themselves; the others raise it to run_main
+    said = str(res.exception) if isinstance(res.exception, TribertError) else res.output
+    assert res.exit_code != 0 and message.format(tmp=tmp_path) in " ".join(said.split()), res.output
+    assert not (tmp_path / "s").exists() and not (tmp_path / "p").exists()
+
+
+def test_an_empty_wav_is_named_and_a_prepare_where_every_video_failed_leaves_no_folder(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(TribertError, match="empty.wav: not a readable WAV file \\(EOFError\\)"):  # was "()"
+        read_wav(tmp_path / "empty.wav")
+    res = runner.invoke(app, ["prepare", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "p"), "--no-pose"])
+    assert res.exit_code == 1 and "missing.mp4" in res.output
+    assert not (tmp_path / "p").exists()  # was left behind, empty
+
+
 def test_bad_training_data_is_one_line_and_leaves_no_run_folder(trained, tmp_path):
     import shutil
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from tribert.errors import TribertError
+from tribert.errors import TribertError, first_line
 
 
 @functools.cache
@@ -209,7 +209,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
             sr, ch = w.getframerate(), w.getnchannels()
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     except (wave.Error, EOFError) as err:
-        raise TribertError(f"not a readable WAV file ({err})", path) from None
+        raise TribertError(f"not a readable WAV file ({first_line(err)})", path) from None
     except FileNotFoundError:
         raise TribertError("file not found", path) from None
     audio = pcm.astype(np.float32) / 32767.0

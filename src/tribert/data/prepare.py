@@ -389,6 +389,8 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
         raise TribertError(f"min_duration must be a finite number of seconds > 0, got {min_duration}")
     if splits is not None:
         splits = check_splits(splits)
+    if workers < 0:
+        raise TribertError(f"--workers must be >= 0 (0: one per CPU core), got {workers}")
     try:
         from tribert.media import output_size
 
@@ -409,6 +411,7 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
         raise TribertError(f"no videos found in {', '.join(str(i) for i in inputs)}")
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
+    made = not out_dir.exists()  # removed again if nothing gets prepared into it
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -487,6 +490,8 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
                         f.cancel()
                     raise
     report.results.sort(key=lambda r: order.get(r.id, len(order)))
+    if made and not report.prepared and not any(out_dir.iterdir()):  # every video failed: no empty folder
+        out_dir.rmdir()
     return report
 
 

@@ -75,7 +75,10 @@ def check_video(path: str | Path, audio_required: bool = True) -> None:
     from tribert import media
 
     path = Path(path)
-    if path.is_dir() and is_clip(path):
+    if path.is_dir():
+        if not is_clip(path):
+            raise TribertError("is a folder but not a prepared clip (no meta.json): give a video file or a "
+                               "clip folder of `tribert prepare`", path)
         Clip(path)  # reads meta.json
         return
     info = media.probe(path)

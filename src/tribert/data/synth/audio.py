@@ -64,7 +64,8 @@ class Renderer:
 
         self.path = Path(soundfont) if soundfont is not None else default_soundfont()
         if not self.path.is_file():
-            raise TribertError("soundfont file not found", self.path)
+            raise TribertError("is a folder, not a .sf2 soundfont" if self.path.is_dir() else "soundfont file not found",
+                               self.path)
         self._tsf = tsf
         self._bytes = self.path.read_bytes()
         self._sf = self._load()  # used for preset look-ups only

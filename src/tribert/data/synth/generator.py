@@ -346,8 +346,9 @@ def generate(out_dir: str | Path, clips: int, seed: int = 0, soundfont: str | Pa
     Raises:
         TribertError: bad arguments, an unreadable soundfont, or a folder made with other settings.
     """
-    if clips < 0 or seed < 0:
-        raise TribertError(f"--clips and --seed must be >= 0, got {clips} and {seed}")
+    if clips < 0 or seed < 0 or workers < 0:
+        raise TribertError(f"--clips, --seed and --workers must be >= 0 (--workers 0: one per CPU core), got "
+                           f"{clips}, {seed} and {workers}")
     if not 0 < duration < math.inf or duration * fps < 1:
         raise TribertError(f"--duration must be a finite number of seconds giving at least one frame at {fps} fps, "
                            f"got {duration}")
