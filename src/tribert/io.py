@@ -166,8 +166,13 @@ def is_results_json(path: Path) -> bool:
     return isinstance(data, dict) and {"meta", "results"} <= data.keys()
 
 
+def is_png(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 RESULTS_JSON = ("a results JSON of tribert", is_results_json)
-PNG = ("a PNG image", lambda path: path.open("rb").read(8) == b"\x89PNG\r\n\x1a\n")
+PNG = ("a PNG image", is_png)
 
 
 def read_npy(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:
