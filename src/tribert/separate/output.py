@@ -65,7 +65,8 @@ class SeparationResult:
                 written.append(out / "separation.png")
         earlier = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in written)
         if earlier:
-            log.warning("%s also holds %d file(s) this separation did not write (%s%s): left as they are", out, len(earlier), ", ".join(earlier[:4]), ", ..." if len(earlier) > 4 else "")
+            log.warning("%s also holds %d file(s) this separation did not write (%s%s): left as they are", out,
+                        len(earlier), ", ".join(earlier[:4]), ", ..." if len(earlier) > 4 else "")
         return written
 
     def figure(self, path: str | Path) -> Path:
@@ -111,18 +112,11 @@ def output_files(out_dir: str | Path, names: list[str]) -> list[Path]:
 
 def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path]) -> None:
     """``out_dir`` is a folder that can be written (``check_out_dir``), and no file written for
-    sources ``names`` into it is one of ``inputs`` (the videos, the mixture): ``--out`` set to the
+    sources ``names`` into it is one of ``inputs`` (the videos, the mixture; ``--out`` set to the
     videos' own folder would otherwise replace them), and the folder holds no earlier separation of
     other sources (its mixture and figure would be replaced, its stems not). One line."""
     check_out_dir(out_dir)
     out, targets = Path(out_dir), output_files(out_dir, names)
-    if (out / "mixture.wav").is_file():  # an earlier separation is there: of these sources, or of others?
-        others = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in targets)
-        if others:
-            raise TribertError(f"holds an earlier separation of other sources ({', '.join(others[:4])}"
-                               f"{', ...' if len(others) > 4 else ''}): its mixture.wav and separation.png "
-                               "would be replaced and its stems left beside this one's; give another --out, or "
-                               "empty the folder first", out)
     sources = [Path(i) for i in inputs if i and Path(i).is_file()]
     for target in targets:
         if target.is_dir():  # found before the work, not as a traceback after it
@@ -130,6 +124,13 @@ def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path
         for source in sources:
             if target.exists() and os.path.samefile(target, source):
                 raise TribertError(f"the output {target} would replace this input: give another --out", source)
+    if (out / "mixture.wav").is_file():  # an earlier separation is there: of these sources, or of others?
+        others = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in targets)
+        if others:
+            raise TribertError(f"holds an earlier separation of other sources ({', '.join(others[:4])}"
+                               f"{', ...' if len(others) > 4 else ''}): its mixture.wav and separation.png "
+                               "would be replaced and its stems left beside this one's; give another --out, or "
+                               "empty the folder first", out)
 
 
 __all__ = ["SeparationResult", "check_outputs", "output_files"]
