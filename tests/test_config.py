@@ -126,7 +126,7 @@ def test_the_gpu_recipes_build_at_a_reduced_size_on_cpu():
 
 @pytest.mark.parametrize("override, text", [
     ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
-    ("train.lr=nan", "train.lr must be a positive number, got nan"),
+    ("train.lr=nan", "train.lr must be a finite number, got nan"),
     ("train.lr=-1", "train.lr must be a positive number"),
     ("train.threads=-1", "train.threads must be >= 0"),
     ("train.precision=foo", "train.precision must be one of"),
@@ -168,6 +168,20 @@ def test_a_binary_file_or_a_folder_given_as_the_config_is_named(tmp_path):
         Config.load(video)
     with pytest.raises(ConfigError, match=f"{tmp_path}: is a folder, not a config file"):
         Config.load(tmp_path)
+
+
+@pytest.mark.parametrize("override", ["train.max_minutes=inf", "model.dropout=nan", "data.gain_max=inf",
+                                      "audio.warp_base=nan", "train.grad_clip=-inf"])
+def test_a_number_that_is_not_finite_is_refused(override):
+    # NaN passed every range check and inf every lower bound (max_minutes=inf failed inside timedelta)
+    with pytest.raises(ConfigError, match=f"{override.split('=')[0]} must be a finite number"):
+        Config.load("synth_tiny", [override])
+
+
+def test_a_recipe_name_beside_a_folder_of_that_name_is_the_recipe(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synth_tiny").mkdir()  # `tribert synth --out synth_tiny`, then --config synth_tiny
+    assert Config.load("synth_tiny").model.size == "tiny"
 
 
 def test_one_override_may_be_given_as_a_string():

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -54,8 +55,8 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     from tribert.io import check_out_dir
     from tribert.separate import Separator
 
-    if minutes <= 0 or clips < 20:  # the test split (a tenth) needs solos to mix and a pair to separate
-        raise TribertError(f"the demo needs --minutes > 0 and --clips >= 20, got {minutes:g} and {clips}")
+    if not 0 < minutes < math.inf or clips < 20:  # the test split (a tenth) needs solos to mix and a pair
+        raise TribertError(f"the demo needs a finite --minutes > 0 and --clips >= 20, got {minutes:g} and {clips}")
     out = Path(out)
     check_out_dir(out)
     t0 = time.time()

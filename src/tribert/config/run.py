@@ -26,7 +26,8 @@ RECIPES = Path(__file__).resolve().parent.parent / "configs"
 def recipe_path(path: str | Path) -> Path:
     """A file path as given, or the shipped recipe of that name (configs/<name>.yaml)."""
     p = Path(path)
-    if not p.exists() and p.suffix == "" and (RECIPES / f"{p.name}.yaml").is_file():
+    # a folder is never a config: `--config synth_tiny` beside a data folder of that name is the recipe
+    if p.suffix == "" and (RECIPES / f"{p.name}.yaml").is_file() and (not p.exists() or p.is_dir() and len(p.parts) == 1):
         return RECIPES / f"{p.name}.yaml"
     if not p.exists() and p.suffix == "" and len(p.parts) == 1:  # a recipe name mistyped
         raise ConfigError(f"config '{path}': no such file, nor a shipped recipe ({', '.join(recipes())})")
@@ -164,6 +165,7 @@ class Config:
             raise ConfigError(f"model.size must be a string, got {size!r}")
         cfg.model = from_dict(ModelConfig, {**dataclasses.asdict(model_config(size)), **model_raw, **derived},
                               "model")
+        check_finite(cfg)
         if cfg.train.schedule not in ("linear", "constant"):
             raise ConfigError(f"train.schedule must be 'linear' or 'constant', got {cfg.train.schedule!r}")
         cfg.data.validate()
@@ -235,6 +237,18 @@ def migrate(raw: dict) -> dict:
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def check_finite(cfg: "Config") -> None:
+    """Every number in the config is finite: NaN passes every range check below (each comparison
+    with it is False) and inf passes the lower bounds (train.max_minutes=inf failed in timedelta)."""
+    for section in ("audio", "video", "data", "model", "train"):
+        values = getattr(cfg, section)
+        for f in dataclasses.fields(values):
+            value = getattr(values, f.name)
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+                raise ConfigError(f"{section}.{f.name} must be a finite number, got {value}")
 
 
 def check_train_values(cfg: "Config") -> None:
