@@ -208,6 +208,10 @@ def test_bad_data_gives_clear_errors(clip_root, tmp_path):
     (emptied.dir / "pose.npy").write_bytes(b"")  # np.load's EOFError printed as "Aborted." by the CLI
     with pytest.raises(TribertError, match=f"{emptied.dir.name}/pose.npy: cannot read pose array: the file is empty"):
         emptied.pose()
+    with open(emptied.dir / "pose.npy", "wb") as f:  # np.load gives an NpzFile for an archive: no .astype
+        np.savez(f, pose=np.zeros((4, 2, 68, 3), np.float32))
+    with pytest.raises(TribertError, match="pose.npy: cannot read pose array: an .npz archive"):
+        emptied.pose()
     bad = tmp_path / "bad.csv"
     bad.write_text("nonsense\n1,2\n")
     with pytest.raises(TribertError, match="malformed mixture list"):

@@ -154,9 +154,10 @@ def test_stored_pose_refuses_missing_mismatched_and_damaged_stores(clips_root):
             ds[i]
     again = store(clips_root, config(clips_root))  # was counted as "already there" and kept
     assert (again.written, again.skipped) == (1, 3)
-    (clips_root / "flute" / FEATURES_META).write_text("{not json")
-    with pytest.raises(TribertError, match=f"flute/{FEATURES_META}: corrupt stored pose features"):
-        train_loader(stored_cfg)
+    for damage in (b"{not json", b"\xff\xfe{"):  # the second, not UTF-8, was a UnicodeDecodeError traceback
+        (clips_root / "flute" / FEATURES_META).write_bytes(damage)
+        with pytest.raises(TribertError, match=f"flute/{FEATURES_META}: corrupt stored pose features"):
+            train_loader(stored_cfg)
     # one clip stored on another grid
     store(clips_root, config(clips_root), grid_s=0.5)
     meta = json.loads((clips_root / "duet" / FEATURES_META).read_text())

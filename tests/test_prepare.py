@@ -304,7 +304,7 @@ def test_prepare_into_splits_never_prepares_a_video_twice(tmp_path):
     notes = [line for line in res.output.splitlines() if "already prepared as train/" in line]
     assert moved and sorted(notes) == sorted(f"note: {src / (i + '.mp4')}: already prepared as train/{i} (kept there)"
                                              for i in moved)
-    for splits in ("0.5,x,1", "nan,0,1", "inf,0,1", "0.5,0.5"):  # NaN and inf were taken (all clips to test)
+    for splits in ("0.5,x,1", "nan,0,1", "inf,0,1", "0.5,0.5", "1e308,1e308,0"):  # the last: a sum of inf  # NaN and inf were taken (all clips to test)
         bad = runner.invoke(app, ["prepare", str(src.parent), "--out", str(out), "--no-pose", "--splits", splits])
         assert bad.exit_code == 2 and "--splits must be three finite non-negative numbers" in bad.output
     with pytest.raises(TribertError, match="splits must be three finite non-negative"):

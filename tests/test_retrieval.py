@@ -231,6 +231,7 @@ def test_heads_refuse_embeddings_of_another_checkpoint(tmp_path, clips):
     ("", "retrieval.json: corrupt retrieval manifest"),
     ("[1, 2]", "retrieval.json: not a retrieval manifest"),
     ('{"recipe": {"variants": ["audio2vision"]}}', "retrieval.json: not a retrieval manifest"),
+    ('{"recipe": {"variants": [], "kinds": []}}', "retrieval.json: not a retrieval manifest"),  # no checkpoint
 ])
 def test_a_damaged_manifest_or_head_is_one_line_naming_it(tmp_path, clips, manifest, message):
     emb = load_embeddings(write_checkpoint(tmp_path / "a.ckpt"), clips)
@@ -238,6 +239,11 @@ def test_a_damaged_manifest_or_head_is_one_line_naming_it(tmp_path, clips, manif
     train_retrieval(emb, heads, RetrievalConfig(variants=("audio2vision",), epochs=1, width=16, hidden=16),
                     log=lambda *_: None)
     head = next(heads.glob("*.pt"))
+    stored = torch.load(head, weights_only=True)
+    del stored["kind"]
+    torch.save(stored, head)
+    with pytest.raises(TribertError, match=f"{head.name}: not a readable retrieval head \\('kind'\\)"):
+        evaluate_retrieval(heads, emb, pool=6)
     head.write_bytes(b"")  # numpy/torch's EOFError has no message: the handler's own line failed on it
     with pytest.raises(TribertError, match=f"{head.name}: not a readable retrieval head \\(EOFError\\)"):
         evaluate_retrieval(heads, emb, pool=6)

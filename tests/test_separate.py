@@ -307,6 +307,20 @@ def test_outputs_are_written_as_a_whole_set_or_not_at_all(synth, tmp_path, monke
     assert "also holds 4 file(s) this separation did not write" in caplog.text
 
 
+def test_a_separation_run_again_beside_its_input_video_replaces_its_own_outputs(synth, tmp_path):
+    import shutil
+
+    _, videos = synth
+    out = tmp_path / "takes"
+    out.mkdir()
+    video = Path(shutil.copy(videos[0], out / "duet.mp4"))  # --out is the video's own folder
+    sep = Separator(tiny_system())
+    for _ in range(2):  # the second was refused: the input counted as an earlier separation's stem
+        written = sep.separate([video], pose="none").write(out, figure=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted(["duet.mp4", *(p.name for p in written)])
+    assert video.read_bytes() == Path(videos[0]).read_bytes()
+
+
 def test_a_given_mixture_needs_nothing_of_the_videos_audio_and_lengths_are_noted(cue_inputs, synth):
     from tribert.data.clip import read_wav
     from tribert.errors import TribertError

@@ -158,8 +158,13 @@ def check_out_file(path: str | Path, inputs=(), replaces: tuple[str, Callable[[P
 
 
 def is_results_json(path: Path) -> bool:
-    """Whether ``path`` holds results as tribert writes them: a JSON object with meta and results."""
+    """Whether ``path`` holds results as tribert writes them: a JSON object with meta and results.
+    A file that does not start as a JSON object, or is larger than results ever are, is not read
+    whole (a checkpoint of gigabytes given as --out)."""
     try:
+        with open(path, "rb") as f:
+            if f.read(64).lstrip()[:1] != b"{" or path.stat().st_size > 256 * 2**20:
+                return False
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
@@ -179,11 +184,15 @@ def read_npy(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:
     """A stored numpy array (no pickles; memory-mapped with ``mmap``). An unreadable file (missing,
     empty, truncated, not an .npy) is a TribertError naming it and ``what`` it should hold."""
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except EOFError:  # numpy's message for an empty file is empty
         raise TribertError(f"cannot read {what}: the file is empty or truncated", path) from None
     except (OSError, ValueError) as err:
         raise TribertError(f"cannot read {what} ({err})", path) from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under the name: np.load opens it as a zip
+        array.close()
+        raise TribertError(f"cannot read {what}: an .npz archive, not one .npy array", path)
+    return array
 
 
 def cache_dir() -> Path:

@@ -36,7 +36,7 @@ import torch
 from tribert.data.clip import POSE, Clip
 from tribert.data.mixing import pose_window
 from tribert.device import resolve_device
-from tribert.errors import TribertError
+from tribert.errors import TribertError, first_line
 from tribert.io import atomic_path, atomic_write_json, read_npy
 from tribert.progress import track
 
@@ -75,8 +75,8 @@ class StoreSettings:
         try:
             raw = json.loads(path.read_text())
             return StoreSettings(**{f.name: raw[f.name] for f in fields(StoreSettings)})
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise TribertError(f"corrupt stored pose features' settings ({err!r})", path) from None
+        except (OSError, ValueError, KeyError, TypeError) as err:  # ValueError: bad JSON, not UTF-8
+            raise TribertError(f"corrupt stored pose features' settings ({first_line(err)})", path) from None
 
     def differences(self, other: "StoreSettings", skip: tuple[str, ...] = ()) -> list[str]:
         """'field: this vs other' for every field that differs (``skip``: fields not compared)."""

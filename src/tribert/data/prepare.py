@@ -77,7 +77,7 @@ def check_splits(splits) -> tuple[float, float, float]:
         fractions = tuple(float(x) for x in splits)
     except (TypeError, ValueError):
         fractions = ()
-    if len(fractions) != 3 or not all(0 <= f < math.inf for f in fractions) or not sum(fractions) > 0:
+    if len(fractions) != 3 or not all(0 <= f < math.inf for f in fractions) or not 0 < sum(fractions) < math.inf:
         raise TribertError(f"splits must be three finite non-negative train, val, test fractions like "
                            f"0.8,0.1,0.1, got {splits!r}")
     return fractions

@@ -356,6 +356,7 @@ def load_head(path: str | Path, fingerprint: str = "") -> tuple[RetrievalHead, s
         stored = torch.load(path, map_location="cpu", weights_only=True)
         head = RetrievalHead(get_variant(stored["variant"]), stored["dims"], stored["width"], stored["hidden"])
         head.load_state_dict(stored["state_dict"])
+        kind = stored["kind"]
     except TribertError:
         raise
     except Exception as err:
@@ -364,7 +365,7 @@ def load_head(path: str | Path, fingerprint: str = "") -> tuple[RetrievalHead, s
     if fingerprint and own and own != fingerprint:
         raise TribertError("this head was trained on embeddings of another checkpoint (an earlier "
                            "`tribert retrieve train` into this folder); train it again on this one", path)
-    return head.eval(), stored["kind"]
+    return head.eval(), kind
 
 
 def train_retrieval(emb: ClipEmbeddings, out_dir: str | Path, cfg: RetrievalConfig, progress: bool = False,
@@ -417,7 +418,7 @@ def read_manifest(heads_dir: str | Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise TribertError(f"corrupt retrieval manifest ({err})", path) from None
     recipe = info.get("recipe") if isinstance(info, dict) else None
-    if not (isinstance(recipe, dict) and isinstance(info.get("checkpoint"), (str, type(None)))
+    if not (isinstance(recipe, dict) and "checkpoint" in info and isinstance(info["checkpoint"], (str, type(None)))
             and all(isinstance(recipe.get(k), list) and all(isinstance(v, str) for v in recipe[k])
                     for k in ("variants", "kinds"))):
         raise TribertError("not a retrieval manifest (it needs \"checkpoint\" and \"recipe\" with lists of "

@@ -125,7 +125,8 @@ def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path
             if target.exists() and os.path.samefile(target, source):
                 raise TribertError(f"the output {target} would replace this input: give another --out", source)
     if (out / "mixture.wav").is_file():  # an earlier separation is there: of these sources, or of others?
-        others = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in targets)
+        others = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in targets
+                        and not any(os.path.samefile(p, source) for source in sources))  # a re-run beside its inputs
         if others:
             raise TribertError(f"holds an earlier separation of other sources ({', '.join(others[:4])}"
                                f"{', ...' if len(others) > 4 else ''}): its mixture.wav and separation.png "

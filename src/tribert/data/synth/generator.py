@@ -105,7 +105,7 @@ class SynthSummary:
 def _counts(fractions: Sequence[float], block: int) -> list[int]:
     """Integer counts per category in a block (largest remainder), summing to ``block``."""
     f = np.asarray(fractions, float)
-    if not np.isfinite(f).all() or (f < 0).any() or not f.sum() > 0:  # NaN passes "< 0" and "<= 0"
+    if not np.isfinite(f).all() or (f < 0).any() or not 0 < f.sum() < np.inf:  # NaN passes "< 0" and "<= 0"
         raise TribertError(f"fractions must be finite, >= 0 and with a positive sum, got {list(fractions)}")
     raw = f / f.sum() * block
     out = np.floor(raw).astype(int)
