@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tribert.config import Config
@@ -106,6 +107,7 @@ def test_result_files_are_strict_json_with_null_for_infinite_scores(tmp_path):
     import json
 
     from tribert.engine.evaluate import write_results
+    from tribert.errors import TribertError
 
     path = tmp_path / "r.json"
     write_results(path, {"mixture": {"multi": {"sar": float("inf"), "sdr": -3.5}}}, {"seed": 0})
@@ -115,6 +117,13 @@ def test_result_files_are_strict_json_with_null_for_infinite_scores(tmp_path):
 
     data = json.loads(path.read_text(), parse_constant=refuse)  # what a strict parser (jq, JavaScript) accepts
     assert data["results"]["mixture"]["multi"] == {"sar": None, "sdr": -3.5}
+    write_results(path, {}, {"seed": 1})  # its own earlier results: replaced
+    assert json.loads(path.read_text())["meta"] == {"seed": 1}
+    other = tmp_path / "model.ckpt"  # a library caller's path typed onto a checkpoint: refused, kept
+    other.write_bytes(b"PK\x03\x04 weights")
+    with pytest.raises(TribertError, match="model.ckpt: exists and is not a results JSON of tribert"):
+        write_results(other, {}, {})
+    assert other.read_bytes() == b"PK\x03\x04 weights"
 
 
 def test_a_benchmark_script_reports_a_user_error_in_one_line(tmp_path):

@@ -180,6 +180,14 @@ RESULTS_JSON = ("a results JSON of tribert", is_results_json)
 PNG = ("a PNG image", is_png)
 
 
+def write_results(path: str | Path, results: dict, meta: dict) -> None:
+    """Results of ``evaluate`` or ``retrieve evaluate`` as strict JSON (an infinite score, a silent
+    estimate's SDR or a perfect SAR, is null), atomically; never over a file of another kind
+    (the commands check this before their work, a library caller here)."""
+    check_out_file(path, replaces=RESULTS_JSON)
+    atomic_write_json(path, {"meta": meta, "results": results})
+
+
 def read_npy(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:
     """A stored numpy array (no pickles; memory-mapped with ``mmap``). An unreadable file (missing,
     empty, truncated, not an .npy) is a TribertError naming it and ``what`` it should hold."""

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from tribert.audio import AudioFrontEnd
 from tribert.data.batch import MixBatch
-from tribert.io import cache_dir
+from tribert.io import cache_dir, write_results  # noqa: F401 (write_results: re-exported, the results' writer)
 from tribert.metrics import SeparationScores, bss_eval, bss_eval_rows, is_silent
 from tribert.progress import track
 
@@ -381,10 +381,3 @@ def format_table(results: dict, title: str = "Separation (SDR / SIR / SAR, dB)")
     lines.append("mixtures: " + ", ".join(f"{g} {counts[g]['mixtures']} ({counts[g]['sources']} sources, "
                                             f"{counts[g]['skipped']} skipped as silent)" for g in GROUPS))
     return "\n".join(lines)
-
-
-def write_results(path: str | Path, results: dict, meta: dict) -> None:
-    """Strict JSON: a score that is infinite (a silent estimate's SDR, a perfect SAR) is null."""
-    from tribert.io import atomic_write_json
-
-    atomic_write_json(path, {"meta": meta, "results": results})
