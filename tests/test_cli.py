@@ -376,7 +376,7 @@ def test_outputs_never_replace_inputs_and_rows_never_collide(trained, tmp_path):
                  ["export", str(exported), str(victim)]):
         res = runner.invoke(app, args)
         assert isinstance(res.exception, TribertError), res.output
-        assert str(res.exception) == (f"{victim}: exists and is not {'a results JSON of tribert' if args[0] == 'evaluate' else 'a tribert-weights export'}: "
+        assert str(res.exception) == (f"{victim}: exists and is not {'a separation results JSON of tribert' if args[0] == 'evaluate' else 'a tribert-weights export'}: "
                                       "tribert does not replace it; give another output path, or move the file away first")
     assert victim.read_bytes() == before
     run = ckpt.parent.parent

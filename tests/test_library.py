@@ -121,9 +121,14 @@ def test_result_files_are_strict_json_with_null_for_infinite_scores(tmp_path):
     assert json.loads(path.read_text())["meta"] == {"seed": 1}
     other = tmp_path / "model.ckpt"  # a library caller's path typed onto a checkpoint: refused, kept
     other.write_bytes(b"PK\x03\x04 weights")
-    with pytest.raises(TribertError, match="model.ckpt: exists and is not a results JSON of tribert"):
+    with pytest.raises(TribertError, match="model.ckpt: exists and is not a separation results JSON of tribert"):
         write_results(other, {}, {})
     assert other.read_bytes() == b"PK\x03\x04 weights"
+    from tribert.engine.retrieval import write_results as write_retrieval_results
+
+    with pytest.raises(TribertError, match="r.json: exists and is not a retrieval results JSON"):
+        write_retrieval_results(path, {}, {})  # retrieval results over separation results: refused
+    assert json.loads(path.read_text())["meta"] == {"seed": 1}
 
 
 def test_a_benchmark_script_reports_a_user_error_in_one_line(tmp_path):

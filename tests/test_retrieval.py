@@ -326,7 +326,7 @@ def test_cli_train_evaluate_table_json_and_figure(tmp_path, clips):
     row = results["variants"]["audio2pose"]["pre_transformer"]
     assert 0.0 <= row["top1"] <= row["top5"] <= row["top10"] == 100.0  # a pool of 6: top-10 holds all
     assert fig.stat().st_size > 10_000
-    for flag, other, kind in (("--figure", out, "a PNG image"), ("--out", fig, "a results JSON of tribert")):
+    for flag, other, kind in (("--figure", out, "a PNG image"), ("--out", fig, "a retrieval results JSON of tribert")):
         before = other.read_bytes()  # each output given the other's name: refused before any work
         res = runner.invoke(app, ["retrieve", "evaluate", "--heads", str(heads), "--data", str(clips),
                                   "--pool", "6", flag, str(other)])

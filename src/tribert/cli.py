@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from tribert.errors import TrainingInterrupted, TribertError, run_main, sigterm_unwinds
-from tribert.io import PNG, RESULTS_JSON, check_out_dir, check_out_file
+from tribert.io import PNG, check_out_dir, check_out_file, results_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="TriBERT: tri-modal (vision, pose, audio) visual sound separation.")
@@ -292,7 +292,7 @@ def evaluate(
     if {"mixture", "IBM", "IRM"} & set(label):
         raise TribertError("--label: mixture, IBM and IRM name the reference rows; choose other names")
     if out is not None:
-        check_out_file(out, checkpoint, replaces=RESULTS_JSON)
+        check_out_file(out, checkpoint, replaces=results_json("separation"))
     if backend not in BACKENDS:  # checked before any model runs
         raise TribertError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     check_mask_sharing(mask_sharing)
@@ -488,7 +488,7 @@ def retrieve_evaluate(
     checkpoint = checkpoint or Path(trained_on)
     if pool < 1:
         raise TribertError(f"--pool must be >= 1 candidate, got {pool}")
-    for path, kind in ((out, RESULTS_JSON), (figure, PNG)):
+    for path, kind in ((out, results_json("retrieval")), (figure, PNG)):
         if path is not None:
             check_out_file(path, [checkpoint, *heads.iterdir()], replaces=kind)
     emb = load_embeddings(checkpoint, data, device=device, cache=not no_cache, progress=True)

@@ -157,10 +157,11 @@ def check_out_file(path: str | Path, inputs=(), replaces: tuple[str, Callable[[P
                            "output path, or move the file away first", path)
 
 
-def is_results_json(path: Path) -> bool:
-    """Whether ``path`` holds results as tribert writes them: a JSON object with meta and results.
-    A file that does not start as a JSON object, or is larger than results ever are, is not read
-    whole (a checkpoint of gigabytes given as --out)."""
+def is_results_json(path: Path, kind: str) -> bool:
+    """Whether ``path`` holds results of this ``kind`` as ``write_results`` writes them (a JSON
+    object with meta and results; files written before the kind was recorded pass for either). A
+    file that does not start as a JSON object, or is larger than results ever are, is not read whole
+    (a checkpoint of gigabytes given as --out)."""
     try:
         with open(path, "rb") as f:
             if f.read(64).lstrip()[:1] != b"{" or path.stat().st_size > 256 * 2**20:
@@ -168,7 +169,7 @@ def is_results_json(path: Path) -> bool:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return isinstance(data, dict) and {"meta", "results"} <= data.keys()
+    return isinstance(data, dict) and {"meta", "results"} <= data.keys() and data.get("kind", kind) == kind
 
 
 def is_png(path: Path) -> bool:
@@ -176,16 +177,20 @@ def is_png(path: Path) -> bool:
         return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-RESULTS_JSON = ("a results JSON of tribert", is_results_json)
 PNG = ("a PNG image", is_png)
 
 
-def write_results(path: str | Path, results: dict, meta: dict) -> None:
-    """Results of ``evaluate`` or ``retrieve evaluate`` as strict JSON (an infinite score, a silent
-    estimate's SDR or a perfect SAR, is null), atomically; never over a file of another kind
-    (the commands check this before their work, a library caller here)."""
-    check_out_file(path, replaces=RESULTS_JSON)
-    atomic_write_json(path, {"meta": meta, "results": results})
+def results_json(kind: str) -> tuple[str, Callable[[Path], bool]]:
+    """``check_out_file``'s ``replaces`` for results of ``kind`` ("separation", "retrieval")."""
+    return f"a {kind} results JSON of tribert", functools.partial(is_results_json, kind=kind)
+
+
+def write_results(path: str | Path, results: dict, meta: dict, kind: str = "separation") -> None:
+    """Results of ``evaluate`` (kind "separation") or ``retrieve evaluate`` ("retrieval") as strict
+    JSON (an infinite score, a silent estimate's SDR or a perfect SAR, is null), atomically; never
+    over a file of another kind (the commands check this before their work, a library caller here)."""
+    check_out_file(path, replaces=results_json(kind))
+    atomic_write_json(path, {"kind": kind, "meta": meta, "results": results})
 
 
 def read_npy(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:

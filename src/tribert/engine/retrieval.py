@@ -33,7 +33,8 @@ from torch import Tensor
 from tribert.data.clip import Clip
 from tribert.device import resolve_device
 from tribert.errors import CheckpointError, ConfigError, TribertError, first_line
-from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir, write_results  # noqa: F401
+from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir
+from tribert.io import write_results as write_any_results
 from tribert.models.retrieval import (VARIANTS, RetrievalHead, Variant, chance_topk, get_variant, topk_accuracy,
                                       true_ranks)
 from tribert.progress import track
@@ -504,6 +505,11 @@ def format_table(results: dict) -> str:
     chance = results["chance"]
     lines.append("| random | " + " | ".join(f"{chance[k]:.2f}" for k in (1, 5, 10) for _ in kinds) + " | |")
     return "\n".join(lines)
+
+
+def write_results(path: str | Path, results: dict, meta: dict) -> None:
+    """The results of ``evaluate_retrieval`` as JSON (``io.write_results``, kind "retrieval")."""
+    write_any_results(path, results, meta, kind="retrieval")
 
 
 __all__ = ["KINDS", "RECIPES", "RetrievalConfig", "ClipEmbeddings", "load_embeddings", "embed_clips",
