@@ -170,9 +170,14 @@ def test_an_empty_wav_is_named_and_a_prepare_where_every_video_failed_leaves_no_
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(TribertError, match="empty.wav: not a readable WAV file \\(EOFError\\)"):  # was "()"
         read_wav(tmp_path / "empty.wav")
-    res = runner.invoke(app, ["prepare", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "p"), "--no-pose"])
-    assert res.exit_code == 1 and "missing.mp4" in res.output
-    assert not (tmp_path / "p").exists()  # was left behind, empty
+    for out in (tmp_path / "p", tmp_path / "p" / "q" / "r"):  # OUT and the parents it made
+        res = runner.invoke(app, ["prepare", str(tmp_path / "missing.mp4"), "--out", str(out), "--no-pose",
+                                  "--splits", "0.5,0,0.5"])
+        assert res.exit_code == 1 and "missing.mp4" in res.output
+        assert not (tmp_path / "p").exists()  # was left behind, empty
+    (tmp_path / "mine").mkdir()  # a folder that was there is kept
+    runner.invoke(app, ["prepare", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "mine"), "--no-pose"])
+    assert (tmp_path / "mine").is_dir()
 
 
 def test_bad_training_data_is_one_line_and_leaves_no_run_folder(trained, tmp_path):

@@ -411,7 +411,8 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
         raise TribertError(f"no videos found in {', '.join(str(i) for i in inputs)}")
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
-    made = not out_dir.exists()  # removed again if nothing gets prepared into it
+    # the folders this call makes (split folders, OUT, missing parents): removed again if nothing is prepared
+    made = [p for p in ([out_dir / s for s in SPLITS] + [out_dir, *out_dir.parents]) if not p.exists()]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -490,8 +491,10 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
                         f.cancel()
                     raise
     report.results.sort(key=lambda r: order.get(r.id, len(order)))
-    if made and not report.prepared and not any(out_dir.iterdir()):  # every video failed: no empty folder
-        out_dir.rmdir()
+    if not report.prepared:  # every video failed: no empty folders of this call left
+        for folder in made:  # innermost first
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return report
 
 
