@@ -278,8 +278,7 @@ def evaluate(
     """Score separation (SDR/SIR/SAR) beside the mixture and the oracle masks; a Table-1-shaped report."""
     from tribert.data.indexes import free_name
     from tribert.engine.checkpoint import WEIGHTS, load_system
-    from tribert.engine.evaluate import (condition_accuracy, evaluate as run_eval, format_table, reference_cache_path,
-                                         write_results)
+    from tribert.engine.evaluate import evaluate as run_eval, format_table, reference_cache_path, write_results
     from tribert.engine.train import eval_loader
     from tribert.metrics import BACKENDS
 
@@ -320,14 +319,12 @@ def evaluate(
                                "models in one table must score the same mixtures with the same inputs")
     loader = eval_loader(first.config, data, limit=limit, seed=seed)
     cache = None if no_cache else reference_cache_path()
-    # How often TriBERT's condition names each source's class (None: a model without one, or no
-    # source of known class): the first thing to look at when a model separates poorly on new data.
+    # How often TriBERT's condition names each source's class, in its own class list (None: a
+    # model without one, or no source of known class): the first thing to look at when a model
+    # separates poorly on new data.
     accuracy: dict = {}
     results = run_eval(systems, loader, threshold=threshold, backend=backend, cache=cache, condition=accuracy)
     typer.echo(format_table(results))
-    for name, system in systems.items():  # each against its own class list (MUSIC-finetuned: 11 of MUSIC21's 21)
-        if system.config.data.classes != first.config.data.classes:
-            accuracy[name] = condition_accuracy(system, eval_loader(system.config, data, limit=limit, seed=seed))
     if known := {name: acc for name, acc in accuracy.items() if acc is not None}:
         typer.echo("condition class top-1 on the sources of known class: "
                    + ", ".join(f"{name} {acc:.1%}" for name, acc in known.items()))

@@ -164,7 +164,7 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
     JSON file of the reference rows (mixture, IBM, IRM) per batch, keyed by the batch's waveforms
     and the scoring settings, so scoring another checkpoint on the same mixtures skips them.
     ``condition``: a dict filled with each system's condition top-1 (``condition_accuracy``, from
-    the scoring's own forward passes).
+    the scoring's own forward passes), each counted in its own class list.
 
     Returns {method: {group: {sdr, sir, sar, sources, mixtures, skipped}}}.
     """
@@ -181,6 +181,7 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
         system.to(device)
     stored = ReferenceCache(cache, config, backend) if cache is not None else None
     hits: dict[str, tuple[int, int] | None] = {name: (0, 0) for name in systems}  # right, total; None: no head
+    remaps = {name: class_remap(config.data.classes, s.config.data.classes, device) for name, s in systems.items()}
     for batch in batches:
         batch = batch.to(device)
         mix = batch.mix_wav
@@ -198,7 +199,7 @@ def evaluate(systems: dict, loader, oracles: bool = True, threshold: float | Non
         for name, system in systems.items():
             out, mask_logits = system(batch)
             rows[name] = masks_to_wavs(frontend, mask_logits, mix, threshold)
-            hits[name] = _add_hits(hits[name], condition_hits(out, batch))
+            hits[name] = _add_hits(hits[name], condition_hits(out, batch, remaps[name]))
         scored: dict[str, dict[str, SeparationScores]] = {}
         if rows:
             score_rows(scored, rows, batch, eval_samples, backend)
@@ -341,13 +342,25 @@ def condition_accuracy(system, loader, device: str | torch.device = "cpu") -> fl
     return _top1(hits)
 
 
-def condition_hits(out, batch: MixBatch) -> tuple[int, int] | None:
+def class_remap(loader_classes, model_classes, device: str | torch.device = "cpu") -> Tensor | None:
+    """Index in ``model_classes`` of each of ``loader_classes`` (-1: one the model does not know);
+    None where the lists are one (a MUSIC-finetuned checkpoint scored beside a MUSIC21 one)."""
+    if list(loader_classes) == list(model_classes):
+        return None
+    index = {c: i for i, c in enumerate(model_classes)}
+    return torch.tensor([index.get(c, -1) for c in loader_classes], dtype=torch.long, device=device)
+
+
+def condition_hits(out, batch: MixBatch, remap: Tensor | None = None) -> tuple[int, int] | None:
     """(right, total) of the class head on one batch's real sources of known class; None for a
-    model without a class head on its condition."""
+    model without a class head on its condition. ``remap`` (``class_remap``): the batch's class
+    indices in the model's class list."""
     logits = getattr(out, "condition_logits", None)  # [V, P, C]
     if logits is None:
         return None
     target = batch.slots_by_video(batch.source_label).reshape(-1)  # [V*P], the slots of logits
+    if remap is not None:
+        target = torch.where(target >= 0, remap[target.clamp(min=0)], target)
     known = (target >= 0) & batch.slots_by_video(batch.source_valid).reshape(-1)
     pred = logits.reshape(-1, logits.shape[-1]).argmax(-1)
     return int((pred[known] == target[known]).sum()), int(known.sum())
