@@ -63,10 +63,9 @@ class SeparationResult:
             if figure:
                 self.figure(stage / "separation.png")
                 written.append(out / "separation.png")
-        earlier = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in written)
-        if earlier:
-            log.warning("%s also holds %d file(s) this separation did not write (%s%s): left as they are", out,
-                        len(earlier), ", ".join(earlier[:4]), ", ..." if len(earlier) > 4 else "")
+        if earlier := other_media(out, written):
+            log.warning("%s also holds %d file(s) this separation did not write (%s): left as they are", out,
+                        len(earlier), _first_names(earlier))
         return written
 
     def figure(self, path: str | Path) -> Path:
@@ -110,6 +109,16 @@ def output_files(out_dir: str | Path, names: list[str]) -> list[Path]:
     return [out / "mixture.wav", out / "separation.png"] + [out / f"{n}{ext}" for n in names for ext in (".wav", ".mp4")]
 
 
+def other_media(out_dir: Path, ours: list[Path], inputs: list[Path] = ()) -> list[str]:
+    """Names of the WAV and MP4 files in ``out_dir`` that are neither ``ours`` nor ``inputs``."""
+    return sorted(p.name for p in out_dir.iterdir() if p.suffix in (".wav", ".mp4") and p not in ours
+                  and not any(os.path.samefile(p, source) for source in inputs))
+
+
+def _first_names(names: list[str]) -> str:
+    return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+
+
 def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path]) -> None:
     """``out_dir`` is a folder that can be written (``check_out_dir``), and no file written for
     sources ``names`` into it is one of ``inputs`` (the videos, the mixture; ``--out`` set to the
@@ -124,14 +133,11 @@ def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path
         for source in sources:
             if target.exists() and os.path.samefile(target, source):
                 raise TribertError(f"the output {target} would replace this input: give another --out", source)
-    if (out / "mixture.wav").is_file():  # an earlier separation is there: of these sources, or of others?
-        others = sorted(p.name for p in out.iterdir() if p.suffix in (".wav", ".mp4") and p not in targets
-                        and not any(os.path.samefile(p, source) for source in sources))  # a re-run beside its inputs
-        if others:
-            raise TribertError(f"holds an earlier separation of other sources ({', '.join(others[:4])}"
-                               f"{', ...' if len(others) > 4 else ''}): its mixture.wav and separation.png "
-                               "would be replaced and its stems left beside this one's; give another --out, or "
-                               "empty the folder first", out)
+    # an earlier separation is there: of these sources, or of others? (its inputs beside it: a re-run)
+    if (out / "mixture.wav").is_file() and (others := other_media(out, targets, sources)):
+        raise TribertError(f"holds an earlier separation of other sources ({_first_names(others)}): its mixture.wav "
+                           "and separation.png would be replaced and its stems left beside this one's; give another "
+                           "--out, or empty the folder first", out)
 
 
 __all__ = ["SeparationResult", "check_outputs", "output_files"]
