@@ -30,7 +30,7 @@ def test_music_json_solo_and_duet(tmp_path):
 
 
 @pytest.mark.parametrize("text, reason", [
-    ("{not json", "not a valid JSON index"),
+    ("{not json", "corrupt JSON index"),
     ('["aaa"]', 'must look like {"videos"'),
     ('{"videos": ["aaa"]}', 'must look like {"videos"'),
     ('{"videos": {"violin": "aaa"}}', "must be a list of YouTube id strings"),

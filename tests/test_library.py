@@ -165,3 +165,24 @@ def test_the_cache_folder_is_tribert_cache_or_the_home_default(monkeypatch, tmp_
     assert cache_dir() == tmp_path / "scratch"
     monkeypatch.delenv("TRIBERT_CACHE")
     assert cache_dir() == Path(tmp_path) / ".cache" / "tribert"
+
+
+def test_read_json_names_the_file_and_what_is_wrong_in_one_line(tmp_path):
+    from tribert.errors import TribertError
+    from tribert.io import read_json
+
+    good = tmp_path / "good.json"
+    good.write_text('{"a": [1, 2]}')
+    assert read_json(good, "settings") == {"a": [1, 2]}
+    cases = {b"{bad": "Expecting property name", b"\xff\xfe{}": "codec can't decode",
+             b"[1, 2]": "a JSON list, not an object", b"": "Expecting value"}
+    for i, (raw, why) in enumerate(cases.items()):
+        path = tmp_path / f"bad{i}.json"
+        path.write_bytes(raw)
+        with pytest.raises(TribertError) as err:
+            read_json(path, "settings")
+        message = str(err.value)
+        assert str(path) in message and "corrupt settings (" in message and why in message and "\n" not in message
+    assert read_json(tmp_path / "bad2.json", "settings", expect_object=False) == [1, 2]
+    with pytest.raises(FileNotFoundError):  # the caller words a missing file (what should be there)
+        read_json(tmp_path / "absent.json", "settings")

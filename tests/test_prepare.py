@@ -238,7 +238,7 @@ def test_cli_exit_codes(videos, tmp_path):
     bad_index = tmp_path / "index.json"
     bad_index.write_text("{not json")
     usage = runner.invoke(app, ["prepare", str(bad_index), "--out", str(out), "--no-pose"])
-    assert usage.exit_code == 2 and "not a valid JSON index" in usage.output
+    assert usage.exit_code == 2 and "corrupt JSON index" in usage.output
 
 
 def test_min_duration_lets_real_short_clips_in(tmp_path):

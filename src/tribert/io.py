@@ -166,10 +166,10 @@ def is_results_json(path: Path, kind: str) -> bool:
         with open(path, "rb") as f:
             if f.read(64).lstrip()[:1] != b"{" or path.stat().st_size > 256 * 2**20:
                 return False
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_json(path, "results JSON")
+    except (OSError, TribertError):
         return False
-    return isinstance(data, dict) and {"meta", "results"} <= data.keys() and data.get("kind", kind) == kind
+    return {"meta", "results"} <= data.keys() and data.get("kind", kind) == kind
 
 
 def is_png(path: Path) -> bool:
@@ -206,6 +206,21 @@ def read_npy(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:
         array.close()
         raise TribertError(f"cannot read {what}: an .npz archive, not one .npy array", path)
     return array
+
+
+def read_json(path: str | Path, what: str, expect_object: bool = True) -> Any:
+    """A stored JSON value (with ``expect_object``, a JSON object). A file that cannot be read, is
+    not UTF-8 JSON or holds another kind of value is a TribertError "corrupt <what> (why)" naming
+    it; a missing file raises FileNotFoundError, for the caller to say what is missing."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        raise TribertError(f"corrupt {what} ({first_line(err)})", path) from None
+    if expect_object and not isinstance(data, dict):
+        raise TribertError(f"corrupt {what} (a JSON {type(data).__name__}, not an object)", path)
+    return data
 
 
 def cache_dir() -> Path:

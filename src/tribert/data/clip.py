@@ -21,7 +21,6 @@ with a ``meta.json`` is always a finished clip (resume skips it).
 from __future__ import annotations
 
 import io
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tribert.errors import TribertError
-from tribert.io import read_npy
+from tribert.io import atomic_write_json, read_json, read_npy
 from tribert.io import read_wav, write_wav  # noqa: F401 (re-exported: the clip format's WAV files)
 
 META = "meta.json"
@@ -69,19 +68,15 @@ def frame_name(i: int) -> str:
 def write_meta(clip_dir: str | Path, meta: ClipMeta) -> None:
     from dataclasses import asdict
 
-    from tribert.io import atomic_write_json
-
     atomic_write_json(Path(clip_dir) / META, asdict(meta))
 
 
 def read_meta(clip_dir: str | Path) -> ClipMeta:
     path = Path(clip_dir) / META
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path, "meta.json", expect_object=False)  # meta_problem names a non-object
     except FileNotFoundError:
         raise TribertError("not a prepared clip (no meta.json)", clip_dir) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise TribertError(f"corrupt meta.json ({err})", path) from None
     problem = meta_problem(data)
     if problem:  # a hand-written meta.json: say which field, not a TypeError from deep inside
         raise TribertError(problem, path)

@@ -18,7 +18,6 @@ is the id.
 from __future__ import annotations
 
 import csv
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from tribert.config import MUSIC21_CLASSES
 from tribert.errors import TribertError
+from tribert.io import read_json
 
 # File name endings taken as videos when scanning folders / resolving ids.
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".3gp", ".ts")
@@ -115,10 +115,7 @@ def read_music_json(path: str | Path) -> list[IndexEntry]:
     path = Path(path)
     if not path.is_file():
         raise TribertError("index file not found", path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise TribertError(f"not a valid JSON index ({err})", path) from None
+    data = read_json(path, "JSON index", expect_object=False)
     videos = data.get("videos") if isinstance(data, dict) else None
     if not isinstance(videos, dict):
         raise TribertError('a MUSIC index must look like {"videos": {"instrument": ["youtube_id", ...]}}', path)

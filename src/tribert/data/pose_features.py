@@ -25,7 +25,6 @@ prepared again at another pose rate, frame size or length).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -36,8 +35,8 @@ import torch
 from tribert.data.clip import POSE, Clip
 from tribert.data.mixing import pose_window
 from tribert.device import resolve_device
-from tribert.errors import TribertError, first_line
-from tribert.io import atomic_path, atomic_write_json, read_npy
+from tribert.errors import TribertError
+from tribert.io import atomic_path, atomic_write_json, read_json, read_npy
 from tribert.progress import track
 
 FEATURES = "pose_features.npy"
@@ -72,11 +71,12 @@ class StoreSettings:
         if not path.is_file():
             raise TribertError("no stored pose features (run `tribert pose-features` with the training "
                                "recipe on the folder of this clip)", clip_dir)
+        what = "stored pose features' settings"
+        raw = read_json(path, what)
         try:
-            raw = json.loads(path.read_text())
             return StoreSettings(**{f.name: raw[f.name] for f in fields(StoreSettings)})
-        except (OSError, ValueError, KeyError, TypeError) as err:  # ValueError: bad JSON, not UTF-8
-            raise TribertError(f"corrupt stored pose features' settings ({first_line(err)})", path) from None
+        except KeyError as err:
+            raise TribertError(f"corrupt {what} (no {err})", path) from None
 
     def differences(self, other: "StoreSettings", skip: tuple[str, ...] = ()) -> list[str]:
         """'field: this vs other' for every field that differs (``skip``: fields not compared)."""
@@ -106,8 +106,8 @@ def stored_source_digest(clip: Clip) -> str | None:
     """The ``pose_source_digest`` the stored features were computed from (None: not recorded, as
     in stores written before it was, or unreadable)."""
     try:
-        digest = json.loads((clip.dir / FEATURES_META).read_text()).get(SOURCE_DIGEST)
-    except (OSError, ValueError, AttributeError):
+        digest = read_json(clip.dir / FEATURES_META, "stored pose features' settings").get(SOURCE_DIGEST)
+    except (OSError, TribertError):
         return None
     return digest if isinstance(digest, str) else None
 

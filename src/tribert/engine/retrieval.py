@@ -33,7 +33,7 @@ from torch import Tensor
 from tribert.data.clip import Clip
 from tribert.device import resolve_device
 from tribert.errors import CheckpointError, ConfigError, TribertError, first_line
-from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir
+from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir, read_json
 from tribert.io import write_results as write_any_results
 from tribert.models.retrieval import (VARIANTS, RetrievalHead, Variant, chance_topk, get_variant, topk_accuracy,
                                       true_ranks)
@@ -414,10 +414,7 @@ def read_manifest(heads_dir: str | Path) -> dict:
     path = Path(heads_dir) / "retrieval.json"
     if not path.is_file():
         raise TribertError("no retrieval.json: not a folder written by `tribert retrieve train`", heads_dir)
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TribertError(f"corrupt retrieval manifest ({err})", path) from None
+    info = read_json(path, "retrieval manifest", expect_object=False)
     recipe = info.get("recipe") if isinstance(info, dict) else None
     if not (isinstance(recipe, dict) and "checkpoint" in info and isinstance(info["checkpoint"], (str, type(None)))
             and all(isinstance(recipe.get(k), list) and all(isinstance(v, str) for v in recipe[k])

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from tribert.config import dump_yaml
-from tribert.io import atomic_write_json
+from tribert.errors import TribertError
+from tribert.io import atomic_write_json, read_json
 
 
 def git_revision() -> dict:
@@ -68,10 +69,8 @@ def note_resume(run_dir: Path, changed: list[str]) -> None:
     run.json.damaged and started afresh."""
     path = Path(run_dir) / "run.json"
     try:
-        info = json.loads(path.read_text())
-        if not isinstance(info, dict):
-            raise ValueError
-    except (OSError, ValueError):
+        info = read_json(path, "run record")
+    except (OSError, TribertError):
         if path.is_file():
             os.replace(path, path.with_name("run.json.damaged"))
         info = {}

@@ -37,7 +37,7 @@ from tribert.data.synth.scene import render_scene
 from tribert.data.synth.score import INSTRUMENTS, Note, compose, random_song
 from tribert.data.prepare import check_splits
 from tribert.errors import TribertError
-from tribert.io import atomic_dir, atomic_write_json, check_out_dir
+from tribert.io import atomic_dir, atomic_write_json, check_out_dir, read_json
 
 KINDS = ("solo", "duet", "same_class_duet")
 SPLITS = ("train", "val", "test")
@@ -295,14 +295,7 @@ def _check_manifest(out_dir: Path, identity: dict) -> None:
             raise TribertError(f"this folder is not empty and holds no SynthMUSIC (no {MANIFEST}); "
                                f"give a new or empty --out folder", out_dir)
         return
-    import json
-
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TribertError(f"corrupt SynthMUSIC manifest ({err})", path) from None
-    if not isinstance(old, dict):
-        raise TribertError(f"corrupt SynthMUSIC manifest (a JSON {type(old).__name__}, not an object)", path)
+    old = read_json(path, "SynthMUSIC manifest")
     for key, value in identity.items():
         if old.get(key) != value:
             raise TribertError(f"this folder holds SynthMUSIC made with {key}={old.get(key)!r}, not {value!r}; "
