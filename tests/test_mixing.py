@@ -154,6 +154,26 @@ def test_pose_missing_withholds_the_same_clips_in_training_and_evaluation(clip_r
     assert set(train) == {c.meta.id for c in clips}  # every clip was drawn, so both kinds were checked
 
 
+def test_pose_augment_changes_only_training_pose_and_keeps_the_mixtures(clip_root):
+    clips = load_clips(clip_root, DataConfig().classes)
+    plain = MixDataset(clips, AUDIO, VIDEO, DataConfig(), length=8, seed=3)
+    noisy = MixDataset(clips, AUDIO, VIDEO, DataConfig(pose_augment=1.0), length=8, seed=3)
+    changed = 0
+    for i in range(8):
+        a, b = plain[i], noisy[i]
+        torch.testing.assert_close(b.mix_wav, a.mix_wav, rtol=0, atol=0)  # its own random stream
+        torch.testing.assert_close(b.frames, a.frames, rtol=0, atol=0)
+        seen_a, seen_b = a.pose[..., 2] > 0, b.pose[..., 2] > 0
+        assert not (seen_b & ~seen_a).any()  # a detector's errors never invent a point
+        changed += int(not torch.equal(a.pose, b.pose))
+    assert changed == 8
+    # Fixed evaluation mixtures keep the clips' own pose whatever pose_augment says.
+    mixtures = make_mixture_list(clips, 2, AUDIO.crop_samples, 0)
+    ev_plain = MixDataset(clips, AUDIO, VIDEO, DataConfig(), mixtures=mixtures)
+    ev_noisy = MixDataset(clips, AUDIO, VIDEO, DataConfig(pose_augment=1.0), mixtures=mixtures)
+    torch.testing.assert_close(ev_noisy[0].pose, ev_plain[0].pose, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("override, message", [
     ("data.mask=soft", "data.mask must be 'binary' or 'ratio'"),
     ("data.num_mix=0", "data.num_mix must be >= 1"),
@@ -161,6 +181,7 @@ def test_pose_missing_withholds_the_same_clips_in_training_and_evaluation(clip_r
     ("data.gain_min=-0.5", "0 <= gain_min"),
     ("data.num_workers=-1", "data.num_workers must be >= 0"),
     ("data.pose_missing=1.5", "data.pose_missing must be in"),
+    ("data.pose_augment=-0.1", "data.pose_augment must be in"),
 ])
 def test_data_values_no_data_set_can_use_are_refused_when_the_config_loads(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -174,6 +174,8 @@ def test_stored_pose_needs_a_frozen_stgcn_and_every_clips_pose(clips_root):
         config(clips_root, "data.stored_pose=true", "model.kind=sound_of_pixels")
     with pytest.raises(ConfigError, match="pose_missing"):
         config(clips_root, "data.stored_pose=true", "data.pose_missing=0.5")
+    with pytest.raises(ConfigError, match="pose_augment"):
+        config(clips_root, "data.stored_pose=true", "data.pose_augment=0.5")
     trained = SeparationSystem(config(clips_root, "model.pose_frozen=false")).model.pose
     clips = [Clip(clips_root / "violin")]
     cfg = config(clips_root)

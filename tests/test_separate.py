@@ -425,6 +425,13 @@ def test_pose_of_a_kind_the_checkpoint_never_trained_on_is_noted(synth):
     decoded = [load_video(x, a.sample_rate, v.fps, "none", max_persons=v.max_persons) for x in videos]
     assert sep.separate(decoded).notes == [note]
     assert sep.separate([load_video(c, a.sample_rate, v.fps, max_persons=v.max_persons) for c in clips]).notes == []
+    # MediaPipe's pose is noted too, unless the checkpoint trained with a detector's errors added to its pose
+    import dataclasses
+
+    detected = [dataclasses.replace(x, pose_source="mediapipe") for x in decoded]
+    assert "these inputs bring mediapipe pose" in sep.separate(detected).notes[0]
+    system.config.data.pose_augment = 0.5
+    assert sep.separate(detected).notes == [] and sep.separate(decoded).notes == [note]  # "none" still unseen
 
 
 def test_one_video_may_be_given_as_a_path_instead_of_a_list(synth):

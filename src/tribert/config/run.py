@@ -189,6 +189,9 @@ class Config:
             if cfg.data.pose_missing > 0:
                 raise ConfigError("data.stored_pose cannot withhold pose (data.pose_missing > 0): the store "
                                   "holds the features of every clip's pose")
+            if cfg.data.pose_augment > 0:
+                raise ConfigError("data.stored_pose cannot augment pose (data.pose_augment > 0): the store "
+                                  "holds the features of the clips' own pose")
         if cfg.model.kind == "tribert" and cfg.model.num_objects > cfg.model.num_classes:
             raise ConfigError(f"data.classes has {cfg.model.num_classes} class(es), fewer than the {cfg.model.num_objects} "
                               f"objects TriBERT's vision stream takes from its top classes (video.max_persons): "

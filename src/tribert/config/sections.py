@@ -87,6 +87,11 @@ class DataConfig:
     # stand-in for real videos, where the detector often misses the performer, to measure what
     # a model does when pose cannot name the instrument. 0 = every clip keeps its pose.
     pose_missing: float = 0.0
+    # Training only: the probability that a training clip's pose window is given a real detector's
+    # kind of errors (``tribert.data.pose_augment.detector_like``: most hands lost, frames without
+    # the performer, shifted and jittered points, a detector's confidences). Not in the paper: lets a
+    # model trained on SynthMUSIC's exact skeletons separate videos whose pose MediaPipe detected.
+    pose_augment: float = 0.0
     # Training reads the frozen ST-GCN's features stored ahead by ``tribert pose-features`` instead
     # of running it at every step, and its crops start on the store's grid (the paper trained on
     # stored st-gcn features). Needs model.pose_frozen; evaluation still runs the ST-GCN.
@@ -108,6 +113,8 @@ class DataConfig:
             raise ConfigError(f"data.same_class_mix must be in [0, 1], got {self.same_class_mix}")
         if not 0 <= self.pose_missing <= 1:
             raise ConfigError(f"data.pose_missing must be in [0, 1], got {self.pose_missing}")
+        if not 0 <= self.pose_augment <= 1:
+            raise ConfigError(f"data.pose_augment must be in [0, 1], got {self.pose_augment}")
         if self.mask not in ("binary", "ratio"):
             raise ConfigError(f"data.mask must be 'binary' or 'ratio', got {self.mask!r}")
         if self.num_mix < 1:

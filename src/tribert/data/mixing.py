@@ -27,6 +27,7 @@ from tribert.audio import AudioFrontEnd, crop
 from tribert.config import AudioConfig, DataConfig, VideoConfig
 from tribert.data.batch import MixBatch
 from tribert.data.clip import Clip, list_clips
+from tribert.data.pose_augment import detector_like
 from tribert.errors import TribertError
 from tribert.io import atomic_path
 
@@ -321,14 +322,18 @@ class MixDataset(Dataset):
             return augment_frames(frames, v.frame_size, v.crop_margin, v.flip, rng)
         return normalise_frames(frames)
 
-    def _pose(self, clip: Clip, start_s: float, dur_s: float) -> np.ndarray:
+    def _pose(self, clip: Clip, start_s: float, dur_s: float, rng: np.random.Generator | None) -> np.ndarray:
         """Pose over [start, start + dur] resampled to Tp frames -> [P, Tp, 68, 3], xy in [0,1];
-        all zeros for a clip whose pose is withheld (``data.pose_missing``)."""
+        all zeros for a clip whose pose is withheld (``data.pose_missing``); for training items,
+        with probability ``data.pose_augment`` given a detector's errors drawn from ``rng``."""
         if pose_withheld(clip.meta.id, self.data.pose_missing):
             return np.zeros((self.video.max_persons, self.video.pose_frames, 68, 3), np.float32)
         w, h = self._cached(clip, "frame_size", clip.frame_size)
         pose = self._cached(clip, "pose", lambda: clip.pose(self.video.max_persons))
-        return pose_window(pose, clip.meta.pose_fps, start_s, dur_s, self.video.pose_frames, w, h)
+        window = pose_window(pose, clip.meta.pose_fps, start_s, dur_s, self.video.pose_frames, w, h)
+        if rng is not None and rng.random() < self.data.pose_augment:
+            return detector_like(window, rng)
+        return window
 
     def _labels(self, names: list[str]) -> np.ndarray:
         y = np.zeros(len(self.data.classes), np.float32)
@@ -341,6 +346,9 @@ class MixDataset(Dataset):
         group, offsets, gains = self._spec(index)
         # Frame augmentation draws from its own stream, so turning it on or off keeps the mixtures.
         augment = np.random.default_rng((self.seed, index, 1)) if self._augments() else None
+        # So does pose augmentation (training items only).
+        pose_rng = (np.random.default_rng((self.seed, index, 2))
+                    if self.mixtures is None and self.data.pose_augment > 0 else None)
         a, L, n, p = self.audio, self.audio.crop_samples, len(group), self.video.max_persons
         scale = 1.0 / n if self.data.divide_by_n else 1.0
         sources, slots, src_object, src_label = [], [], [], []
@@ -362,7 +370,7 @@ class MixDataset(Dataset):
                 src_label.append(self.class_index[clip.meta.labels[0]] if len(clip.meta.labels) == 1 else -1)
             start_s = offset / a.sample_rate
             frames.append(self._frames(clip, start_s + L / a.sample_rate / 2, augment))
-            poses.append(self._pose(clip, start_s, L / a.sample_rate))
+            poses.append(self._pose(clip, start_s, L / a.sample_rate, pose_rng))
             if self.pose_store is not None:
                 pose_features.append(self.pose_store.read(clip, offset))  # [K, P, D]
             labels.append(self._labels(clip.meta.labels))

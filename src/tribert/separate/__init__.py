@@ -120,19 +120,23 @@ class Separator:
         stream then sees another distribution (benchmarks/separate_from_video.py, ten SynthMUSIC test
         pairs: a checkpoint trained on the generator's skeletons gives 11.39 dB per stem from the
         clip folders and 1.76 from the MP4s with MediaPipe pose; one trained on MediaPipe pose of
-        the same clips' MP4s 4.72 and 7.79; the mixture 0.08)."""
+        the same clips' MP4s 4.72 and 7.79; the mixture 0.08). A checkpoint trained on exact pose
+        with a detector's errors added (``data.pose_augment``) has seen a detector's kind of pose."""
         trained = self.system.hparams.get("train_pose_sources") or {}
         if not trained or self.config.model.kind not in ("tribert", "music_gesture"):
             return []
         given = sorted({x.pose_source for x in inputs if x.pose_source})  # "": a VideoInput made by hand
         withheld = self.config.data.pose_missing > 0  # trained with some clips' pose withheld: "none" seen
-        unseen = [g for g in given if g not in trained and not (g == "none" and withheld)]
+        detector_like = self.config.data.pose_augment > 0  # ... or with a detector's errors: any detector seen
+        unseen = [g for g in given if g not in trained and not (g == "none" and withheld)
+                  and not (g != "none" and detector_like)]
         if not unseen:
             return []
         seen = ", ".join(f"{k} ({n} clips)" for k, n in sorted(trained.items()))
         return [f"this checkpoint trained on pose from {seen}; these inputs bring {' and '.join(unseen)} pose, "
                 f"which it never saw, and separation can fall to about the mixture's quality: give prepared clip "
-                f"folders with the training's kind of pose, or train on clips prepared as these are"]
+                f"folders with the training's kind of pose, or train on clips prepared as these are (or, on "
+                f"exact pose, with a detector's errors added: data.pose_augment)"]
 
     def _run(self, mix: np.ndarray, inputs: list[VideoInput], objects: list[list[int]], names: list[str],
              source_video: list[int], progress: bool = False) -> SeparationResult:
