@@ -50,3 +50,34 @@ def test_detector_like_is_reproducible_from_its_generator():
     a = detector_like(pose, np.random.default_rng(5))
     np.testing.assert_array_equal(a, detector_like(pose, np.random.default_rng(5)))
     assert not np.array_equal(a, detector_like(pose, np.random.default_rng(6)))
+
+
+def test_pose_kinds_measures_a_known_shift_and_lost_hands(tmp_path):
+    """benchmarks/pose_kinds.py, the measurement behind detector_like, on a clip whose "detected"
+    copy is its exact pose moved 12 px right (in its 48 x 40 frame), hands and half the frames lost."""
+    import json
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    from helpers import BENCHMARKS, make_clip
+    from tribert.data.clip import read_meta, write_meta
+
+    exact = make_clip(tmp_path / "exact", "000001_violin", ["violin"], [440.0])
+    detected = make_clip(tmp_path / "detected", "violin_mp4", ["violin"], [440.0])
+    write_meta(detected, replace(read_meta(detected), source="videos/000001_violin.mp4", pose_source="mediapipe"))
+    pose = np.load(exact / "pose.npy")
+    moved = pose.copy()
+    moved[..., 0] += 12.0
+    moved[:, :, LEFT_HAND_START:, 2] = 0.0
+    moved[::2, :, :, 2] = 0.0
+    np.save(detected / "pose.npy", moved)
+    out = tmp_path / "kinds.json"
+    subprocess.run([sys.executable, str(BENCHMARKS / "pose_kinds.py"), "--exact", str(tmp_path / "exact"),
+                    "--detected", str(tmp_path / "detected"), "--out", str(out)], check=True, capture_output=True)
+    result = json.loads(out.read_text())
+    s, nose = result["summary"], result["keypoints"]["nose"]
+    assert s["clips"] == 1 and s["hands_given_exact"] == 1.0 and s["hands_given_detected"] == 0.0
+    assert s["performer_found_detected"] == 0.5
+    assert abs(nose["offset_px"] - 12.0 * 224 / 48) < 1e-3 and nose["jitter_px"] < 1e-3  # 56 px, no jitter
+    assert result["keypoints"]["left_shoulder"]["given_exact"] == 0.0  # make_clip's undetected point

@@ -11,7 +11,8 @@ clip's own MP4 (224-px frames; README, "Separating videos"):
 - confidences: the generator's are ~0.79 everywhere; MediaPipe's are 1.0 on the face, shoulders and
   hips, 0.8-0.9 on elbows and wrists, ~0.6 on knees and ~0.3 on ankles, toes and heels;
 - position: the body sits a clip-wide 4 px (median) from the generator's, but 20-80 px (mostly
-  vertically) in one clip out of ten; on top of that 3-11 px of frame-to-frame jitter, most on the legs.
+  vertically) in one clip out of ten; on top of that 4-15 px of frame-to-frame jitter, most on the legs
+  (``benchmarks/pose_kinds.py``).
 
 ``detector_like`` draws such errors afresh for every training window, so the model learns a
 condition that survives them. Not in the paper (its pose came from a detector in the first place).
