@@ -21,7 +21,8 @@ from torch import Tensor
 
 from tribert.audio import AudioFrontEnd
 from tribert.data.batch import MixBatch
-from tribert.io import cache_dir, write_results  # noqa: F401 (write_results: re-exported, the results' writer)
+from tribert.errors import TribertError
+from tribert.io import cache_dir, read_json, write_results  # noqa: F401 (write_results: re-exported, the results' writer)
 from tribert.metrics import SeparationScores, bss_eval, bss_eval_rows, is_silent
 from tribert.progress import track
 
@@ -268,15 +269,21 @@ class ReferenceCache:
         self.eval_samples = config.audio.eval_samples
         self.entries: dict = {}
         self.changed = False
-        if self.path.exists():
-            try:
-                entries = json.loads(self.path.read_text())
-                if not isinstance(entries, dict):
-                    raise ValueError(f"a JSON {type(entries).__name__}, not an object")
-                self.entries = entries
-            except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-                log.warning("evaluation cache %s is unreadable (%s): the reference rows are recomputed "
-                            "and the file replaced", self.path, err)
+        try:
+            self.entries = self._stored()
+        except TribertError as err:
+            log.warning("%s: the reference rows are recomputed and the file replaced", err)
+
+    def _stored(self) -> dict:
+        """The entries in the file now ({} where there is none); TribertError if it is unreadable."""
+        # exists(), not FileNotFoundError alone: a path under a file (NotADirectoryError) holds none
+        # either, and is said when the save fails
+        if not self.path.exists():
+            return {}
+        try:
+            return read_json(self.path, "evaluation cache")
+        except FileNotFoundError:  # removed meanwhile
+            return {}
 
     def key(self, batch: MixBatch) -> str:
         h = hashlib.sha1(self.salt.encode())
@@ -318,9 +325,8 @@ class ReferenceCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 try:  # what another evaluation saved meanwhile is kept beside ours
-                    saved = json.loads(self.path.read_text())
-                    self.entries = {**saved, **self.entries} if isinstance(saved, dict) else self.entries
-                except (OSError, ValueError):
+                    self.entries = {**self._stored(), **self.entries}
+                except TribertError:
                     pass
                 atomic_write_text(self.path, json.dumps(self.entries))
             except OSError as err:
