@@ -335,6 +335,12 @@ def test_a_given_mixture_needs_nothing_of_the_videos_audio_and_lengths_are_noted
     assert sep.separate(videos, mixture=mix, pose="none").notes == []  # the same length
     longer = sep.separate(videos, mixture=np.concatenate([mix, mix]), pose="none")
     assert len(longer.notes) == 1 and "the mixture is 5.0 s long, the shortest video 2.5 s" in longer.notes[0]
+    # 20 ms: looped to fill the window (the tiny model's is 0.74 s); separated, with a note
+    short = sep.separate(videos, mixture=mix[:220], pose="none")
+    assert [len(x) for x in short.stems] == [220, 220] and np.isfinite(short.stems).all()
+    assert short.notes == ["the mixture is only 0.02 s long: it is looped to fill the 0.7-s window the model hears, "
+                           "and so short a piece separates worse (README, \"Separating videos\")"]
+    assert sep.separate(videos, mixture=mix[:1366], pose="none").notes == []  # 0.124 s: just over a sixth
     bad = mix.copy()
     bad[7] = np.nan
     with pytest.raises(TribertError, match="NaN or infinite"):

@@ -104,7 +104,7 @@ class Separator:
         inputs = [x if isinstance(x, VideoInput) else
                   load_video(x, a.sample_rate, v.fps, pose, persons=2 if duet else 1, max_persons=v.max_persons,
                              audio_required=mixture is None, progress=progress) for x in videos]
-        notes = length_notes(inputs, mix, a.sample_rate) + self.pose_notes(inputs)
+        notes = length_notes(inputs, mix, a.sample_rate, a.crop_samples) + self.pose_notes(inputs)
         if mix is None:
             length = min(len(x.audio) for x in inputs)
             mix = sum(x.audio[:length] for x in inputs) / len(inputs)
@@ -212,23 +212,30 @@ def source_names(videos: list) -> list[str]:
     return names
 
 
-def length_notes(inputs: list[VideoInput], mixture: np.ndarray | None, sample_rate: int) -> list[str]:
-    """What the user should know about lengths that do not match (more than a second apart)."""
+def length_notes(inputs: list[VideoInput], mixture: np.ndarray | None, sample_rate: int, window: int) -> list[str]:
+    """What the user should know about lengths: inputs more than a second apart, and a sound to
+    separate under a sixth of the model's ``window`` (samples), which separates worse."""
     shortest = min(len(x.frames) / x.fps for x in inputs)
+    audio = [len(x.audio) / sample_rate for x in inputs]
+    notes = []
     if mixture is not None:
         seconds = len(mixture) / sample_rate
         if seconds > shortest + 1.0:
-            return [f"the mixture is {seconds:.1f} s long, the shortest video {shortest:.1f} s: past "
-                    f"{shortest:.1f} s the videos give the model no new frames or pose"]
-        return []
-    audio = [len(x.audio) / sample_rate for x in inputs]
-    if max(audio) > min(audio) + 1.0:
-        return [f"the videos' audio is {min(audio):.1f} to {max(audio):.1f} s long: they are mixed and "
-                f"separated over the shortest, {min(audio):.1f} s"]
-    if min(audio) > shortest + 1.0:
-        return [f"the audio is {min(audio):.1f} s long, the shortest video's picture {shortest:.1f} s: past "
-                f"{shortest:.1f} s the videos give the model no new frames or pose"]
-    return []
+            notes.append(f"the mixture is {seconds:.1f} s long, the shortest video {shortest:.1f} s: past "
+                         f"{shortest:.1f} s the videos give the model no new frames or pose")
+    else:
+        seconds = min(audio)
+        if max(audio) > min(audio) + 1.0:
+            notes.append(f"the videos' audio is {min(audio):.1f} to {max(audio):.1f} s long: they are mixed and "
+                         f"separated over the shortest, {min(audio):.1f} s")
+        elif min(audio) > shortest + 1.0:
+            notes.append(f"the audio is {min(audio):.1f} s long, the shortest video's picture {shortest:.1f} s: "
+                         f"past {shortest:.1f} s the videos give the model no new frames or pose")
+    if seconds < window / sample_rate / 6:  # under 0.5 s for 3-s windows (benchmarks/input_length.py)
+        what = "mixture" if mixture is not None else "sound to separate"
+        notes.append(f"the {what} is only {seconds:.2f} s long: it is looped to fill the {window / sample_rate:.1f}-s "
+                     f"window the model hears, and so short a piece separates worse (README, \"Separating videos\")")
+    return notes
 
 
 __all__ = ["Separator", "SeparationResult", "VideoInput", "load_video", "check_inputs", "check_video",

@@ -1,14 +1,22 @@
-"""Windowed inference over a recording longer than the model's crop: windows of the crop length L
-that overlap by about half, joined by overlap-add with complementary cross-fades, so that no hard
-cut (a jump where one window's estimate ends and the next begins) is audible.
+"""Windowed inference over a recording of any length: every window the model sees is full of the
+recording's sound, never padded with silence (the model never trained on a silent tail: padded,
+short recordings and the end of long ones separated worse, ``benchmarks/input_length.py``).
 
-Window k covers samples [k * hop, k * hop + L). Its weight is 1, rising as sin^2 over the overlap
-with the previous window and falling as cos^2 over the overlap with the next, so the weights of
-neighbouring windows sum to exactly 1 and a recording that fits one window is one window, weight 1.
+A recording longer than the model's crop L is covered by windows that overlap by about half,
+starting at 0, hop, 2 hop, ..., and the last one moved back to end where the recording ends. They
+are joined by overlap-add: window k's weight is 1, rising as sin^2 over the overlap with the
+previous window and falling as cos^2 over the overlap with the next, and the sum is divided by the
+weights' sum, so there is no hard cut (a jump where one window's estimate ends and the next begins)
+and a recording that fits one window is one window, weight 1.
+
+A recording shorter than L is looped to fill one window, its frames and pose with it (one period
+each), and the first period of the estimate kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,12 +36,13 @@ def default_hop(length: int) -> int:
 
 
 def window_starts(n: int, length: int, hop: int) -> list[int]:
-    """First samples of the windows covering ``n`` samples: 0, hop, 2 hop, ... (one window if n <= length)."""
+    """First samples of the windows covering ``n`` samples: 0, hop, 2 hop, ..., and n - length last
+    (one window if n <= length)."""
     if not 0 < hop <= length or 2 * hop < length:
         raise ValueError(f"hop must be in [length / 2, length], got {hop} for length {length}")
     if n <= length:
         return [0]
-    return [k * hop for k in range(-(-(n - length) // hop) + 1)]
+    return [k * hop for k in range(-(-(n - length) // hop))] + [n - length]
 
 
 def crossfade(length: int, hop: int, fade_in: bool, fade_out: bool) -> np.ndarray:
@@ -50,13 +59,35 @@ def crossfade(length: int, hop: int, fade_in: bool, fade_out: bool) -> np.ndarra
 
 
 def overlap_add(pieces: list[np.ndarray], starts: list[int], n: int, hop: int) -> np.ndarray:
-    """Per-window estimates ``pieces[k]`` [S, L] starting at ``starts[k]`` -> [S, n], cross-faded."""
+    """Per-window estimates ``pieces[k]`` [S, L] starting at ``starts[k]`` -> [S, n], cross-faded.
+    Divided by the summed weights: 1 where windows are ``hop`` apart, and a weighted mean where the
+    last window, moved back to end at ``n``, overlaps more."""
     length = pieces[0].shape[-1]
-    out = np.zeros((pieces[0].shape[0], starts[-1] + length), np.float32)
+    end = starts[-1] + length
+    out = np.zeros((pieces[0].shape[0], end), np.float32)
+    total = np.zeros(end, np.float32)
     last = len(pieces) - 1
     for k, (piece, start) in enumerate(zip(pieces, starts)):
-        out[:, start:start + length] += piece * crossfade(length, hop, k > 0, k < last)
-    return out[:, :n]
+        weight = crossfade(length, hop, k > 0, k < last)
+        out[:, start:start + length] += piece * weight
+        total[start:start + length] += weight
+    return out[:, :n] / total[:n]
+
+
+def loop_inputs(mix: np.ndarray, inputs: list[VideoInput], length: int, sample_rate: int
+                ) -> tuple[np.ndarray, list[VideoInput]]:
+    """A recording shorter than one window, and its videos, repeated to fill the window: the sound
+    [length], and each video's frames and pose over the window's span, indexed by time modulo the
+    recording's duration (so each repeat of the sound comes with its own picture and movement)."""
+    period, seconds = len(mix) / sample_rate, length / sample_rate
+
+    def looped(rate: float, available: int) -> np.ndarray:  # indices of the frames over the window
+        times = np.arange(math.ceil(seconds * rate)) / rate
+        return np.minimum(np.floor((times % period) * rate).astype(int), available - 1)
+
+    videos = [dataclasses.replace(x, frames=x.frames[looped(x.fps, len(x.frames))],
+                                  pose=x.pose[looped(x.pose_fps, len(x.pose))]) for x in inputs]
+    return np.tile(mix, -(-length // len(mix)))[:length], videos
 
 
 def window_inputs(config: Config, inputs: list[VideoInput], start_s: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +107,7 @@ def window_inputs(config: Config, inputs: list[VideoInput], start_s: float) -> t
 @dataclass
 class WindowedRun:
     stems: np.ndarray  # [sources, n], in the order of ``objects`` flattened
-    masks: list[np.ndarray]  # first window's soft mask per source [F, T] (warped grid)
+    masks: list[np.ndarray]  # first window's soft mask per source [F, T] (warped grid; a short recording's loop)
     attention: list[np.ndarray]  # first window's visual localisation per video [h, w], if the model has one
     mixture_logmag: np.ndarray  # first window's model input [F, T]: log magnitude on the warped grid
 
@@ -88,11 +119,12 @@ def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, 
     (-1 the whole video, j person j). Soft masks, as in evaluation. ``batch_windows`` windows go
     through the model in one forward (the model is in eval mode: batching changes no result).
     ``progress``: a bar over the batches of windows, on a terminal."""
-    length = config.audio.crop_samples
+    mix = np.asarray(mix, np.float32)
+    length, n = config.audio.crop_samples, len(mix)
+    if n < length:
+        mix, inputs = loop_inputs(mix, inputs, length, config.audio.sample_rate)
     hop = default_hop(length)
     starts = window_starts(len(mix), length, hop)
-    padded = np.zeros(starts[-1] + length, np.float32)
-    padded[:len(mix)] = mix
     n_videos = len(inputs)
     s_max = max(len(o) for o in objects)
     obj = torch.tensor([o + [-1] * (s_max - len(o)) for o in objects], device=device)  # [V, S]
@@ -102,7 +134,7 @@ def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, 
     for first in track(batches, "separating", enabled=progress, transient=True):
         chunk = starts[first:first + batch_windows]
         w = len(chunk)
-        segs = torch.from_numpy(np.stack([padded[s:s + length] for s in chunk])).to(device)  # [W, L]
+        segs = torch.from_numpy(np.stack([mix[s:s + length] for s in chunk])).to(device)  # [W, L]
         mag, spec = frontend.magnitude(segs)  # [W, 1, F, T], spec [W, F', T]
         logmag = frontend.log(mag)
         visual = [window_inputs(config, inputs, s / config.audio.sample_rate) for s in chunk]
@@ -119,7 +151,7 @@ def separate_windows(model: nn.Module, frontend: AudioFrontEnd, config: Config, 
             logmag0 = logmag[0, 0].cpu().numpy()
             masks = [m[0] for m in chosen[0].cpu().numpy()]
             attention = first_window_attention(out, n_videos)
-    return WindowedRun(overlap_add(pieces, starts, len(mix), hop), masks, attention, logmag0)
+    return WindowedRun(overlap_add(pieces, starts, n, hop), masks, attention, logmag0)
 
 
 def first_window_attention(out, n_videos: int) -> list[np.ndarray]:
