@@ -145,3 +145,15 @@ def test_the_model_never_hears_silence_a_short_recording_is_looped_with_its_pose
     pose = seen[0]["pose"][0]  # the first video's window: [P, 8 steps over 0.74 s, 68, 3]
     assert torch.equal(pose[:, 4], pose[:, 0])  # 0.42 s: past the end, the recording's start again
     assert not torch.equal(pose[:, 4], pose[:, 3])  # not its last pose held
+
+
+def test_a_video_input_without_audio_samples_is_refused_in_one_line():
+    from tribert.errors import TribertError
+
+    config = Config.load(None, ["model.size=tiny", "audio.crop_samples=8191", "audio.warp_bins=32",
+                                "video.frame_size=32", "video.pose_frames=8"])
+    sep = Separator(SeparationSystem(config).eval())
+    empty = video("empty", 1.0, 0)
+    empty.audio = np.zeros(0, np.float32)  # nothing to loop into a window
+    with pytest.raises(TribertError, match="^empty: no audio samples to separate"):
+        sep.separate([empty, video("b", 1.0, 1)], pose="none")

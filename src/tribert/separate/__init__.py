@@ -104,6 +104,9 @@ class Separator:
         inputs = [x if isinstance(x, VideoInput) else
                   load_video(x, a.sample_rate, v.fps, pose, persons=2 if duet else 1, max_persons=v.max_persons,
                              audio_required=mixture is None, progress=progress) for x in videos]
+        if mix is None and (silent := next((x for x in inputs if not len(x.audio)), None)) is not None:
+            raise TribertError("no audio samples to separate (give a mixture recording, mixture=)",
+                               silent.path or silent.name)
         notes = length_notes(inputs, mix, a.sample_rate, a.crop_samples) + self.pose_notes(inputs)
         if mix is None:
             length = min(len(x.audio) for x in inputs)
