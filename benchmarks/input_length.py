@@ -1,8 +1,9 @@
 """How separation depends on the length of what is separated: pieces of solo pairs, 0.1 s to 4.5 s.
 
 ``tribert separate`` runs the model over windows of ``audio.crop_samples`` (2.97 s for
-``synth_small``); a mixture shorter than one window is padded with silence, so the model hears a
-short sound followed by nothing. For each solo pair (two consecutive solos of ``--test``, prepared
+``synth_small``); a mixture shorter than one window is looped to fill it (up to 7ad283b it was
+padded with silence, and so was the last window of any recording: run this script with that
+checkout's ``src`` first on ``PYTHONPATH`` to compare). For each solo pair (two consecutive solos of ``--test``, prepared
 clip folders with their own pose), the videos and their 1/N mixture are cut to start at
 ``--start`` seconds (past a clip's first notes) and the mixture is cut again to each length; the
 separated stems are scored against the clips' audio as it sits in the mixture, beside the
@@ -31,6 +32,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    try:
+        lengths = [float(x) for x in args.lengths.split(",")]
+    except ValueError:
+        parser.error(f"--lengths must be seconds separated by commas, got {args.lengths!r}")
+    if not all(x > 0 for x in lengths):
+        parser.error(f"--lengths must be positive, got {args.lengths!r}")
 
     import numpy as np
     import torch
@@ -41,7 +48,6 @@ def main() -> None:
     from tribert.separate import Separator, VideoInput, load_video
 
     torch.set_num_threads(args.threads)
-    lengths = [float(x) for x in args.lengths.split(",")]
     sep = Separator.from_checkpoint(args.checkpoint)
     a, v = sep.config.audio, sep.config.video
     solos = solo_clips(args.test)
