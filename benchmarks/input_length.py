@@ -46,6 +46,7 @@ def main() -> None:
     from tribert.demo import mixture_references
     from tribert.metrics import bss_eval
     from tribert.separate import Separator, VideoInput, load_video
+    from tribert.io import atomic_write_text
 
     torch.set_num_threads(args.threads)
     sep = Separator.from_checkpoint(args.checkpoint)
@@ -81,8 +82,9 @@ def main() -> None:
         r = rows[str(seconds)]
         print(f"| {seconds} | {r['stems']} | {r['mixture']} | {r['gain']:+.2f} | {r['scored']}/{r['of']} |")
     if args.out:
-        args.out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "pairs": len(pairs), "start": args.start,
-                                        "window_s": round(window, 3), "lengths": rows}, indent=1))
+        atomic_write_text(args.out, json.dumps({"checkpoint": str(args.checkpoint), "pairs": len(pairs),
+                                                "start": args.start, "window_s": round(window, 3),
+                                                "lengths": rows}, indent=1))
 
 
 if __name__ == "__main__":

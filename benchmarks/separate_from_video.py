@@ -45,6 +45,7 @@ def main() -> None:
     from tribert.errors import TribertError
     from tribert.separate import Separator
     from tribert.separate.inputs import load_video
+    from tribert.io import atomic_write_text
 
     seps = {str(c): Separator.from_checkpoint(c) for c in args.checkpoint}
     first = next(iter(seps.values()))
@@ -82,7 +83,7 @@ def main() -> None:
               + ", ".join(f"{k} {m}" for k, m in means.items()))
         out["checkpoints"][name] = {"train_pose_sources": trained, "mean": means, "pairs": table[name]}
     if args.out:
-        args.out.write_text(json.dumps(out, indent=1))
+        atomic_write_text(args.out, json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def main() -> None:
 
     from test_prepare import make_video, terminal_signals
     from tribert.data.clip import list_clips
+    from tribert.io import atomic_write_text
 
     root = Path(tempfile.mkdtemp(prefix="stress-prepare-"))
     src = root / "videos"
@@ -74,7 +75,7 @@ def main() -> None:
     hangs = sum(c is None for c in codes)
     print(f"{len(codes)} runs: {hangs} hung, exit codes {sorted(set(c for c in codes if c is not None))}")
     if args.out:
-        args.out.write_text(json.dumps({"runs": len(codes), "hangs": hangs, "codes": codes}))
+        atomic_write_text(args.out, json.dumps({"runs": len(codes), "hangs": hangs, "codes": codes}))
 
 
 if __name__ == "__main__":

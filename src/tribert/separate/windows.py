@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -104,7 +103,7 @@ def window_inputs(config: Config, inputs: list[VideoInput], start_s: float) -> t
     return torch.stack(frames), torch.stack(poses)
 
 
-@dataclass
+@dataclasses.dataclass
 class WindowedRun:
     stems: np.ndarray  # [sources, n], in the order of ``objects`` flattened
     masks: list[np.ndarray]  # first window's soft mask per source [F, T] (warped grid; a short recording's loop)
