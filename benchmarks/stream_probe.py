@@ -25,9 +25,11 @@ import json
 from pathlib import Path
 
 
-def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, dict, "torch.Tensor", "torch.Tensor"]:  # noqa: F821
+def solo_features(system, data_dir: str, mixtures: int,
+                  drop_pose: bool = False) -> tuple[dict, dict, "torch.Tensor", "torch.Tensor"]:  # noqa: F821
     """{stage: [N, D]} features, {classifier: [N, C]} class scores, [N] classes and [N] bool
-    "has any pose keypoint" of the solo videos in ``mixtures`` fixed mixtures."""
+    "has any pose keypoint" of the solo videos in ``mixtures`` fixed mixtures; ``drop_pose`` gives
+    the model no pose at all (every keypoint at confidence 0, as where a detector finds nobody)."""
     import torch
 
     from tribert.engine.train import eval_loader
@@ -39,6 +41,8 @@ def solo_features(system, data_dir: str, mixtures: int) -> tuple[dict, dict, "to
     model = system.model
     for batch in eval_loader(system.config, data_dir, limit=mixtures, seed=0):
         inputs = batch.video_inputs()
+        if drop_pose:
+            inputs["pose"] = torch.zeros_like(inputs["pose"])
         with torch.no_grad():
             enc = model.encode(inputs["frames"], inputs["pose"], inputs["mix_logmag"])
             whole = torch.full((enc.mix_logmag.shape[0], 1), -1, dtype=torch.long)  # [V, 1] the whole video
@@ -79,6 +83,9 @@ def main() -> None:
     p.add_argument("--test", required=True, help="prepared clips to probe")
     p.add_argument("--checkpoints", nargs="+", required=True, help="TriBERT checkpoints to probe")
     p.add_argument("--mixtures", type=int, default=96, help="fixed mixtures per folder")
+    p.add_argument("--test-without-pose", action="store_true",
+                   help="give the model no pose on the test solos (the centroids keep theirs): what a "
+                        "stream that reads pose through co-attention loses when the detector finds nobody")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default="stream_probe.json", help="JSON results")
     args = p.parse_args()
@@ -95,7 +102,8 @@ def main() -> None:
         try:  # a missing or wrong checkpoint or data folder: one line
             system = load_system(ckpt, expect_model="tribert")
             train, _, train_y, _ = solo_features(system, args.train, args.mixtures)
-            test, test_scores, test_y, test_pose = solo_features(system, args.test, args.mixtures)
+            test, test_scores, test_y, test_pose = solo_features(system, args.test, args.mixtures,
+                                                                 drop_pose=args.test_without_pose)
         except TribertError as err:
             raise SystemExit(f"stream_probe: {err}") from None
         num_classes = len(system.config.data.classes)
