@@ -10,8 +10,9 @@ training statistics, and counts how often a test solo's nearest class centroid i
 Chance is 1 / classes; a stream that knows the class before the transformer and not after it is
 losing it inside. Beside the probe, the model's own classifiers on the same test solos (top-1 of
 their argmax, no centroids): the vision, pose and audio heads (per video) and the condition's
-class head on the whole video, which is what the U-Net is conditioned on. No training: a few
-forward passes per checkpoint.
+class head on the whole video, which is what the U-Net is conditioned on. ``--test-without-pose``
+gives the model no pose on the test solos (the centroids keep theirs): with co-attention, what the
+other streams lose when the detector finds nobody. No training: a few forward passes per checkpoint.
 
     python benchmarks/stream_probe.py --train data/synth2k/train --test data/synth-test/test \\
         --checkpoints runs/a/checkpoints/step003000.ckpt runs/b/checkpoints/step003000.ckpt \\
