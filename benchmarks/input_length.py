@@ -3,10 +3,10 @@
 ``tribert separate`` runs the model over windows of ``audio.crop_samples`` (2.97 s for
 ``synth_small``); a mixture shorter than one window is looped to fill it (up to 7ad283b it was
 padded with silence, and so was the last window of any recording: run this script with that
-checkout's ``src`` first on ``PYTHONPATH`` to compare). For each solo pair (two consecutive solos of ``--test``, prepared
-clip folders with their own pose), the videos and their 1/N mixture are cut to start at
-``--start`` seconds (past a clip's first notes) and the mixture is cut again to each length; the
-separated stems are scored against the clips' audio as it sits in the mixture, beside the
+checkout's ``src`` first on ``PYTHONPATH`` to compare). For each solo pair (two consecutive solos
+of ``--test``, prepared clip folders with their own pose), the videos and their 1/N mixture are
+cut to start at ``--start`` seconds (past a clip's first notes) and the mixture is cut again to
+each length; the separated stems are scored against the clips' audio as it sits in the mixture, beside the
 unprocessed mixture. Pieces whose references are silent are left out and counted.
 
     python benchmarks/input_length.py --checkpoint runs/<run>/checkpoints/last.ckpt \\
@@ -45,8 +45,8 @@ def main() -> None:
     from tribert.data.clip import Clip, solo_clips
     from tribert.demo import mixture_references
     from tribert.metrics import bss_eval
-    from tribert.separate import Separator, VideoInput, load_video
     from tribert.io import atomic_write_text
+    from tribert.separate import Separator, VideoInput, load_video
 
     torch.set_num_threads(args.threads)
     sep = Separator.from_checkpoint(args.checkpoint)

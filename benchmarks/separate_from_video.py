@@ -43,9 +43,9 @@ def main() -> None:
     from tribert.data.clip import Clip, solo_clips
     from tribert.demo import stem_sdr
     from tribert.errors import TribertError
+    from tribert.io import atomic_write_text
     from tribert.separate import Separator
     from tribert.separate.inputs import load_video
-    from tribert.io import atomic_write_text
 
     seps = {str(c): Separator.from_checkpoint(c) for c in args.checkpoint}
     first = next(iter(seps.values()))

@@ -24,8 +24,8 @@ def test_without_pose_changes_vision_only_through_coattention(tmp_path):
     for i, (label, freq) in enumerate((("violin", 440.0), ("flute", 880.0), ("cello", 220.0), ("trumpet", 660.0))):
         make_clip(tmp_path, f"solo{i}", [label], [freq])
     for coattention in (False, True):
-        feats, scores, classes, has_pose = probe_features(tmp_path, coattention, drop_pose=False)
-        blind, blind_scores, blind_classes, blind_has_pose = probe_features(tmp_path, coattention, drop_pose=True)
+        feats, _, classes, has_pose = probe_features(tmp_path, coattention, drop_pose=False)
+        blind, _, blind_classes, blind_has_pose = probe_features(tmp_path, coattention, drop_pose=True)
         assert has_pose.all() and not blind_has_pose.any()  # the clips have pose; the probe took it all away
         assert torch.equal(classes, blind_classes)
         assert torch.equal(feats["vision before"], blind["vision before"])  # the frame encoder never sees pose
