@@ -45,9 +45,9 @@ def test_values_come_from_size_factory_then_recipe_then_derived_fields():
     with pytest.raises(ConfigError, match=r"video.crop_margin must be in \[0, 1\]"):
         Config.from_dict({"video": {"crop_margin": -0.1}})
     # a gate or a placement for co-attention that is switched off would be silently ignored
-    with pytest.raises(ConfigError, match="coattention_gate, coattention_layers, coattention_audio, coattention_detach_senders and coattention_skip_absent need coattention: true"):
+    with pytest.raises(ConfigError, match="coattention_skip_absent and coattention_dropout need coattention: true"):
         Config.from_dict({"model": {"coattention": False, "coattention_gate": True}})
-    with pytest.raises(ConfigError, match="coattention_gate, coattention_layers, coattention_audio, coattention_detach_senders and coattention_skip_absent need coattention: true"):
+    with pytest.raises(ConfigError, match="coattention_skip_absent and coattention_dropout need coattention: true"):
         Config.from_dict({"model": {"coattention": False, "coattention_layers": [1]}})
     assert Config.from_dict({"model": {"coattention_layers": [1]}}).model.coattention_layer_ids() == (1,)
 

@@ -192,8 +192,28 @@ def test_coattention_with_detached_senders_reads_the_other_streams_without_train
     moved = dict(tokens, pose=tokens["pose"].detach() + 1.0)
     with torch.no_grad():
         assert not torch.allclose(transformer(moved)[1]["vision"], hidden["vision"], atol=1e-3)
-    with pytest.raises(ConfigError, match="coattention_detach_senders and coattention_skip_absent need coattention: true"):
+    with pytest.raises(ConfigError, match="coattention_skip_absent and coattention_dropout need coattention: true"):
         tiny_config(coattention=False, coattention_detach_senders=True).validate()
+
+
+def test_coattention_dropout_computes_the_dropped_samples_as_the_model_without_it():
+    quiet = dict(dropout=0.0, attention_dropout=0.0, token_mask_prob=0.0)  # no other training noise
+    torch.manual_seed(0)
+    dropping = TriBERTTransformer(tiny_config(coattention_dropout=0.5, **quiet))
+    plain = TriBERTTransformer(tiny_config(coattention=False, **quiet))
+    plain.load_state_dict(dropping.state_dict(), strict=False)  # the same weights less co-attention
+    tokens = _tokens(dropping.config, batch=64)
+    with torch.no_grad():
+        _, _, alone = plain.train()(tokens)
+        _, _, read = dropping.eval()(tokens)  # evaluation always co-attends
+        _, _, trained = dropping.train()(tokens)
+    as_plain = torch.isclose(trained, alone, atol=1e-6).flatten(1).all(1)  # [64]
+    as_read = torch.isclose(trained, read, atol=1e-6).flatten(1).all(1)
+    assert not torch.isclose(read, alone, atol=1e-3).flatten(1).all(1).any()  # co-attention moves every sample
+    assert bool((as_plain ^ as_read).all())  # each training sample is one or the other ...
+    assert 16 <= int(as_plain.sum()) <= 48  # ... about half of them without co-attention (p = 0.5)
+    with pytest.raises(ConfigError, match=r"coattention_dropout must be in \[0, 1\), got 1.0"):
+        tiny_config(coattention_dropout=1.0).validate()
 
 
 def test_coattention_skipping_absent_slots_does_not_read_them():
@@ -216,7 +236,7 @@ def test_coattention_skipping_absent_slots_does_not_read_them():
         with torch.no_grad():
             assert torch.allclose(transformer(tokens, torch.ones_like(present))[1]["vision"],
                                   transformer(tokens)[1]["vision"], atol=1e-5)
-    with pytest.raises(ConfigError, match="coattention_skip_absent need coattention: true"):
+    with pytest.raises(ConfigError, match="coattention_skip_absent and coattention_dropout need coattention: true"):
         tiny_config(coattention=False, coattention_skip_absent=True).validate()
 
 

@@ -169,6 +169,13 @@ class ModelConfig:
     # still sees every slot. The performers: the pose stream's present persons (every slot where
     # nobody is detected), or the best visual object without a pose stream.
     coattention_skip_absent: bool = False
+    # Co-attention dropout (not in the paper; ModDrop, Neverova et al. 2016): in training, each
+    # video skips every co-attention block with this probability, so it is processed as by the
+    # model without co-attention. Without it the vision and audio streams learn to read the class
+    # off the pose through co-attention and the frame encoder learns less of it (a lazy modality),
+    # which costs where the pose is wrong or missing at test time (docs/results/learning.md,
+    # "Co-attention dropout"). 0 = off; evaluation always co-attends.
+    coattention_dropout: float = 0.0
     # Motion guide (not in the paper; tribert.models.motion): each performer's pose sequence through
     # a small temporal conv net of this width, drawn as motion_guide_maps time-frequency maps that the
     # U-Net reads beside the mixture, so the separator knows when and where in pitch *this*
@@ -304,10 +311,13 @@ class ModelConfig:
         bad = [i for i in self.coattention_layers if not 0 <= i < self.num_layers]
         need(not bad, f"coattention_layers {list(bad)} outside 0..{self.num_layers - 1}")
         need(self.coattention or not (self.coattention_gate or self.coattention_layers or not self.coattention_audio
-                                      or self.coattention_detach_senders or self.coattention_skip_absent),
-             "coattention_gate, coattention_layers, coattention_audio, coattention_detach_senders and "
-             "coattention_skip_absent need coattention: true (there is no co-attention to gate, place, "
-             "leave audio out of, detach or mask)")
+                                      or self.coattention_detach_senders or self.coattention_skip_absent
+                                      or self.coattention_dropout),
+             "coattention_gate, coattention_layers, coattention_audio, coattention_detach_senders, "
+             "coattention_skip_absent and coattention_dropout need coattention: true (there is no "
+             "co-attention to gate, place, leave audio out of, detach, mask or drop)")
+        need(0 <= self.coattention_dropout < 1,
+             f"coattention_dropout must be in [0, 1), got {self.coattention_dropout}")
         need(not self.coattention_receivers or (self.coattention and set(self.coattention_receivers)
                                                 <= set(self.coattention_streams())),
              f"coattention_receivers {list(self.coattention_receivers)} must be co-attending streams "

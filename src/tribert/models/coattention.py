@@ -35,6 +35,10 @@ hidden states with the gradient stopped, so co-attention *reads* the other strea
 *training* them: a receiver's losses train its own stream and the co-attention projections, while
 each stream's encoder and self-attention learn only from the losses that read that stream itself.
 
+``dropout`` of the encoder (not in the paper; ``model.coattention_dropout``, ModDrop): in training,
+each sample skips every co-attention block with this probability, so that sample is computed as
+by the encoder without co-attention and each stream must also name the class on its own.
+
 ``key_mask`` (a forward argument; not in the paper, ``model.coattention_skip_absent``): which token
 positions may be read as keys and values, the same for every stream (their layouts are aligned). A
 solo's second object slot holds no performer: an empty pose person and the visual net's
@@ -202,6 +206,7 @@ class TriModalEncoder(nn.Module):
         coattention_detach_senders: co-attention reads the other streams without gradient into them.
         coattention_seed: draw the co-attention blocks from ``torch.manual_seed(coattention_seed)``
             and leave the global generator as if they did not exist (None: from the global one).
+        coattention_dropout: in training, the probability that a sample skips every co-attention block.
     """
 
     def __init__(self, dims: dict[str, int], num_layers: int, heads: int, ffn_dim: int,
@@ -209,9 +214,10 @@ class TriModalEncoder(nn.Module):
                  dropout: float = 0.1, attention_dropout: float = 0.1, layout: str = "tokens",
                  gated: bool = False, coattention_streams: tuple[str, ...] | None = None,
                  coattention_receivers: tuple[str, ...] | None = None, coattention_seed: int | None = None,
-                 coattention_detach_senders: bool = False):
+                 coattention_detach_senders: bool = False, coattention_dropout: float = 0.0):
         super().__init__()
         self.streams = tuple(dims)
+        self.coattention_dropout = coattention_dropout
         self.co_streams = tuple(coattention_streams or dims)
         co_dims = {s: dims[s] for s in self.co_streams}
         self.coattention_first = layout == "features"
@@ -229,17 +235,25 @@ class TriModalEncoder(nn.Module):
         """h: ``{stream: [B, L, D_s]}`` -> hidden states of the last layer, same shapes.
         key_mask: optional bool [B, L], the positions co-attention may read (self-attention reads all)."""
         h = dict(h)
+        skip = None  # [B, 1, 1] True: this sample skips co-attention (one draw for every block)
+        if self.training and self.coattention_dropout > 0 and len(self.co_blocks):
+            first = h[self.streams[0]]
+            skip = (torch.rand(first.shape[0], device=first.device) < self.coattention_dropout)[:, None, None]
         for i, blocks in enumerate(self.self_blocks):
             co = self.co_blocks[str(i)] if str(i) in self.co_blocks else None
             if co is not None and self.coattention_first:
-                h = self._coattend(co, h, key_mask)
+                h = self._coattend(co, h, key_mask, skip)
             h = {s: blocks[s](h[s]) for s in self.streams}
             if co is not None and not self.coattention_first:
-                h = self._coattend(co, h, key_mask)
+                h = self._coattend(co, h, key_mask, skip)
         return h
 
-    def _coattend(self, co: TriModalCoAttention, h: dict[str, Tensor], key_mask: Tensor | None) -> dict[str, Tensor]:
-        return {**h, **co({s: h[s] for s in self.co_streams}, key_mask)}
+    def _coattend(self, co: TriModalCoAttention, h: dict[str, Tensor], key_mask: Tensor | None,
+                  skip: Tensor | None) -> dict[str, Tensor]:
+        out = co({s: h[s] for s in self.co_streams}, key_mask)
+        if skip is not None:  # the skipping samples keep their input (and give co-attention no gradient)
+            out = {s: torch.where(skip, h[s], x) for s, x in out.items()}
+        return {**h, **out}
 
 
 __all__ = ["AttentionCore", "FeedForward", "SelfAttentionBlock", "TriModalCoAttention",

@@ -118,6 +118,7 @@ class TriBERTTransformer(nn.Module):
                                        config.coattention_gate, config.coattention_streams(),
                                        coattention_receivers=config.coattention_receivers,
                                        coattention_detach_senders=config.coattention_detach_senders,
+                                       coattention_dropout=config.coattention_dropout,
                                        coattention_seed=run_seed_plus(COATTENTION_SEED_OFFSET)
                                        if config.coattention_own_init else None)
         p = config.sos_pool_dim
