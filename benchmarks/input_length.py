@@ -6,8 +6,8 @@ padded with silence, and so was the last window of any recording: run this scrip
 checkout's ``src`` first on ``PYTHONPATH`` to compare). For each solo pair (two consecutive solos
 of ``--test``, prepared clip folders with their own pose), the videos and their 1/N mixture are
 cut to start at ``--start`` seconds (past a clip's first notes) and the mixture is cut again to
-each length; the separated stems are scored against the clips' audio as it sits in the mixture, beside the
-unprocessed mixture. Pieces whose references are silent are left out and counted.
+each length; the separated stems are scored against the clips' audio as it sits in the mixture,
+beside the unprocessed mixture. Pieces whose references are silent are left out and counted.
 
     python benchmarks/input_length.py --checkpoint runs/<run>/checkpoints/last.ckpt \\
         --test data/synth-test/test --pairs 15 --out input_length.json
