@@ -197,6 +197,28 @@ def test_a_rotated_video_is_read_upright(tmp_path, degrees, turns):
         assert media.read_video(path, fps=8, size=(20, 30)).shape[1:3] == (30, 20)
 
 
+@pytest.mark.parametrize("channels", [2, 6, 8])
+def test_multichannel_audio_is_mixed_to_the_mean_of_its_channels(tmp_path, channels):
+    # 8 channels (7.1) crashed the process inside PyAV on planar frames; written here by the
+    # standard library's wave module, independently of PyAV.
+    import wave
+
+    n = SR // 2
+    t = np.arange(n) / SR
+    x = np.stack([0.5 * np.sin(2 * np.pi * (110 + 55 * c) * t) for c in range(channels)], axis=1)  # [n, C]
+    pcm = np.round(x * 32767).astype("<i2")
+    path = tmp_path / f"{channels}ch.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(pcm.tobytes())
+    wav = media.read_audio(path, sample_rate=SR)
+    expected = (pcm.astype(np.float64) / 32768).mean(axis=1)
+    assert wav.shape == (n,)
+    np.testing.assert_allclose(wav, expected, atol=1e-6)
+
+
 def test_non_finite_audio_is_one_line_error(tmp_path):
     path = tmp_path / "nan.wav"  # a 32-bit float WAV with one NaN sample
     x = np.zeros((1, SR), np.float32)

@@ -277,6 +277,11 @@ def read_video(path: str | Path, fps: float = 8.0,
     return np.stack(list(iter_video(path, fps=fps, size=size)))
 
 
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    """A packed float frame mixed to mono: [1, n*C] interleaved -> [n]."""
+    return frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1)
+
+
 def read_audio(path: str | Path, sample_rate: int = 11025, start: float | None = None) -> np.ndarray:
     """The first audio track of a media file, mixed to mono and resampled (soxr).
 
@@ -305,16 +310,15 @@ def read_audio(path: str | Path, sample_rate: int = 11025, start: float | None =
             src_rate = stream.codec_context.sample_rate
             declared = _declared_seconds(stream)  # seconds, 0.0: unknown
             first = _start_seconds(stream)  # the first sample's time, from the first frame where known
-            # Planar float keeps channels apart whatever the codec's native sample format is.
-            resampler = av.AudioResampler(format="fltp")
+            # Packed float whatever the codec's native sample format is. Not planar: PyAV 18's
+            # to_ndarray crashes the process (SIGSEGV) on planar frames of 8 channels (7.1).
+            resampler = av.AudioResampler(format="flt")
             for n, frame in enumerate(container.decode(stream)):
                 src_rate = frame.sample_rate or src_rate
                 if n == 0 and frame.time is not None:
                     first = frame.time
-                for f in resampler.resample(frame):
-                    chunks.append(f.to_ndarray().mean(axis=0))  # [C, n] -> [n] mono
-            for f in resampler.resample(None):  # flush
-                chunks.append(f.to_ndarray().mean(axis=0))
+                chunks += [_mono(f) for f in resampler.resample(frame)]
+            chunks += [_mono(f) for f in resampler.resample(None)]  # flush
         except _AV_ERRORS as err:
             raise MediaError(f"cannot decode audio ({_reason(err)})", path) from None
     if not chunks or sum(len(c) for c in chunks) == 0:
