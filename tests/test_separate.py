@@ -241,6 +241,13 @@ def test_outputs_never_replace_inputs_and_never_share_a_name(cue_inputs, synth, 
         assert isinstance(res.exception, TribertError), res.output
         assert str(res.exception).startswith(f"{victim}: the output") and "give another --out" in str(res.exception)
     assert all(p.read_bytes() == data for p, data in before.items())
+    saved = tmp_path / "saved"  # a checkpoint kept under an output's name in --out (separation.png) was replaced
+    saved.mkdir()
+    kept = Path(shutil.copy(ckpt, saved / "separation.png"))
+    res = CliRunner().invoke(app, ["separate", *map(str, videos), "--checkpoint", str(kept), "--out", str(saved),
+                                   "--no-pose"])
+    assert isinstance(res.exception, TribertError) and str(res.exception).startswith(f"{kept}: the output")
+    assert kept.read_bytes() == Path(ckpt).read_bytes()
     afile = tmp_path / "afile.txt"
     afile.write_text("keep")
     res = CliRunner().invoke(app, ["separate", *map(str, mine), "--checkpoint", str(ckpt), "--out", str(afile / "x")])
@@ -317,8 +324,30 @@ def test_a_separation_run_again_beside_its_input_video_replaces_its_own_outputs(
     sep = Separator(tiny_system())
     for _ in range(2):  # the second was refused: the input counted as an earlier separation's stem
         written = sep.separate([video], pose="none").write(out, figure=False)
-    assert sorted(p.name for p in out.iterdir()) == sorted(["duet.mp4", *(p.name for p in written)])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["duet.mp4", ".tribert-separation.json",
+                                                            *(p.name for p in written)])
     assert video.read_bytes() == Path(videos[0]).read_bytes()
+
+
+@pytest.mark.parametrize("taken", ["mixture.wav", "separation.png", "{stem}.wav", "{stem}.mp4"])
+def test_a_file_no_separation_wrote_is_never_replaced(synth, tmp_path, taken):
+    """A user's own mixture.wav (or a file with a stem's name) in --out was replaced without a
+    word; only what an earlier separation wrote there (its manifest) may be replaced."""
+    from tribert.errors import TribertError
+
+    _, videos = synth
+    result = Separator(tiny_system()).separate(videos, pose="none")
+    out = tmp_path / "song"
+    out.mkdir()
+    mine = out / taken.format(stem=result.names[0])
+    mine.write_bytes(b"the user's own recording")
+    with pytest.raises(TribertError, match="taken by a file no separation wrote here") as err:
+        result.write(out, figure=True)
+    assert str(err.value).startswith(f"{mine}: ")
+    assert sorted(p.name for p in out.iterdir()) == [mine.name] and mine.read_bytes() == b"the user's own recording"
+    mine.unlink()
+    first = result.write(out, figure=True)  # then an earlier separation's own files are replaced
+    assert result.write(out, figure=True) == first
 
 
 def test_a_given_mixture_needs_nothing_of_the_videos_audio_and_lengths_are_noted(cue_inputs, synth):

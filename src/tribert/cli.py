@@ -355,7 +355,7 @@ def separate(
     from tribert.separate import Separator, check_inputs, check_outputs, source_names
 
     check_inputs(list(videos), mixture)  # cheap checks first: a missing file is not reported after loading a model
-    check_outputs(out, source_names(list(videos)), [*videos, mixture])
+    check_outputs(out, source_names(list(videos)), [*videos, mixture, checkpoint])
     check_mask_sharing(mask_sharing)
     sep = Separator.from_checkpoint(checkpoint, device=device)
     if mask_sharing is not None:

@@ -3,6 +3,7 @@ mixture, a figure of the mixture and masks as the model saw them, and where it l
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -13,10 +14,13 @@ import numpy as np
 import torch
 
 from tribert.errors import TribertError
-from tribert.io import atomic_files, check_out_dir, write_wav
+from tribert.io import atomic_files, atomic_write_text, check_out_dir, write_wav
 from tribert.separate.inputs import VideoInput
 
 log = logging.getLogger(__name__)
+
+# Beside the outputs: the names a separation wrote, which a later one may replace (no other file).
+MANIFEST = ".tribert-separation.json"
 
 
 @dataclass
@@ -44,8 +48,10 @@ class SeparationResult:
         The set is written whole or not at all: into a hidden folder inside ``out_dir`` first,
         then moved into place, so a Ctrl-C or an error meanwhile leaves the folder as it was (not
         a mixture of this run's files and an earlier run's). A folder with an earlier separation
-        of other sources is refused (``check_outputs``); other WAV and MP4 files found there are
-        left, with a warning naming them."""
+        of other sources, or with a file of an output's name that no separation wrote, is refused
+        (``check_outputs``); other WAV and MP4 files found there are left, with a warning naming
+        them. The names written are listed in ``.tribert-separation.json`` beside them: what a
+        later separation into the folder may replace."""
         from tribert.media import write_mp4
 
         out = Path(out_dir)
@@ -63,6 +69,7 @@ class SeparationResult:
             if figure:
                 self.figure(stage / "separation.png")
                 written.append(out / "separation.png")
+            atomic_write_text(stage / MANIFEST, json.dumps({"files": [p.name for p in written]}, indent=1) + "\n")
         if earlier := other_media(out, written):
             log.warning("%s also holds %d file(s) this separation did not write (%s): left as they are", out,
                         len(earlier), _first_names(earlier))
@@ -109,32 +116,49 @@ def output_files(out_dir: str | Path, names: list[str]) -> list[Path]:
     return [out / "mixture.wav", out / "separation.png"] + [out / f"{n}{ext}" for n in names for ext in (".wav", ".mp4")]
 
 
-def other_media(out_dir: Path, ours: list[Path], inputs: list[Path] = ()) -> list[str]:
-    """Names of the WAV and MP4 files in ``out_dir`` that are neither ``ours`` nor ``inputs``."""
+def other_media(out_dir: Path, ours: list[Path], inputs: list[Path] = (), only: list[str] | None = None) -> list[str]:
+    """Names of the WAV and MP4 files in ``out_dir`` that are neither ``ours`` nor ``inputs``
+    (among ``only``, where given)."""
     return sorted(p.name for p in out_dir.iterdir() if p.suffix in (".wav", ".mp4") and p not in ours
-                  and not any(os.path.samefile(p, source) for source in inputs))
+                  and (only is None or p.name in only) and not any(os.path.samefile(p, source) for source in inputs))
 
 
 def _first_names(names: list[str]) -> str:
     return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
 
 
+def written_before(out_dir: Path) -> set[str]:
+    """The file names an earlier separation wrote into ``out_dir`` (its manifest; none: empty)."""
+    try:
+        files = json.loads((out_dir / MANIFEST).read_text())["files"]
+        return {f for f in files if isinstance(f, str)}
+    except (OSError, ValueError, KeyError, TypeError):  # no manifest, or not one we wrote
+        return set()
+
+
 def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path]) -> None:
-    """``out_dir`` is a folder that can be written (``check_out_dir``), and no file written for
-    sources ``names`` into it is one of ``inputs`` (the videos, the mixture; ``--out`` set to the
-    videos' own folder would otherwise replace them), and the folder holds no earlier separation of
-    other sources (its mixture and figure would be replaced, its stems not). One line."""
+    """``out_dir`` is a folder that can be written (``check_out_dir``), no file written for
+    sources ``names`` into it is one of ``inputs`` (the videos, the mixture, the checkpoint;
+    ``--out`` set to the videos' own folder would otherwise replace them) or a file that no
+    earlier separation wrote there (a user's own ``mixture.wav``), and the folder holds no
+    earlier separation of other sources (its mixture and figure would be replaced, its stems
+    not). One line."""
     check_out_dir(out_dir)
     out, targets = Path(out_dir), output_files(out_dir, names)
     sources = [Path(i) for i in inputs if i and Path(i).is_file()]
+    ours = written_before(out) if out.is_dir() else set()
     for target in targets:
         if target.is_dir():  # found before the work, not as a traceback after it
             raise TribertError("an output file's name is taken by a folder: move it, or give another --out", target)
         for source in sources:
             if target.exists() and os.path.samefile(target, source):
                 raise TribertError(f"the output {target} would replace this input: give another --out", source)
+    if taken := next((t for t in targets if t.exists() and t.name not in ours), None):
+        raise TribertError("an output's name is taken by a file no separation wrote here: move it, or give "
+                           "another --out", taken)
     # an earlier separation is there: of these sources, or of others? (its inputs beside it: a re-run)
-    if (out / "mixture.wav").is_file() and (others := other_media(out, targets, sources)):
+    earlier = [name for name in sorted(ours) if (out / name).is_file()]
+    if "mixture.wav" in earlier and (others := other_media(out, targets, sources, only=earlier)):
         raise TribertError(f"holds an earlier separation of other sources ({_first_names(others)}): its mixture.wav "
                            "and separation.png would be replaced and its stems left beside this one's; give another "
                            "--out, or empty the folder first", out)
