@@ -446,6 +446,23 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_half_clip(tmp_path):
     assert report.ok and len(report.prepared) + len(report.skipped) == 24
 
 
+def test_a_worker_that_dies_fails_the_unfinished_videos_in_one_line_each(tmp_path):
+    """A worker killed (out of memory, a decoder's crash) breaks the pool: it gave a
+    BrokenProcessPool traceback. Now each unfinished video fails with a line that says what to do."""
+    proc, src, out = prepare_in_background(tmp_path, videos=12, workers=2)
+    wait_for(lambda: out.is_dir() and any(p.name.startswith(".") for p in out.iterdir()), proc, "a clip begun")
+    workers = [int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+               if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert "a worker process stopped abruptly" in err
+    assert not out.is_dir() or not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary folder
+    report = prep.prepare([src], out, pose="none", fps=32, workers=1, progress=False)  # a rerun finishes the job
+    assert report.ok and len(report.prepared) + len(report.skipped) == 12 and report.prepared
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_stops_prepare_and_leaves_no_temporary_folder(tmp_path, workers):
     # timeout, SLURM and docker stop end a program with SIGTERM, which by default kills it before

@@ -41,12 +41,14 @@ import contextlib
 import hashlib
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
 from contextlib import nullcontext
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -122,6 +124,12 @@ class PrepareOptions:
     # True (separate): a transient bar over one video's frames on a terminal; a long video takes
     # minutes to decode and pose-detect. ``prepare`` has its own bar over the videos instead
     frame_progress: bool = False
+
+
+# The failure of every video unfinished when a worker process died: which video it was on is not known.
+WORKER_DIED = ("a worker process stopped abruptly (killed, out of memory, or a crash in a decoder) before this "
+               "video was done; run prepare again to retry it (finished clips are kept), with --workers 1 to "
+               "find the video at fault")
 
 
 @dataclass
@@ -480,11 +488,17 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
             # the Ctrl-C handling wraps the pool, so the pool closes (its workers stopped) inside it
             with _stop_on_ctrl_c(stop), ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                                             initializer=_worker_init, initargs=(stop,)) as pool:
-                futures = [pool.submit(prepare_clip, e, out_dir / split[e.id], opts, split[e.id] or None)
-                           for e in todo]
+                futures = {pool.submit(prepare_clip, e, out_dir / split[e.id], opts, split[e.id] or None): e
+                           for e in todo}
                 try:
                     for f in as_completed(futures):
-                        done(f.result())
+                        try:
+                            done(f.result())
+                        except BrokenProcessPool:  # a worker died (killed, out of memory, a decoder's crash)
+                            e = futures[f]
+                            for tmp in (out_dir / split[e.id]).glob(f".{e.id}.tmp-*"):  # the dead worker's clip
+                                shutil.rmtree(tmp, ignore_errors=True)
+                            done(ClipResult(e.id, _source(e), "failed", WORKER_DIED, split=split[e.id] or None))
                 except BaseException:  # Ctrl-C: the workers drop their clips; the pool then closes
                     stop.value = 1
                     for f in futures:
