@@ -450,7 +450,7 @@ def test_pose_of_a_kind_the_checkpoint_never_trained_on_is_noted(synth):
     assert sep.separate(videos, pose="none").notes == []  # no record: nothing to compare
     system.hparams["train_pose_sources"] = {"ground_truth": 40}
     (note,) = sep.separate(videos, pose="none").notes
-    assert "trained on pose from ground_truth (40 clips); these inputs bring none pose" in note
+    assert "trained on ground_truth pose (40 clips); these inputs bring no pose, which it never saw" in note
     clips = [root / "train" / v.stem for v in videos]
     assert sep.separate(clips, pose="none").notes == []  # prepared clips carry their ground-truth pose
     # inputs decoded once and given as VideoInputs (as a benchmark does) carry their kind of pose too
@@ -465,6 +465,9 @@ def test_pose_of_a_kind_the_checkpoint_never_trained_on_is_noted(synth):
 
     detected = [dataclasses.replace(x, pose_source="mediapipe") for x in decoded]
     assert "these inputs bring mediapipe pose" in sep.separate(detected).notes[0]
+    system.hparams["train_pose_sources"] = {"none": 9}  # trained without pose: said so in words
+    assert "trained on no pose (9 clips); these inputs bring mediapipe pose," in sep.separate(detected).notes[0]
+    system.hparams["train_pose_sources"] = {"ground_truth": 40}
     system.config.data.pose_augment = 0.5
     assert sep.separate(detected).notes == []
     (milder,) = sep.separate(decoded).notes  # "none" still unseen, but a lost performer was seen

@@ -135,15 +135,15 @@ class Separator:
                   and not (g != "none" and detector_like)]
         if not unseen:
             return []
-        seen = ", ".join(f"{k} ({n} clips)" for k, n in sorted(trained.items()))
+        seen = ", ".join(f"{_pose_kind(k)} ({n} clips)" for k, n in sorted(trained.items()))
         if unseen == ["none"] and detector_like:
             # A detector's errors lose the performer in some frames, never in all: no pose costs
             # less than to a plain checkpoint (SynthMUSIC MP4s, 30 pairs: 5.7-7.0 dB per stem
             # against 7.2-7.8 with MediaPipe's pose and 3.4 for a checkpoint trained without errors).
-            return [f"this checkpoint trained on pose from {seen} with a detector's errors added, never without "
+            return [f"this checkpoint trained on {seen} with a detector's errors added, never without "
                     f"pose; these inputs bring none, and separation is likely to be a little lower than with "
                     f"pose (train with data.pose_missing for videos without pose)"]
-        return [f"this checkpoint trained on pose from {seen}; these inputs bring {' and '.join(unseen)} pose, "
+        return [f"this checkpoint trained on {seen}; these inputs bring {' and '.join(map(_pose_kind, unseen))}, "
                 f"which it never saw, and separation can fall to about the mixture's quality: give prepared clip "
                 f"folders with the training's kind of pose, or train on clips prepared as these are (or, on "
                 f"exact pose, with a detector's errors added: data.pose_augment)"]
@@ -154,6 +154,11 @@ class Separator:
                                self.device, progress=progress)
         return SeparationResult(mix, list(run.stems), names, self.config.audio.sample_rate, inputs, source_video,
                                 run.masks, run.attention, run.mixture_logmag)
+
+
+def _pose_kind(source: str) -> str:
+    """A clip's ``pose_source`` in words: "mediapipe pose", "no pose"."""
+    return "no pose" if source == "none" else f"{source} pose"
 
 
 def _video_list(videos) -> list:
