@@ -149,6 +149,7 @@ def test_errors_are_one_line(tmp_path, trained):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--resume", "{tmp}/nowhere"], "{tmp}/nowhere: cannot resume: run folder not found"),
+    (["train", "--resume", "{tmp}/last.ckpt"], "{tmp}/last.ckpt: cannot resume from a file: give the run folder"),
     (["synth", "--out", "{tmp}/s", "--clips", "1", "--soundfont", "{tmp}"], "{tmp}: is a folder, not a .sf2 soundfont"),
     (["synth", "--out", "{tmp}/s", "--clips", "1", "--workers", "-2"], "--workers must be >= 0"),
     (["prepare", "{tmp}/missing.mp4", "--out", "{tmp}/p", "--workers", "-2"], "--workers must be >= 0"),
@@ -159,6 +160,7 @@ def test_small_input_mistakes_name_the_real_problem(tmp_path, args, message):
     """From a QA pass: each of these named another problem ('no config.yaml', 'file not found', 'is
     a folder, not a media file') or was taken silently (negative worker counts)."""
     (tmp_path / "empty").mkdir()
+    (tmp_path / "last.ckpt").write_text("a checkpoint file where a folder is wanted")
     res = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
     # synth and prepare print their error and exit 2 themselves; the others raise it to run_main
     said = str(res.exception) if isinstance(res.exception, TribertError) else res.output
@@ -305,6 +307,8 @@ def test_evaluate_refuses_a_bad_backend_and_checkpoints_with_other_video_setting
                            "--checkpoint", str(tmp_path / "other.ckpt"), "--label", "a", "--label", "b",
                            "--data", str(clips)], capture_output=True, text=True)
     assert proc.returncode == 2 and "b: video settings differ" in proc.stderr, proc.stderr
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(ckpt)])  # a file as --data
+    assert str(res.exception) == f"{ckpt}: is a file, not a folder of prepared clips (tribert prepare makes them)"
 
 
 def test_export_round_trip_gives_identical_outputs_and_a_damaged_export_is_one_line(trained, tmp_path):

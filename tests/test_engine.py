@@ -469,6 +469,13 @@ def test_checkpoint_errors(data_root, tmp_path):
         warnings.simplefilter("always")
         load_system(legacy)
     assert not said
+    pickled = tmp_path / "list.pkl"  # a plain pickle: torch's "Weights only load failed" and its advice
+    import pickle
+
+    pickled.write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(CheckpointError, match=r"not a readable checkpoint \(torch's safe loader refused it: not a "
+                                              r"checkpoint that tribert or Lightning wrote\)$"):
+        load_system(pickled)
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint\n")
     with pytest.raises(CheckpointError, match=r"not a readable checkpoint \(not a file torch.save wrote\)$"):
@@ -905,7 +912,7 @@ def test_data_every_item_would_fail_on_is_refused_before_the_run_folder(data_roo
 
     one = tmp_path / "one"
     make_clip(one, "violin", ["violin"], [440.0])
-    with pytest.raises(TribertError, match=r"need at least 2 clips to mix \(data.num_mix\), found 1"):
+    with pytest.raises(TribertError, match=r"one: need at least 2 clips to mix \(data.num_mix\), found 1"):
         train(tiny_config(one, "train.max_steps=1"), runs_dir=tmp_path / "runs", progress=False)
     meta = read_meta(data_root / "cello")
     meta.sample_rate = 8000

@@ -114,6 +114,8 @@ def is_clip(clip_dir: str | Path) -> bool:
 def list_clips(root: str | Path) -> list[Path]:
     """Finished clip folders directly under ``root`` (sorted); temporary folders are ignored."""
     root = Path(root)
+    if root.is_file():
+        raise TribertError("is a file, not a folder of prepared clips (tribert prepare makes them)", root)
     if not root.is_dir():
         raise TribertError("data folder not found", root)
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_clip(p))

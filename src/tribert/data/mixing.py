@@ -141,7 +141,8 @@ def make_mixture_list(clips: list[Clip], num_mix: int, crop_samples: int, seed: 
     as in the paper's mix-and-separate protocol.
     """
     if len(clips) < num_mix:
-        raise TribertError(f"need at least {num_mix} clips to mix, found {len(clips)}")
+        raise TribertError(f"need at least {num_mix} clips to mix, found {len(clips)}",
+                           clips[0].dir.parent if clips else None)
     rng = np.random.default_rng(seed)
     specs = []
     for i, first in enumerate(clips):
@@ -223,7 +224,8 @@ class MixDataset(Dataset):
         data.validate()
         # what every item would fail on, said once before any training starts
         if mixtures is None and len(clips) < data.num_mix:
-            raise TribertError(f"need at least {data.num_mix} clips to mix (data.num_mix), found {len(clips)}")
+            raise TribertError(f"need at least {data.num_mix} clips to mix (data.num_mix), found {len(clips)}",
+                               clips[0].dir.parent if clips else None)
         for clip in clips:
             if clip.meta.sample_rate != audio.sample_rate:
                 raise TribertError(f"clip audio is {clip.meta.sample_rate} Hz, config wants {audio.sample_rate} Hz "

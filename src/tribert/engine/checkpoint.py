@@ -39,6 +39,8 @@ def read_checkpoint(path: str | Path) -> dict:
         text = str(err).strip()
         if "central directory" in text or "zip archive" in text:
             reason = "truncated or damaged: its zip archive is incomplete"
+        elif text.startswith("Weights only load failed"):  # torch's next lines are advice to unpickle anyway
+            reason = "torch's safe loader refused it: not a checkpoint that tribert or Lightning wrote"
         else:  # torch's first sentence: its later ones are advice for other situations
             reason = text.splitlines()[0].split(". ")[0][:160] if text else type(err).__name__
         raise CheckpointError(f"not a readable checkpoint ({reason})", path) from None

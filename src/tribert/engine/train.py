@@ -263,6 +263,9 @@ def resumed_config(run_dir: Path, config: Config | None) -> Config:
     the machines taken from ``config`` when one is given; any other difference is an error.
     Nothing is written here: ``record_resume`` does, once the checkpoint has passed its checks."""
     stored_path = run_dir / "config.yaml"
+    if run_dir.is_file():
+        raise TribertError("cannot resume from a file: give the run folder (the one holding config.yaml and "
+                           "checkpoints/)", run_dir)
     if not run_dir.is_dir():
         raise TribertError("cannot resume: run folder not found", run_dir)
     if not stored_path.is_file():
