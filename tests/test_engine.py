@@ -907,6 +907,23 @@ def test_a_run_that_fails_before_its_first_step_leaves_no_run_folder(data_root, 
     assert not (tmp_path / "mine").exists() and list((tmp_path / "runs").iterdir()) == []
 
 
+def test_training_clips_without_a_class_label_are_counted_in_a_warning(tmp_path, caplog):
+    """Clips prepared from unclassed folders trained silently with no class supervision."""
+    root = tmp_path / "clips"
+    for i, freq in enumerate((440.0, 660.0, 550.0)):
+        make_clip(root, f"c{i}", ["violin"] if i == 0 else [], [freq])
+    with caplog.at_level("WARNING", logger="tribert"):
+        train_loader(tiny_config(root))
+    assert f"2 of 3 training clips in {root} have no class label" in caplog.text
+    labelled = tmp_path / "labelled"
+    for i, freq in enumerate((440.0, 660.0)):
+        make_clip(labelled, f"c{i}", ["violin"], [freq])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tribert"):
+        train_loader(tiny_config(labelled))
+    assert "no class label" not in caplog.text
+
+
 def test_data_every_item_would_fail_on_is_refused_before_the_run_folder(data_root, tmp_path):
     from tribert.data.clip import read_meta, write_meta
 

@@ -116,6 +116,10 @@ def train_loader(config: Config, pin_memory: bool = False) -> DataLoader:
     if not config.data.train_dir:
         raise ConfigError("data.train_dir is not set")
     clips = load_clips(config.data.train_dir, config.data.classes)
+    if unlabelled := sum(not c.meta.labels for c in clips):  # prepare said so; training would say nothing
+        log.warning("%d of %d training clips in %s have no class label: the class losses and the condition's "
+                    "class head learn from the labelled ones only (prepare from class folders, or an index "
+                    "with labels)", unlabelled, len(clips), config.data.train_dir)
     length = config.train.epoch_size or len(clips)
     store = None
     if config.data.stored_pose:
