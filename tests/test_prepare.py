@@ -386,6 +386,7 @@ def test_names_that_differ_only_in_case_get_their_own_clip_and_stem(tmp_path):
     assert len(list_clips(out)) == 3
     assert source_names([root / "violin" / "Take.mp4", root / "cello" / "take.mp4"]) == ["Take", "take-2"]
     assert source_names([root / "violin" / "Mixture.mp4", root / "cello" / "b.mp4"])[0] == "Mixture-2"
+    assert source_names([root / ".take.mp4", root / "cello" / "take.mp4"]) == ["take", "take-2"]  # not hidden
 
 
 def prepare_in_background(tmp_path, videos: int, workers: int):

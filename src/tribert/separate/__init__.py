@@ -55,6 +55,9 @@ class Separator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "Separator":
+        """A Separator of the model in ``path``: a training checkpoint (its weight average, where it
+        kept one) or a ``tribert export`` file, read with ``weights_only=True``. ``device``: "cpu",
+        "cuda", "cuda:N" or "auto". A bad file or device is a one-line ``TribertError``."""
         from tribert.engine.checkpoint import load_system
 
         resolve_device(device)  # before the checkpoint is read
@@ -219,6 +222,7 @@ def source_names(videos: list) -> list[str]:
     Known before anything is decoded; no two alike, and never ``mixture`` (the mixture's file)."""
     stems = [v.name if isinstance(v, VideoInput) else
              (Clip(v).meta.id if Path(v).is_dir() and is_clip(v) else Path(v).stem) for v in videos]
+    stems = [stem.lstrip(".") or "video" for stem in stems]  # .take.mp4: its stems not hidden files
     if len(stems) == 1:
         return [f"{stems[0]}_person{j}" for j in (0, 1)]
     names: list[str] = []
