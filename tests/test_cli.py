@@ -306,7 +306,7 @@ def test_evaluate_refuses_a_bad_backend_and_checkpoints_with_other_video_setting
     proc = subprocess.run([sys.executable, "-m", "tribert.cli", "evaluate", "--checkpoint", str(ckpt),
                            "--checkpoint", str(tmp_path / "other.ckpt"), "--label", "a", "--label", "b",
                            "--data", str(clips)], capture_output=True, text=True)
-    assert proc.returncode == 2 and "b: video settings differ" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and f"{tmp_path / 'other.ckpt'}: (b) video settings differ" in proc.stderr, proc.stderr
     res = runner.invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--data", str(ckpt)])  # a file as --data
     assert str(res.exception) == f"{ckpt}: is a file, not a folder of prepared clips (tribert prepare makes them)"
 

@@ -297,14 +297,15 @@ def evaluate(
     check_mask_sharing(mask_sharing)
     if weights not in WEIGHTS:
         raise TribertError(f"--weights must be {' or '.join(WEIGHTS)}, got {weights!r}")
-    systems = {}
+    systems, paths = {}, {}
     for i, path in enumerate(checkpoint):
         system = load_system(path, weights=weights)
         if mask_sharing is not None:
             system.config.model.mask_sharing = mask_sharing
         name = label[i] if label else f"{system.config.model.kind}-{system.config.model.size}"
         # two runs of one size: tribert-small, tribert-small-2 (in --checkpoint order)
-        systems[free_name(name, systems)] = system
+        name = free_name(name, systems)
+        systems[name], paths[name] = system, path
     first = next(iter(systems.values()))
     for name, system in systems.items():
         differ = [what for what, a, b in (("audio", system.config.audio, first.config.audio),
@@ -315,8 +316,8 @@ def evaluate(
         if system.config.model.kind == "audio_only" and system.config.data.classes != first.config.data.classes:
             differ.append("data.classes (the audio-only control is given each source's class index)")
         if differ:
-            raise TribertError(f"{name}: {', '.join(differ)} settings differ from the first checkpoint; "
-                               "models in one table must score the same mixtures with the same inputs")
+            raise TribertError(f"({name}) {', '.join(differ)} settings differ from the first checkpoint's; "
+                               "models in one table must score the same mixtures with the same inputs", paths[name])
     loader = eval_loader(first.config, data, limit=limit, seed=seed)
     cache = None if no_cache else reference_cache_path()
     # How often TriBERT's condition names each source's class, in its own class list (None: a
