@@ -153,6 +153,7 @@ def test_errors_are_one_line(tmp_path, trained):
     (["synth", "--out", "{tmp}/s", "--clips", "1", "--soundfont", "{tmp}"], "{tmp}: is a folder, not a .sf2 soundfont"),
     (["synth", "--out", "{tmp}/s", "--clips", "1", "--workers", "-2"], "--workers must be >= 0"),
     (["prepare", "{tmp}/missing.mp4", "--out", "{tmp}/p", "--workers", "-2"], "--workers must be >= 0"),
+    (["prepare", "{tmp}/missing.mp4", "--out", "{tmp}/p", "--frame-size", "3"], "frame_size must be at least 16 pixels"),
     (["separate", "{tmp}/empty", "--checkpoint", "{tmp}/x.ckpt", "--out", "{tmp}/o"],
      "{tmp}/empty: is a folder but not a prepared clip (no meta.json)"),
 ])

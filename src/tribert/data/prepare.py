@@ -126,6 +126,8 @@ class PrepareOptions:
     frame_progress: bool = False
 
 
+MIN_FRAME_SIZE = 16  # pixels, the shorter side of a stored frame
+
 # The failure of every video unfinished when a worker process died: which video it was on is not known.
 WORKER_DIED = ("a worker process stopped abruptly (killed, out of memory, or a crash in a decoder) before this "
                "video was done; run prepare again to retry it (finished clips are kept), with --workers 1 to "
@@ -402,9 +404,12 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
     try:
         from tribert.media import output_size
 
-        output_size(2, 2, frame_size)
+        smallest = min(output_size(MIN_FRAME_SIZE, MIN_FRAME_SIZE, frame_size))
     except (TypeError, ValueError):
         raise TribertError(f"frame_size must be a positive int, (W, H) or None, got {frame_size!r}") from None
+    if smallest < MIN_FRAME_SIZE:  # stored frames this small carry nothing the visual network can use
+        raise TribertError(f"frame_size must be at least {MIN_FRAME_SIZE} pixels (0 / None: the video's own size), "
+                           f"got {frame_size!r}")
     if pose == "mediapipe":
         from tribert.data.pose_detect import require_mediapipe
 
