@@ -349,6 +349,7 @@ def test_a_file_no_separation_wrote_is_never_replaced(synth, tmp_path, taken):
     with pytest.raises(TribertError, match="is a prepared clip folder: give another --out"):  # was written into
         result.write(videos[0].parent.parent / "train" / videos[0].stem)
     first = result.write(out, figure=True)  # then an earlier separation's own files are replaced
+    assert result.write(out, figure=False) == first[:-1]  # its figure is left, and stays its own:
     assert result.write(out, figure=True) == first
 
 

@@ -70,7 +70,9 @@ class SeparationResult:
             if figure:
                 self.figure(stage / "separation.png")
                 written.append(out / "separation.png")
-            atomic_write_text(stage / MANIFEST, json.dumps({"files": [p.name for p in written]}, indent=1) + "\n")
+            # with what an earlier separation of these sources left (its figure, where this one has none)
+            files = sorted({p.name for p in written} | {f for f in written_before(out) if (out / f).is_file()})
+            atomic_write_text(stage / MANIFEST, json.dumps({"files": files}, indent=1) + "\n")
         if earlier := other_media(out, written):
             log.warning("%s also holds %d file(s) this separation did not write (%s): left as they are", out,
                         len(earlier), _first_names(earlier))
