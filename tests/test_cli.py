@@ -135,6 +135,10 @@ def test_errors_are_one_line(tmp_path, trained):
                            "--set", "train.nope=1"], capture_output=True, text=True)
     assert proc.returncode == 2 and "train.nope" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and not (tmp_path / "demo" / "synth").exists()  # before any data
+    assert "data.train_dir" not in proc.stderr  # only what the user typed (the demo's own settings were listed)
+    proc = subprocess.run([sys.executable, "-m", "tribert.cli", "demo", "--out", str(tmp_path / "demo"),
+                           "--set", "train.max_minutes=1"], capture_output=True, text=True)  # was ignored: 8 minutes
+    assert proc.returncode == 2 and "--set train.max_minutes: the demo sets it itself; use --minutes" in proc.stderr
     for args in (["--minutes", "0"], ["--clips", "0"], ["--set", "train.batch_size=0"]):
         proc = subprocess.run([sys.executable, "-m", "tribert.cli", "demo", "--out", str(tmp_path / "demo"), *args],
                               capture_output=True, text=True)

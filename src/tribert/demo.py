@@ -43,6 +43,11 @@ def stem_sdr(result, clips) -> tuple[list[float], list[float]]:
     return list(bss_eval(refs, ests)[0]), list(bss_eval(refs, mixture)[0])
 
 
+# Settings the demo makes itself, and the option that changes each.
+DEMO_SETS = {"data.train_dir": "--out", "data.val_dir": "--out", "data.test_dir": "--out",
+             "train.max_minutes": "--minutes", "train.seed": "--seed"}
+
+
 def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float = 8.0, seed: int = 0,
              workers: int = 0, eval_mixtures: int = 40, recipe: str = "synth_small",
              overrides: tuple[str, ...] = (), progress: bool = True) -> dict:
@@ -62,6 +67,11 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     t0 = time.time()
     synth_dir = out / "synth"
     # The recipe and its overrides are resolved first: a bad --set is one line before any data is made.
+    for override in overrides:  # the demo's own settings would silently win over these
+        key = override.split("=", 1)[0].strip()
+        if key in DEMO_SETS:
+            raise TribertError(f"--set {key}: the demo sets it itself; use {DEMO_SETS[key]}")
+    Config.load(recipe, list(overrides))  # an error here names only what the user typed
     config = Config.load(recipe, [*overrides, f"data.train_dir={synth_dir / 'train'}",
                                   f"data.val_dir={synth_dir / 'val'}", f"data.test_dir={synth_dir / 'test'}",
                                   f"train.max_minutes={minutes}", f"train.seed={seed}"])
