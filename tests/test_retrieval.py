@@ -332,6 +332,36 @@ def test_cli_train_evaluate_table_json_and_figure(tmp_path, clips):
                                   "--pool", "6", flag, str(other)])
         assert isinstance(res.exception, TribertError) and f"exists and is not {kind}" in str(res.exception)
         assert other.read_bytes() == before
+    same = tmp_path / "same.png"  # the figure was written over the results, both reported as written
+    res = runner.invoke(app, ["retrieve", "evaluate", "--heads", str(heads), "--data", str(clips), "--pool", "6",
+                              "--out", str(same), "--figure", str(same)])
+    assert isinstance(res.exception, TribertError) and "--out and --figure name the same file" in str(res.exception)
+    assert not same.exists()
+
+
+def test_cli_train_refuses_a_clip_folder_and_too_few_clips_before_any_work(tmp_path, clips):
+    """Heads were written into the input clips' folders; with 3 clips eight heads were trained and
+    written before the count was checked."""
+    import shutil
+
+    ckpt = write_checkpoint(tmp_path / "a.ckpt")
+    data = tmp_path / "data"
+    shutil.copytree(clips, data)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    for out in (data, data / "violin0"):
+        res = runner.invoke(app, ["retrieve", "train", "--checkpoint", str(ckpt), "--data", str(data),
+                                  "--out", str(out), "--epochs", "1"])
+        assert isinstance(res.exception, TribertError) and str(res.exception) == \
+            f"{out}: holds prepared clips: give the retrieval heads a folder of their own"
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    three = tmp_path / "three"
+    for d in sorted(data.iterdir())[:3]:
+        shutil.copytree(d, three / d.name)
+    res = runner.invoke(app, ["retrieve", "train", "--checkpoint", str(ckpt), "--data", str(three),
+                              "--out", str(tmp_path / "h3"), "--epochs", "1"])
+    assert isinstance(res.exception, TribertError)
+    assert str(res.exception) == f"{three}: retrieval training needs at least 4 clips, found 3"
+    assert not (tmp_path / "h3").exists()
 
 
 @pytest.mark.parametrize("args, message", [

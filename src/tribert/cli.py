@@ -446,7 +446,8 @@ def retrieve_train(
     """Train retrieval heads (each variant on transformer and pre-transformer embeddings)."""
     import dataclasses
 
-    from tribert.engine.retrieval import RECIPES, load_embeddings, train_retrieval
+    from tribert.data.clip import list_clips
+    from tribert.engine.retrieval import RECIPES, check_heads_input, load_embeddings, train_retrieval
 
     if recipe not in RECIPES:
         raise TribertError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
@@ -458,7 +459,7 @@ def retrieve_train(
     if negatives is not None:
         changes["negatives"] = negatives
     cfg = dataclasses.replace(RECIPES[recipe], **changes).check()
-    check_out_dir(out)
+    check_heads_input(out, len(list_clips(data)), cfg, data)  # before the embeddings are computed
     emb = load_embeddings(checkpoint, data, device=device, cache=not no_cache, progress=True)
     train_retrieval(emb, out, cfg, progress=True, log=typer.echo)
     typer.echo(f"heads: {out}")
@@ -486,6 +487,8 @@ def retrieve_evaluate(
     checkpoint = checkpoint or Path(trained_on)
     if pool < 1:
         raise TribertError(f"--pool must be >= 1 candidate, got {pool}")
+    if out is not None and figure is not None and out.resolve() == figure.resolve():
+        raise TribertError("--out and --figure name the same file: the figure would replace the results", out)
     for path, kind in ((out, results_json("retrieval")), (figure, PNG)):
         if path is not None:
             check_out_file(path, [checkpoint, *heads.iterdir()], replaces=kind)

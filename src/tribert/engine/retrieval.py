@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tribert.data.clip import Clip
+from tribert.data.clip import Clip, is_clip, list_clips
 from tribert.device import resolve_device
 from tribert.errors import CheckpointError, ConfigError, TribertError, first_line
 from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir, read_json
@@ -214,7 +214,6 @@ def load_embeddings(checkpoint: str | Path, data_dir: str | Path, device: str | 
     """The embeddings of every clip under ``data_dir`` from a TriBERT checkpoint, computed once and
     then read from ``$TRIBERT_CACHE/retrieval`` (keyed by the checkpoint's contents and the clips).
     A cache hit reads neither the checkpoint's weights nor the clips' media."""
-    from tribert.data.clip import list_clips
     from tribert.data.mixing import load_clips
     from tribert.engine.checkpoint import load_system
 
@@ -369,6 +368,19 @@ def load_head(path: str | Path, fingerprint: str = "") -> tuple[RetrievalHead, s
     return head.eval(), kind
 
 
+def check_heads_input(out_dir: str | Path, clips: int, cfg: RetrievalConfig, data: str | Path | None) -> None:
+    """Before any work: ``out_dir`` can take the heads (a folder, not prepared clips: the heads'
+    files would land among the clips training and evaluation read) and ``clips`` clips are enough
+    for the n-way choice of every variant in ``cfg``. One line naming the folder."""
+    check_out_dir(out_dir)
+    out = Path(out_dir)
+    if out.is_dir() and (is_clip(out) or any(is_clip(d) for d in out.iterdir() if d.is_dir())):
+        raise TribertError("holds prepared clips: give the retrieval heads a folder of their own", out)
+    need = max(get_variant(v).choices for v in cfg.variants)
+    if clips < need:
+        raise TribertError(f"retrieval training needs at least {need} clips, found {clips}", data)
+
+
 def train_retrieval(emb: ClipEmbeddings, out_dir: str | Path, cfg: RetrievalConfig, progress: bool = False,
                     log=None) -> dict:
     """Train one head per (variant, kind) on ``emb`` and write them to ``out_dir`` with
@@ -381,8 +393,8 @@ def train_retrieval(emb: ClipEmbeddings, out_dir: str | Path, cfg: RetrievalConf
     variants = [get_variant(v) for v in cfg.variants]
     for variant in variants:  # every missing stream is reported before any training
         require(emb, variant)
+    check_heads_input(out_dir, len(emb), cfg, Path(emb.clip_dirs[0]).parent if len(emb) else None)
     out_dir = Path(out_dir)
-    check_out_dir(out_dir)
     if (out_dir / "retrieval.json").is_file():
         logger.warning("%s holds the heads of an earlier `tribert retrieve train`: they are replaced", out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
