@@ -246,6 +246,7 @@ def test_bad_data_gives_clear_errors(clip_root, tmp_path):
     ({"labels": REMOVE}, "missing field(s) 'labels'"),
     ({"fps": "8"}, '"fps" must be a number, got \'8\''),
     ({"colour": "red"}, "unknown field(s) 'colour' (known: id, labels,"),
+    ({"num_stems": 2, "labels": ["flute"]}, '"labels" must name each of the 2 stems ("num_stems") or be empty'),
 ])
 def test_a_hand_written_meta_json_with_a_wrong_field_is_named(clip_root, fields, problem):
     meta = clip_root / "solo_flute" / "meta.json"
@@ -256,6 +257,25 @@ def test_a_hand_written_meta_json_with_a_wrong_field_is_named(clip_root, fields,
     with pytest.raises(TribertError) as err:
         load_clips(clip_root, ("violin", "flute", "cello"))
     assert str(err.value).startswith(f"{meta}: {problem}")
+
+
+def test_a_clip_with_stems_and_no_labels_trains_with_unknown_classes(clip_root):
+    """A duet with stems and "labels": [] was an IndexError inside the loader (retrieve, train)."""
+    meta = clip_root / "duet" / "meta.json"
+    data = json.loads(meta.read_text())
+    assert data["num_stems"] == 2
+    data["labels"] = []
+    meta.write_text(json.dumps(data))
+    from tribert.data.mixing import MixBatch
+
+    config = DataConfig(use_stems=True)  # the duet's two stems are two sources
+    ds = MixDataset(load_clips(clip_root, config.classes), AUDIO, VIDEO, config, length=16, seed=0)
+    labels = []
+    for i in range(16):
+        item, group = ds[i], ds._spec(i)[0]
+        labels += [item.source_label[0, MixBatch.slot(v, j, VIDEO.max_persons)].item()
+                   for v, clip in enumerate(group) if clip.meta.id == "duet" for j in (0, 1)]
+    assert labels and set(labels) == {-1}
 
 
 def test_a_meta_json_that_is_not_an_object_is_named(clip_root):

@@ -104,6 +104,9 @@ def meta_problem(data) -> str | None:
         value = data.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f'"{key}" must be a number, got {value!r}'
+    stems = data.get("num_stems", 0)
+    if stems >= 2 and labels and len(labels) != stems:
+        return f'"labels" must name each of the {stems} stems ("num_stems") or be empty, got {labels!r}'
     return None
 
 

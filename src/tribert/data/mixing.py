@@ -364,7 +364,7 @@ class MixDataset(Dataset):
                     sources.append(crop(stem, L, offset)[0] * gain * scale)
                     slots.append(MixBatch.slot(v, j, p))
                     src_object.append(j)
-                    src_label.append(self.class_index[clip.meta.labels[j]])
+                    src_label.append(self.class_index[clip.meta.labels[j]] if clip.meta.labels else -1)
             else:
                 sources.append(crop(self._cached(clip, "audio", clip.audio), L, offset)[0] * gain * scale)
                 slots.append(MixBatch.slot(v, 0, p))
