@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from tribert.errors import TrainingInterrupted, TribertError, run_main, sigterm_unwinds
-from tribert.io import PNG, check_out_dir, check_out_file, results_json
+from tribert.io import PNG, check_out_file, results_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="TriBERT: tri-modal (vision, pose, audio) visual sound separation.")
