@@ -119,7 +119,7 @@ def output_files(out_dir: str | Path, names: list[str]) -> list[Path]:
     return [out / "mixture.wav", out / "separation.png"] + [out / f"{n}{ext}" for n in names for ext in (".wav", ".mp4")]
 
 
-def other_media(out_dir: Path, ours: list[Path], inputs: list[Path] = (), only: list[str] | None = None) -> list[str]:
+def other_media(out_dir: Path, ours: list[Path], inputs: list[Path] = (), only: set[str] | None = None) -> list[str]:
     """Names of the WAV and MP4 files in ``out_dir`` that are neither ``ours`` nor ``inputs``
     (among ``only``, where given)."""
     return sorted(p.name for p in out_dir.iterdir() if p.suffix in (".wav", ".mp4") and p not in ours
@@ -151,7 +151,7 @@ def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path
     if is_clip(out):  # its files are what training and evaluation read
         raise TribertError("is a prepared clip folder: give another --out", out)
     sources = [Path(i) for i in inputs if i and Path(i).is_file()]
-    ours = written_before(out) if out.is_dir() else set()
+    ours = written_before(out)
     for target in targets:
         if target.is_dir():  # found before the work, not as a traceback after it
             raise TribertError("an output file's name is taken by a folder: move it, or give another --out", target)
@@ -162,8 +162,8 @@ def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path
         raise TribertError("an output's name is taken by a file no separation wrote here: move it, or give "
                            "another --out", taken)
     # an earlier separation is there: of these sources, or of others? (its inputs beside it: a re-run)
-    earlier = [name for name in sorted(ours) if (out / name).is_file()]
-    if "mixture.wav" in earlier and (others := other_media(out, targets, sources, only=earlier)):
+    if "mixture.wav" in ours and (out / "mixture.wav").is_file() and \
+            (others := other_media(out, targets, sources, only=ours)):
         raise TribertError(f"holds an earlier separation of other sources ({_first_names(others)}): its mixture.wav "
                            "and separation.png would be replaced and its stems left beside this one's; give another "
                            "--out, or empty the folder first", out)
