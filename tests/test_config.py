@@ -210,3 +210,25 @@ def test_a_mistyped_recipe_name_lists_the_shipped_recipes():
     with pytest.raises(ConfigError, match=r"config 'music21': no such file, nor a shipped recipe \(.*music21_paper, "
                                           r".*synth_small, synth_tiny\)"):
         Config.load("music21")
+
+
+@pytest.mark.parametrize("override, text", [
+    ("train.lr=[", "train.lr must be a number, got '['"),  # not YAML: was a yaml.ParserError traceback
+    ("train.lr=: x", "train.lr must be a number, got ': x'"),
+    ("model=3", "model must be a mapping, got int"),  # was "TypeError: 'int' object is not iterable"
+    ("=5", "override '=5' must look like section.key=value"),
+    ("train..lr=1", "override 'train..lr=1' must look like section.key=value"),
+])
+def test_an_override_that_is_not_yaml_or_not_a_key_is_a_one_line_error(override, text):
+    with pytest.raises(ConfigError, match=re.escape(text)) as err:
+        Config.load("synth_tiny", [override])
+    assert "\n" not in str(err.value)
+
+
+def test_an_empty_value_clears_a_text_setting():
+    """`--set data.val_dir=` (and `val_dir:` in a recipe) is the empty string, not "must be a
+    string, got None"."""
+    config = Config.load("synth_tiny", ["data.val_dir=", "train.init_from="])
+    assert config.data.val_dir == "" and config.train.init_from == ""
+    with pytest.raises(ConfigError, match="train.lr must be a number, got None"):  # numbers have no empty value
+        Config.load("synth_tiny", ["train.lr="])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tribert.demo import run_demo
+from tribert.errors import TribertError
 
 
 def test_demo_runs_the_whole_story(tmp_path):
@@ -19,3 +22,13 @@ def test_demo_runs_the_whole_story(tmp_path):
     assert len(list(sep.glob("*.mp4"))) == 2
     assert 0.0 <= summary["condition_accuracy"] <= 1.0  # the tiny recipe's condition has a class head
     assert len(summary["separated_pair_sdr_db"]) == len(summary["separated_pair_mixture_sdr_db"]) == 2
+
+
+def test_a_missing_weights_file_is_refused_before_the_data_is_made(tmp_path):
+    """`demo --set train.init_from=<missing>` used to generate SynthMUSIC (minutes) and then stop
+    when training started."""
+    missing = tmp_path / "nowhere.ckpt"
+    with pytest.raises(TribertError, match=f"{missing}: train.init_from: file not found"):
+        run_demo(tmp_path / "demo", clips=20, minutes=0.2, recipe="synth_tiny",
+                 overrides=(f"train.init_from={missing}",), progress=False)
+    assert not (tmp_path / "demo" / "synth").exists()

@@ -55,7 +55,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     from tribert.engine.checkpoint import load_system
     from tribert.config import Config
     from tribert.engine.evaluate import evaluate, format_table, write_results
-    from tribert.engine.train import eval_loader, train
+    from tribert.engine.train import check_run_settings, eval_loader, train
     from tribert.errors import TribertError
     from tribert.io import check_out_dir
     from tribert.separate import Separator
@@ -75,6 +75,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
     config = Config.load(recipe, [*overrides, f"data.train_dir={synth_dir / 'train'}",
                                   f"data.val_dir={synth_dir / 'val'}", f"data.test_dir={synth_dir / 'test'}",
                                   f"train.max_minutes={minutes}", f"train.seed={seed}"])
+    check_run_settings(config)  # a missing train.init_from costs one line, not the data first
     log.info("[1/4] SynthMUSIC: %d clips -> %s", clips, synth_dir)
     # More clips beat more steps here: with 4x the training clips the condition's test top-1 after
     # 500 steps rose from 0.78 to 0.92 (docs/results/learning.md, "Recognition alone"). Skipping

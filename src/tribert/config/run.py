@@ -147,7 +147,10 @@ class Config:
     def from_dict(cls, raw: dict) -> "Config":
         """Resolve a nested dict (a recipe with overrides applied, or a stored config)."""
         raw = migrate(raw)
-        model_raw = dict(raw.pop("model", None) or {})
+        model_raw = raw.pop("model", None) or {}
+        if not isinstance(model_raw, dict):
+            raise ConfigError(f"model must be a mapping, got {type(model_raw).__name__}")
+        model_raw = dict(model_raw)
         cfg = from_dict(cls, raw)
         derived = cls.derived_model_fields(cfg.audio, cfg.video, cfg.data)
         for key, value in derived.items():

@@ -383,16 +383,34 @@ def check_data_folders(config: Config) -> None:
             raise TribertError(f"{key}: {what}{hint}", root)
 
 
-def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: contextlib.ExitStack) -> Path:
+def check_run_settings(config: Config, new_run: bool = True) -> bool:
+    """What a run needs besides its data, checked before any work (the demo checks it before it
+    makes its data): an end, the weight files it starts from, and settings this machine can run.
+    Returns whether the run trains on a GPU."""
     tc = config.train
     if tc.max_steps <= 0 and tc.max_minutes <= 0 and tc.max_epochs <= 0:
         raise ConfigError("the run has no end: set train.max_steps, train.max_minutes or train.max_epochs")
-    check_data_folders(config)
-    if tc.lr < 1e-6 and not tc.init_from and resume is None:
+    # init_from is read only by a new run; visual_weights by every start (a resumed run's
+    # checkpoint then replaces the trunk it gave)
+    weights = [("model.visual_weights", config.model.visual_weights)]
+    if new_run:
+        weights.append(("train.init_from", tc.init_from))
+    for key, path in weights:
+        if path and not Path(path).expanduser().is_file():
+            what = "a folder, not a weights file" if Path(path).expanduser().is_dir() else "file not found"
+            raise TribertError(f"{key}: {what}", path)
+    if tc.lr < 1e-6 and not tc.init_from and new_run:
         log.warning("train.lr is %g with no train.init_from: a fine-tuning rate (music_finetune) on a model "
                     "trained from scratch learns next to nothing; give --set train.init_from=CHECKPOINT", tc.lr)
     on_gpu = tc.accelerator in ("gpu", "cuda") or (tc.accelerator == "auto" and torch.cuda.is_available())
     check_device_settings(tc, on_gpu)
+    return on_gpu
+
+
+def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: contextlib.ExitStack) -> Path:
+    tc = config.train
+    on_gpu = check_run_settings(config, new_run=resume is None)
+    check_data_folders(config)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     inherited = os.environ.get("TRIBERT_RUN_DIR")  # set by rank 0 for the processes DDP spawns
