@@ -17,7 +17,7 @@ from helpers import make_clip
 from tribert.cli import app
 from tribert.config import Config
 from tribert.engine.retrieval import (ClipEmbeddings, RetrievalConfig, evaluate_retrieval, fit_head, load_embeddings,
-                                      pools_of, train_retrieval)
+                                      pools_of, same_class_top1, train_retrieval)
 from tribert.engine.system import SeparationSystem
 from tribert.errors import CheckpointError, ConfigError, TribertError
 from tribert.models.retrieval import VARIANTS, RetrievalHead, chance_topk, get_variant, topk_accuracy, true_ranks
@@ -27,6 +27,21 @@ TINY = ["audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32", 
 
 
 # --- ranking ----------------------------------------------------------------------------------
+def test_same_class_top1_counts_labelled_queries_and_no_label_is_no_class():
+    """Two unlabelled clips used to "share" the empty class: a set of unlabelled clips scored 100%."""
+    class Labels:
+        labels = ["erhu", "", "", "erhu+flute", "flute"]
+
+    # queries 0..4 with their first results: erhu->erhu+flute (hit), ""->"" (no label: not counted),
+    # ""->erhu (not counted), erhu+flute->flute (hit), flute->"" (miss)
+    assert same_class_top1(Labels, [0, 1, 2, 3, 4], [3, 2, 0, 4, 1]) == pytest.approx(100 * 2 / 3)
+
+    class Unlabelled:
+        labels = ["", ""]
+
+    assert same_class_top1(Unlabelled, [0, 1], [1, 0]) is None
+
+
 
 def test_ranks_and_topk_match_brute_force_sorting():
     g = torch.Generator().manual_seed(0)

@@ -467,8 +467,15 @@ def rank_in_pools(head: RetrievalHead, emb: ClipEmbeddings, kind: str, pool: int
 
 def shares_class(a: str, b: str) -> bool:
     """Whether two clips' labels ('+'-joined class names) have a class in common (a duet with the
-    query's instrument counts)."""
-    return bool(set(a.split("+")) & set(b.split("+")))
+    query's instrument counts). A clip with no label shares no class, not even with another such."""
+    return bool({c for c in a.split("+") if c} & {c for c in b.split("+") if c})
+
+
+def same_class_top1(emb: ClipEmbeddings, queries: list[int], top1: list[int]) -> float | None:
+    """How often (%) the first result shares a class with the query, over the queries that have a
+    class label (None: none has)."""
+    hits = [shares_class(emb.labels[t], emb.labels[q]) for t, q in zip(top1, queries) if emb.labels[q]]
+    return 100.0 * float(np.mean(hits)) if hits else None
 
 
 def evaluate_retrieval(heads_dir: str | Path, emb: ClipEmbeddings, pool: int = 210, seed: int = 0,
@@ -482,6 +489,10 @@ def evaluate_retrieval(heads_dir: str | Path, emb: ClipEmbeddings, pool: int = 2
         raise TribertError("these heads were trained on embeddings of another checkpoint "
                            f"({info.get('checkpoint')}); embed the test clips with that one", heads_dir)
     chosen = variants or tuple(info["recipe"]["variants"])
+    unlabelled = sum(not label for label in emb.labels)
+    if unlabelled:
+        logger.warning("%d of %d clips have no class label: same-class top-1 counts only the labelled queries%s",
+                    unlabelled, len(emb), "" if unlabelled < len(emb) else " (none here, so it is not given)")
     results: dict = {"pool": pool, "queries": len(emb) // pool * pool, "chance": chance_topk(pool),
                      "variants": {}}
     for name in chosen:
@@ -492,8 +503,7 @@ def evaluate_retrieval(heads_dir: str | Path, emb: ClipEmbeddings, pool: int = 2
             head, _ = load_head(head_path(heads_dir, name, kind), emb.fingerprint)
             queries, ranks, tops = rank_in_pools(head, emb, kind, pool, seed)
             acc = topk_accuracy(ranks)
-            same_class = 100.0 * float(np.mean([shares_class(emb.labels[t], emb.labels[q])
-                                                for t, q in zip(tops[:, 0].tolist(), queries.tolist())]))
+            same_class = same_class_top1(emb, queries.tolist(), tops[:, 0].tolist())
             row[kind] = {"top1": acc[1], "top5": acc[5], "top10": acc[10], "same_class_top1": same_class}
         results["variants"][name] = row
     return results
@@ -509,7 +519,8 @@ def format_table(results: dict) -> str:
              "|" + "---|" * (2 + 3 * len(kinds))]
     for name, row in results["variants"].items():
         cells = [f"{row[kind][f'top{k}']:.2f}" if kind in row else "-" for k in (1, 5, 10) for kind in kinds]
-        same = " / ".join(f"{row[kind]['same_class_top1']:.1f}" for kind in kinds if kind in row)
+        same = " / ".join("-" if row[kind]["same_class_top1"] is None else f"{row[kind]['same_class_top1']:.1f}"
+                          for kind in kinds if kind in row)
         lines.append(f"| {VARIANTS[name].title} | " + " | ".join(cells) + f" | {same} |")
     chance = results["chance"]
     lines.append("| random | " + " | ".join(f"{chance[k]:.2f}" for k in (1, 5, 10) for _ in kinds) + " | |")
