@@ -433,6 +433,13 @@ def test_a_frozen_pose_encoder_keeps_the_weights_it_was_given(data_root, tmp_pat
         train(tiny_config(data_root, "train.max_steps=1", "model.pose_frozen=true"),
               runs_dir=tmp_path / "runs", name="random", progress=False)
     assert "random initialisation" in caplog.text
+    # a checkpoint whose ST-GCN has other widths: it used to be said in a warning and trained frozen at random
+    with pytest.raises(CheckpointError, match=r"does not fill the frozen ST-GCN \(\d+ tensors, first .*stgcn.*"
+                                              r"shape \[.*\] here, \[.*\] in the checkpoint\), which would stay random"):
+        train(tiny_config(data_root, "train.max_steps=1", "model.pose_frozen=true", "model.pose_channels=[8,16]",
+                          f"train.init_from={first / 'checkpoints' / 'last.ckpt'}"),
+              runs_dir=tmp_path / "runs", name="other-size", progress=False)
+    assert not (tmp_path / "runs" / "other-size").exists()
 
 
 def test_checkpoint_errors(data_root, tmp_path):

@@ -219,3 +219,10 @@ def test_the_cli_stores_features_then_trains_on_them(clips_root, tmp_path):
     assert "computed by another ST-GCN" in str(res.exception) + res.output
     res = runner.invoke(app, ["pose-features", "--config", "synth_tiny", *sets, "--set", "model.pose_frozen=false"])
     assert res.exit_code == 2 and "model.pose_frozen=true" in res.output
+    # options are checked before the model is built: with a missing train.init_from, the option is
+    # what is named (it used to be the checkpoint, read first)
+    missing = ["--set", f"train.init_from={tmp_path / 'missing.ckpt'}"]
+    for option, message in ((["--grid", "0"], "--grid must be"), (["--batch", "0"], "--batch must be >= 1"),
+                            (["--device", "tpu"], "device must be cpu, cuda")):
+        res = runner.invoke(app, ["pose-features", "--config", "synth_tiny", *sets, *missing, *option])
+        assert res.exit_code == 2 and message in res.output, res.output

@@ -229,13 +229,16 @@ def pose_features(
     """
     from tribert.config import Config
     from tribert.data.mixing import load_clips
-    from tribert.data.pose_features import store_pose_features
+    from tribert.data.pose_features import NOT_FROZEN, check_store_options, store_pose_features
     from tribert.engine.train import build_system
 
     try:
         cfg = Config.load(config, list(set_))
         if not (cfg.model.kind == "tribert" and cfg.model.use_pose):
             raise TribertError("pose features need TriBERT with a pose stream (model.kind tribert, model.use_pose)", config)
+        if not cfg.model.pose_frozen:
+            raise TribertError(NOT_FROZEN, config)
+        check_store_options(cfg.audio, grid, device, batch)  # before the model is built and its weights read
         folders = data or ([Path(cfg.data.train_dir)] if cfg.data.train_dir else [])
         if not folders:
             raise TribertError("give --data FOLDER or set data.train_dir in the recipe", config)

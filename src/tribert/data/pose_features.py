@@ -149,6 +149,19 @@ class StoreReport:
     seconds: float
 
 
+NOT_FROZEN = "stored pose features need a frozen ST-GCN: set model.pose_frozen=true (with train.init_from for trained weights)"
+
+
+def check_store_options(audio, grid_seconds: float, device: str, batch_size: int) -> tuple[int, torch.device]:
+    """``store_pose_features``' options, checked before the model is built: the grid in samples and
+    the device, or a one-line error."""
+    if not 0 < grid_seconds < math.inf or round(grid_seconds * audio.sample_rate) < 1:
+        raise TribertError(f"--grid must be a finite, positive number of seconds, got {grid_seconds}")
+    if batch_size < 1:
+        raise TribertError(f"--batch must be >= 1, got {batch_size}")
+    return round(grid_seconds * audio.sample_rate), resolve_device(device)
+
+
 def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: float = 1.0,
                         device: str = "auto", batch_size: int = 32, progress: bool = True) -> StoreReport:
     """``tribert pose-features``: store the features of ``clips`` computed by ``encoder``, the frozen
@@ -157,14 +170,8 @@ def store_pose_features(clips: list[Clip], encoder, audio, video, grid_seconds: 
     import time
 
     if not getattr(encoder, "frozen", False):
-        raise TribertError("stored pose features need a frozen ST-GCN: set model.pose_frozen=true (with "
-                           "train.init_from for trained weights)")
-    if not 0 < grid_seconds < math.inf or round(grid_seconds * audio.sample_rate) < 1:
-        raise TribertError(f"--grid must be a finite, positive number of seconds, got {grid_seconds}")
-    grid = round(grid_seconds * audio.sample_rate)
-    if batch_size < 1:
-        raise TribertError(f"--batch must be >= 1, got {batch_size}")
-    device = resolve_device(device)
+        raise TribertError(NOT_FROZEN)
+    grid, device = check_store_options(audio, grid_seconds, device, batch_size)
     encoder = encoder.to(device).eval()
     settings = StoreSettings.of(audio, video, encoder.feature_dim, encoder.fingerprint(), grid)
     start = time.perf_counter()

@@ -363,9 +363,15 @@ def build_system(config: Config, init: bool = True) -> SeparationSystem:
     L.seed_everything(tc.seed, workers=True, verbose=False)
     system = SeparationSystem(config)
     left_new = init_weights_from(system, tc.init_from) if tc.init_from and init else None
-    if config.model.frozen_stgcn() and init and (left_new is None or any(".stgcn." in name for name in left_new)):
-        log.warning("model.pose_frozen: the frozen ST-GCN was not loaded from train.init_from, so it stays "
-                    "at its random initialisation (a fixed random feature extractor)")
+    if config.model.frozen_stgcn() and init:
+        if left_new is None:  # deliberate, e.g. for speed benchmarks: said, not refused
+            log.warning("model.pose_frozen with no train.init_from: the frozen ST-GCN stays at its random "
+                        "initialisation (a fixed random feature extractor)")
+        elif missed := [name for name in left_new if ".stgcn." in name]:
+            # a checkpoint of another size or kind: a frozen ST-GCN would never learn what it lacks
+            raise CheckpointError(f"model.pose_frozen: this checkpoint does not fill the frozen ST-GCN ({len(missed)} "
+                                  f"tensors, first {missed[0]}: {left_new[missed[0]]}), which would stay random; give "
+                                  "a checkpoint of this model size, or set model.pose_frozen=false", tc.init_from)
     return system
 
 
