@@ -156,6 +156,8 @@ def test_errors_are_one_line(tmp_path, trained):
     (["train", "--resume", "{tmp}/last.ckpt"], "{tmp}/last.ckpt: cannot resume from a file: give the run folder"),
     (["synth", "--out", "{tmp}/s", "--clips", "1", "--soundfont", "{tmp}"], "{tmp}: is a folder, not a .sf2 soundfont"),
     (["synth", "--out", "{tmp}/s", "--clips", "1", "--workers", "-2"], "--workers must be >= 0"),
+    (["synth", "--out", "{tmp}/s", "--clips", "0"], "--clips must be >= 1, got 0"),  # exited 0 with an empty set
+    (["synth", "--out", "{tmp}/s", "--clips", "1", "--frame-size", "7"], "--frame-size must be at least 16 pixels, got 7"),
     (["prepare", "{tmp}/missing.mp4", "--out", "{tmp}/p", "--workers", "-2"], "--workers must be >= 0"),
     (["prepare", "{tmp}/missing.mp4", "--out", "{tmp}/p", "--frame-size", "3"], "frame_size must be at least 16 pixels"),
     (["separate", "{tmp}/empty", "--checkpoint", "{tmp}/x.ckpt", "--out", "{tmp}/o"],

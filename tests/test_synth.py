@@ -155,6 +155,14 @@ def test_resume_skips_finished_and_refuses_other_settings(synth_root, tmp_path):
     shutil.rmtree(victim)
     s = generate(root, 2, seed=SEED, duration=DURATION, workers=1, kinds=KINDS, progress=False)
     assert (s.generated, s.skipped) == (1, 1) and (victim / "audio.wav").read_bytes() == wav
+    # A rerun with fewer clips keeps the set whole: the manifest and the indexes list every clip
+    # (they said 1 while 2 stayed on disk).
+    s = generate(root, 1, seed=SEED, duration=DURATION, workers=1, kinds=KINDS, progress=False)
+    assert (s.generated, s.skipped) == (0, 2) and len(_clip_dirs(root)) == 2
+    assert json.loads((root / MANIFEST).read_text())["clips"] == 2
+    indexed = [v for split in ("train", "val", "test")
+               for vids in json.loads((root / "videos" / f"{split}.json").read_text())["videos"].values() for v in vids]
+    assert len(indexed) == 2
 
 
 def test_every_class_renders_in_range():

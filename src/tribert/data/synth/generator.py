@@ -19,6 +19,7 @@ same clips. Generation is resumable (finished clips are skipped) and atomic per 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -44,6 +45,8 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "synth.json"
 VIDEOS = "videos"
 GENERATOR_VERSION = 1  # bump when the same seed would give different clips
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -285,8 +288,9 @@ def _run_one(out_dir: str, plan: ClipPlan, cfg: SynthConfig) -> tuple[str, dict]
     return plan.id, timings
 
 
-def _check_manifest(out_dir: Path, identity: dict) -> None:
-    """Refuse to mix clips of different settings in one folder (resume must continue the same set)."""
+def _check_manifest(out_dir: Path, identity: dict) -> int:
+    """Refuse to mix clips of different settings in one folder (resume must continue the same set).
+    Returns how many clips an earlier, finished generation left there (0: none, or unfinished)."""
     path = out_dir / MANIFEST
     if not path.exists():
         # Generation writes the manifest before any clip, so a folder with files and no manifest
@@ -294,12 +298,13 @@ def _check_manifest(out_dir: Path, identity: dict) -> None:
         if out_dir.is_dir() and any(out_dir.iterdir()):
             raise TribertError(f"this folder is not empty and holds no SynthMUSIC (no {MANIFEST}); "
                                f"give a new or empty --out folder", out_dir)
-        return
+        return 0
     old = read_json(path, "SynthMUSIC manifest")
     for key, value in identity.items():
         if old.get(key) != value:
             raise TribertError(f"this folder holds SynthMUSIC made with {key}={old.get(key)!r}, not {value!r}; "
                                f"use the same settings to resume, or another --out folder", path)
+    return old.get("clips") if isinstance(old.get("clips"), int) else 0
 
 
 def default_workers() -> int:
@@ -318,7 +323,8 @@ def generate(out_dir: str | Path, clips: int, seed: int = 0, soundfont: str | Pa
 
     Args:
         out_dir: root folder (created). Re-running with the same settings skips finished clips;
-            a larger ``clips`` extends the set (clip ``i`` does not depend on ``clips``).
+            a larger ``clips`` extends the set (clip ``i`` does not depend on ``clips``); a smaller
+            one keeps the clips there (a warning says so).
         clips: number of clips.
         seed: the data set's seed.
         soundfont: a .sf2 bank; None = TimGM6mb shipped with pretty_midi.
@@ -339,15 +345,18 @@ def generate(out_dir: str | Path, clips: int, seed: int = 0, soundfont: str | Pa
     Raises:
         TribertError: bad arguments, an unreadable soundfont, or a folder made with other settings.
     """
-    if clips < 0 or seed < 0 or workers < 0:
-        raise TribertError(f"--clips, --seed and --workers must be >= 0 (--workers 0: one per CPU core), got "
-                           f"{clips}, {seed} and {workers}")
+    if clips < 1:
+        raise TribertError(f"--clips must be >= 1, got {clips}")
+    if seed < 0 or workers < 0:
+        raise TribertError(f"--seed and --workers must be >= 0 (--workers 0: one per CPU core), got {seed} and {workers}")
     if not 0 < duration < math.inf or duration * fps < 1:
         raise TribertError(f"--duration must be a finite number of seconds giving at least one frame at {fps} fps, "
                            f"got {duration}")
     splits = check_splits(splits)
-    if frame_size < 16 or supersample < 1:
-        raise TribertError(f"frame size must be >= 16 and supersample >= 1, got {frame_size}, {supersample}")
+    if frame_size < 16:
+        raise TribertError(f"--frame-size must be at least 16 pixels, got {frame_size}")
+    if supersample < 1:
+        raise TribertError(f"supersample must be >= 1, got {supersample}")
     if isinstance(classes, str):  # "violin,flute", as the CLI takes them (not letter by letter)
         classes = tuple(c.strip() for c in classes.split(",") if c.strip())
     sf_path = Path(soundfont) if soundfont is not None else default_soundfont()
@@ -356,11 +365,15 @@ def generate(out_dir: str | Path, clips: int, seed: int = 0, soundfont: str | Pa
                       sample_rate=int(sample_rate), classes=tuple(classes), kinds=tuple(float(k) for k in kinds),
                       splits=tuple(float(s) for s in splits), soundfont=str(sf_path), supersample=int(supersample),
                       mp4=bool(mp4))
-    plans = plan_clips(clips, cfg.seed, cfg.classes, cfg.kinds, cfg.splits)
     out = Path(out_dir)
     check_out_dir(out)
     identity = cfg.identity(soundfont_digest(sf_path))
-    _check_manifest(out, identity)
+    held = _check_manifest(out, identity)
+    if held > clips:  # clip i does not depend on the count: the set keeps its clips, and its indexes list them
+        log.warning("%s already holds %d SynthMUSIC clips, more than --clips %d: they are kept (give a new --out "
+                    "for a set of %d)", out, held, clips, clips)
+        clips = held
+    plans = plan_clips(clips, cfg.seed, cfg.classes, cfg.kinds, cfg.splits)
     out.mkdir(parents=True, exist_ok=True)
     programs = {c: list(renderer.program(c)) for c in cfg.classes}
     manifest = {**identity, "soundfont": sf_path.name, "programs": programs}
