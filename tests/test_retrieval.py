@@ -341,12 +341,19 @@ def test_cli_train_evaluate_table_json_and_figure(tmp_path, clips):
     row = results["variants"]["audio2pose"]["pre_transformer"]
     assert 0.0 <= row["top1"] <= row["top5"] <= row["top10"] == 100.0  # a pool of 6: top-10 holds all
     assert fig.stat().st_size > 10_000
-    for flag, other, kind in (("--figure", out, "a PNG image"), ("--out", fig, "a retrieval results JSON of tribert")):
+    for flag, other, refusal in (("--figure", out, "--figure writes a PNG: give a name ending in .png"),
+                                 ("--out", fig, "exists and is not a retrieval results JSON of tribert")):
         before = other.read_bytes()  # each output given the other's name: refused before any work
         res = runner.invoke(app, ["retrieve", "evaluate", "--heads", str(heads), "--data", str(clips),
                                   "--pool", "6", flag, str(other)])
-        assert isinstance(res.exception, TribertError) and f"exists and is not {kind}" in str(res.exception)
+        assert isinstance(res.exception, TribertError) and refusal in str(res.exception)
         assert other.read_bytes() == before
+    mine = tmp_path / "mine.png"  # a file of the user's under a .png name is not replaced
+    mine.write_text("not an image")
+    res = runner.invoke(app, ["retrieve", "evaluate", "--heads", str(heads), "--data", str(clips), "--pool", "6",
+                              "--figure", str(mine)])
+    assert isinstance(res.exception, TribertError) and "exists and is not a PNG image" in str(res.exception)
+    assert mine.read_text() == "not an image"
     same = tmp_path / "same.png"  # the figure was written over the results, both reported as written
     res = runner.invoke(app, ["retrieve", "evaluate", "--heads", str(heads), "--data", str(clips), "--pool", "6",
                               "--out", str(same), "--figure", str(same)])
@@ -382,6 +389,7 @@ def test_cli_train_refuses_a_clip_folder_and_too_few_clips_before_any_work(tmp_p
 @pytest.mark.parametrize("args, message", [
     (["--variant", "audio2smell"], "unknown retrieval variant 'audio2smell'"),
     (["--pool", "50"], "fewer than the pool of 50"),
+    (["--figure", "fig.jpg"], "--figure writes a PNG: give a name ending in .png, got 'fig.jpg'"),  # wrote PNG bytes
 ])
 def test_cli_errors_are_one_line(tmp_path, clips, args, message):
     ckpt = write_checkpoint(tmp_path / "a.ckpt")

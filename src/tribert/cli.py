@@ -477,7 +477,7 @@ def retrieve_evaluate(
     variant: List[str] = typer.Option([], "--variant", help="Evaluate only these variants (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the pools drawn from the test clips."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
-    figure: Optional[Path] = typer.Option(None, "--figure", help="Write a Figure-4-style PNG (queries and their top-5) here."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Write a Figure-4-style PNG (queries and their top-5) here (a name ending in .png)."),
     device: str = typer.Option("cpu", "--device"),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the embeddings instead of reading them from the cache."),
 ) -> None:
@@ -490,6 +490,8 @@ def retrieve_evaluate(
     checkpoint = checkpoint or Path(trained_on)
     if pool < 1:
         raise TribertError(f"--pool must be >= 1 candidate, got {pool}")
+    if figure is not None and figure.suffix.lower() != ".png":  # PNG bytes under another name mislead every viewer
+        raise TribertError(f"--figure writes a PNG: give a name ending in .png, got {figure.name!r}")
     if out is not None and figure is not None and out.resolve() == figure.resolve():
         raise TribertError("--out and --figure name the same file: the figure would replace the results", out)
     for path, kind in ((out, results_json("retrieval")), (figure, PNG)):
