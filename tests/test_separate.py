@@ -346,8 +346,10 @@ def test_a_file_no_separation_wrote_is_never_replaced(synth, tmp_path, taken):
     assert str(err.value).startswith(f"{mine}: ")
     assert sorted(p.name for p in out.iterdir()) == [mine.name] and mine.read_bytes() == b"the user's own recording"
     mine.unlink()
-    with pytest.raises(TribertError, match="is a prepared clip folder: give another --out"):  # was written into
-        result.write(videos[0].parent.parent / "train" / videos[0].stem)
+    for clips in (videos[0].parent.parent / "train" / videos[0].stem, videos[0].parent.parent / "train"):
+        # a clip was written into; a folder of clips got stems among them
+        with pytest.raises(TribertError, match="holds prepared clips: give the separated files a folder of their own"):
+            result.write(clips)
     first = result.write(out, figure=True)  # then an earlier separation's own files are replaced
     assert result.write(out, figure=False) == first[:-1]  # its figure is left, and stays its own:
     assert result.write(out, figure=True) == first

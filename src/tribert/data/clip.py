@@ -114,6 +114,13 @@ def is_clip(clip_dir: str | Path) -> bool:
     return (Path(clip_dir) / META).is_file()
 
 
+def holds_clips(folder: str | Path) -> bool:
+    """Whether ``folder`` is a prepared clip or a folder of them: what training and evaluation
+    read, so no command writes its outputs there."""
+    folder = Path(folder)
+    return folder.is_dir() and (is_clip(folder) or any(d.is_dir() and is_clip(d) for d in folder.iterdir()))
+
+
 def list_clips(root: str | Path) -> list[Path]:
     """Finished clip folders directly under ``root`` (sorted); temporary folders are ignored."""
     root = Path(root)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tribert.data.clip import Clip, is_clip, list_clips
+from tribert.data.clip import Clip, holds_clips, list_clips
 from tribert.device import resolve_device
 from tribert.errors import CheckpointError, ConfigError, TribertError, first_line
 from tribert.io import atomic_path, atomic_write_json, cache_dir, check_out_dir, read_json
@@ -374,7 +374,7 @@ def check_heads_input(out_dir: str | Path, clips: int, cfg: RetrievalConfig, dat
     for the n-way choice of every variant in ``cfg``. One line naming the folder."""
     check_out_dir(out_dir)
     out = Path(out_dir)
-    if out.is_dir() and (is_clip(out) or any(is_clip(d) for d in out.iterdir() if d.is_dir())):
+    if holds_clips(out):
         raise TribertError("holds prepared clips: give the retrieval heads a folder of their own", out)
     need = max(get_variant(v).choices for v in cfg.variants)
     if clips < need:

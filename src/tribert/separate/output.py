@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tribert.data.clip import is_clip
+from tribert.data.clip import holds_clips
 from tribert.errors import TribertError
 from tribert.io import atomic_files, atomic_write_text, check_out_dir, write_wav
 from tribert.separate.inputs import VideoInput
@@ -148,8 +148,8 @@ def check_outputs(out_dir: str | Path, names: list[str], inputs: list[str | Path
     not). One line."""
     check_out_dir(out_dir)
     out, targets = Path(out_dir), output_files(out_dir, names)
-    if is_clip(out):  # its files are what training and evaluation read
-        raise TribertError("is a prepared clip folder: give another --out", out)
+    if holds_clips(out):
+        raise TribertError("holds prepared clips: give the separated files a folder of their own (--out)", out)
     sources = [Path(i) for i in inputs if i and Path(i).is_file()]
     ours = written_before(out)
     for target in targets:
