@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 from contextlib import nullcontext
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,10 +128,12 @@ class PrepareOptions:
 
 MIN_FRAME_SIZE = 16  # pixels, the shorter side of a stored frame
 
-# The failure of every video unfinished when a worker process died: which video it was on is not known.
-WORKER_DIED = ("a worker process stopped abruptly (killed, out of memory, or a crash in a decoder) before this "
-               "video was done; run prepare again to retry it (finished clips are kept), with --workers 1 to "
-               "find the video at fault")
+# A video whose worker process died while it was prepared alone (each video in flight when a
+# worker dies is retried alone, so this is the one at fault, or was killed twice).
+WORKER_DIED = ("the worker process preparing this video alone stopped abruptly (a crash in a decoder, killed, or "
+               "out of memory); the other videos went on")
+# The note of a video prepared alone after a worker died with it in flight.
+RETRIED_ALONE = "prepared again on its own after a worker process stopped abruptly while it was in flight"
 
 
 @dataclass
@@ -490,31 +492,72 @@ def prepare(inputs: str | Path | list[str | Path], out_dir: str | Path, *, video
             # a shared byte, set by one store: an Event's set() takes a lock and several steps, and a
             # second Ctrl-C landing in them left it unset (workers then went on through every video)
             stop = context.RawValue("b", 0)
-            # the Ctrl-C handling wraps the pool, so the pool closes (its workers stopped) inside it
-            with _stop_on_ctrl_c(stop), ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                            initializer=_worker_init, initargs=(stop,)) as pool:
-                futures = {pool.submit(prepare_clip, e, out_dir / split[e.id], opts, split[e.id] or None): e
-                           for e in todo}
-                try:
-                    for f in as_completed(futures):
-                        try:
-                            done(f.result())
-                        except BrokenProcessPool:  # a worker died (killed, out of memory, a decoder's crash)
-                            e = futures[f]
-                            for tmp in (out_dir / split[e.id]).glob(f".{e.id}.tmp-*"):  # the dead worker's clip
-                                shutil.rmtree(tmp, ignore_errors=True)
+
+            def run(pool, e):
+                return pool.submit(prepare_clip, e, out_dir / split[e.id], opts, split[e.id] or None)
+
+            def drop(e):  # the clip a dead worker was building
+                for tmp in (out_dir / split[e.id]).glob(f".{e.id}.tmp-*"):
+                    shutil.rmtree(tmp, ignore_errors=True)
+
+            # The Ctrl-C handling wraps every pool, so each closes (its workers stopped) inside it. A
+            # worker that dies (a decoder's crash, killed, out of memory) breaks its whole pool: the
+            # videos in flight are retried one by one, each in a pool of its own, so a video that
+            # crashes its worker fails alone, named; the rest go on in a fresh pool.
+            with _stop_on_ctrl_c(stop):
+                queue = list(todo)
+                while queue:
+                    in_flight, queue = _pool_round(queue, workers, run, done, context, stop)
+                    for e in in_flight:
+                        drop(e)
+                        died, unstarted = _pool_round([e], 1, run, lambda r: done(_retried(r)), context, stop)
+                        if died or unstarted:
+                            drop(e)
                             done(ClipResult(e.id, _source(e), "failed", WORKER_DIED, split=split[e.id] or None))
-                except BaseException:  # Ctrl-C: the workers drop their clips; the pool then closes
-                    stop.value = 1
-                    for f in futures:
-                        f.cancel()
-                    raise
     report.results.sort(key=lambda r: order.get(r.id, len(order)))
     if not report.prepared:  # every video failed: no empty folders of this call left
         for folder in made:  # innermost first
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
     return report
+
+
+def _pool_round(entries: list, workers: int, run, done, context, stop) -> tuple[list, list]:
+    """Prepare ``entries`` in one pool of ``workers`` processes, passing each result to ``done``.
+    At most ``workers`` videos are in flight, so a worker's death leaves only those unfinished.
+    Returns (the videos in flight when a worker died, the videos not started); ([], []) when the
+    pool finished them all."""
+    pending, running, broken = list(entries), {}, []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                             initargs=(stop,)) as pool:
+        try:
+            while running or (pending and not broken):
+                while pending and len(running) < workers and not broken:
+                    try:
+                        running[run(pool, pending[0])] = pending[0]
+                    except BrokenProcessPool:  # it broke since the last wait
+                        broken.append(None)
+                        break
+                    pending.pop(0)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    e = running.pop(f)
+                    try:
+                        done(f.result())
+                    except BrokenProcessPool:
+                        broken.append(e)
+        except BaseException:  # Ctrl-C: the workers drop their clips; the pool then closes
+            stop.value = 1
+            for f in running:
+                f.cancel()
+            raise
+    return [e for e in broken if e is not None], pending if broken else []
+
+
+def _retried(r: ClipResult) -> ClipResult:
+    if r.status == "prepared":
+        r.reason = "; ".join(x for x in (RETRIED_ALONE, r.reason) if x)
+    return r
 
 
 @contextlib.contextmanager
