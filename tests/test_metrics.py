@@ -141,3 +141,18 @@ def test_batched_metric_with_two_threads(rng):
     one = bss_eval(refs[1], est[1], "mir_eval")[0]  # the batch agrees with the reference, mixture by mixture
     for sdr in sdrs:
         assert sdr.shape == (3, 2) and np.allclose(sdr[1], one, atol=0.01)
+
+
+def test_a_silent_estimate_scores_alike_on_every_backend(rng):
+    """A mask that is zero everywhere gives an all-zero estimate: fast and fast_bss_eval score it
+    -inf / NaN / -inf; mir_eval refused the whole mixture with a ValueError traceback
+    (`evaluate --threshold 0.5 --backend mir_eval`). The other estimate keeps its mir_eval score."""
+    refs, est = _music(rng, 3)
+    silenced = est.copy()
+    silenced[1] = 0.0
+    alone = bss_eval(refs, est, "mir_eval")  # mir_eval on the mixture with no silent estimate
+    for backend in ("fast", "fast_bss_eval", "mir_eval"):
+        sdr, sir, sar = bss_eval(refs, silenced, backend)
+        assert sdr[1] == -np.inf and np.isnan(sir[1]) and sar[1] == -np.inf, backend
+        for k, metric in enumerate((sdr, sir, sar)):
+            np.testing.assert_allclose(metric[[0, 2]], alone[k][[0, 2]], atol=0.01, err_msg=backend)

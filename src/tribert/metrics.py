@@ -245,10 +245,21 @@ def bss_eval(ref: np.ndarray | torch.Tensor, est: np.ndarray | torch.Tensor,
 
         refs = ref64.cpu().numpy().reshape(-1, *ref64.shape[-2:])
         ests = est64.cpu().numpy().reshape(-1, *est64.shape[-2:])
-        scores = [mir_eval.separation.bss_eval_sources(r, e, compute_permutation=False)[:3]
-                  for r, e in zip(refs, ests)]
+        scores = [_mir_eval_sources(mir_eval, r, e) for r, e in zip(refs, ests)]
         return tuple(np.stack([sc[i] for sc in scores]).reshape(ref64.shape[:-1]) for i in range(3))
     raise ValueError(f"unknown metrics backend {backend!r} (use one of {', '.join(BACKENDS)})")
+
+
+def _mir_eval_sources(mir_eval, ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """mir_eval's SDR, SIR, SAR of one mixture [S, L]. It refuses a mixture with an all-zero
+    estimate (a mask that is zero everywhere), which the other backends score -inf / NaN / -inf.
+    It scores each estimate on its own against all references, so a silent estimate is scored
+    in place of a stand-in (its reference), given those values, and the others are unchanged."""
+    silent = ~np.any(est != 0, axis=-1)  # [S]
+    sdr, sir, sar = mir_eval.separation.bss_eval_sources(ref, np.where(silent[:, None], ref, est),
+                                                         compute_permutation=False)[:3]
+    sdr[silent], sir[silent], sar[silent] = -np.inf, np.nan, -np.inf
+    return sdr, sir, sar
 
 
 def bss_eval_rows(ref: torch.Tensor, ests: torch.Tensor,
