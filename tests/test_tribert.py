@@ -498,6 +498,17 @@ def test_cli_model_info_prints_a_table():
     assert result.exit_code == 0, result.output
     for word in ("visual", "pose", "audio", "transformer", "heads", "separator", "total"):
         assert word in result.output
+    # a recipe's model, as training builds it: the synth_tiny recipe adds the motion guide to the tiny size
+    from tribert.config import Config
+
+    recipe = CliRunner().invoke(app, ["model-info", "--config", "synth_tiny", "--set", "model.coattention=true"])
+    assert recipe.exit_code == 0, recipe.output
+    trained = build_model(Config.load("synth_tiny", ["model.coattention=true"]).model)
+    assert f"{sum(p.numel() for p in trained.parameters()):,}" in recipe.output and "motion" in recipe.output
+    assert "motion" not in result.output
+    for args in (["--config", "synth_tiny", "--size", "tiny"], ["--set", "model.size=tiny"]):
+        refused = CliRunner().invoke(app, ["model-info", *args])
+        assert refused.exit_code == 2 and "error:" in refused.output
 
 
 def test_features_coattention_pairs_aligned_tokens_of_the_other_streams():

@@ -401,24 +401,38 @@ def demo(
 
 @app.command("model-info")
 def model_info_command(
-    size: str = typer.Option("paper", "--size", help="Model size: paper, small or tiny."),
+    size: Optional[str] = typer.Option(None, "--size", help="Model size: paper, small or tiny (default: paper)."),
+    config: Optional[str] = typer.Option(None, "--config", help="A recipe (name or YAML file): its model, as `tribert train` builds it (instead of --size)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a field of the recipe, as for `tribert train` (repeatable)."),
     batch: int = typer.Option(1, "--batch", help="Videos in the forward pass whose multiply-adds are counted."),
 ) -> None:
     """Print parameters and multiply-adds per component (visual, pose, audio, transformer, heads, separator)."""
     import torch
     from rich.console import Console
 
+    from tribert.config import Config
     from tribert.models import build_model
     from tribert.models.info import info_table, model_info
 
-    if batch < 1:
-        fail(TribertError(f"--batch must be >= 1 video, got {batch}"))
     try:
-        model = build_model(size)
+        if batch < 1:
+            raise TribertError(f"--batch must be >= 1 video, got {batch}")
+        if config is not None and size is not None:
+            raise TribertError("give --size or --config, not both (a recipe names its size: --set model.size=...)")
+        if set_ and config is None:
+            raise TribertError("--set changes a recipe: give --config too")
+        if config is not None:
+            model_config = Config.load(config, list(set_)).model
+            if model_config.kind != "tribert":
+                raise TribertError(f"model-info counts TriBERT per component; this recipe's model.kind is "
+                                   f"{model_config.kind}", config)
+            model, name = build_model(model_config), f"TriBERT of the recipe {Path(config).stem}"
+        else:
+            model, name = build_model(size or "paper"), f"TriBERT-{size or 'paper'}"
     except TribertError as err:
         fail(err)
     torch.manual_seed(0)
-    title = f"TriBERT-{size} (one forward: {batch} video(s), 1 source each)"
+    title = f"{name} (one forward: {batch} video(s), 1 source each)"
     Console().print(info_table(model_info(model, batch_size=batch), title=title))
 
 
