@@ -351,7 +351,7 @@ def separate(
     mask_sharing: Optional[str] = typer.Option(None, "--mask-sharing", help=MASK_SHARING_HELP),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N, or auto (a GPU when there is one)."),
 ) -> None:
-    """Separate the sounds of the videos' performers; writes one WAV and one MP4 per source and a figure.
+    """Separate the sounds of the videos' performers; writes one WAV and one MP4 per source, the mixture as a WAV and a figure.
 
     With --mixture the videos are only visual and pose cues (they need no audio track). Every input
     is checked (files, the mixture, the checkpoint) before frames are decoded or pose detected.

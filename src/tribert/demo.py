@@ -1,4 +1,4 @@
-"""``tribert demo``: the whole story on SynthMUSIC in about 11 minutes on 2 CPU cores.
+"""``tribert demo``: the whole story on SynthMUSIC in about 9 minutes on 2 CPU cores (8 of them training).
 
 1. generate SynthMUSIC (train / val / test clip folders; no MP4 copies, which nothing here reads);
 2. train TriBERT-small (configs/synth_small.yaml) for a fixed wall-clock budget;
@@ -121,5 +121,5 @@ def run_demo(out: str | Path = "demo-output", clips: int = 1000, minutes: float 
                "condition_accuracy": accuracy}
     log.info(f"\nDone in {summary['minutes']:.1f} min. TriBERT is {gain:+.2f} dB SDR over the mixture "
           f"(single-source).\n  data:      {synth_dir}\n  run:       {run_dir}\n  results:   {out / 'results.json'}"
-          f"\n  separated: {out / 'separated'} ({len(written)} files: WAV and MP4 per source, separation.png)")
+          f"\n  separated: {out / 'separated'} ({len(written)} files: WAV and MP4 per source, mixture.wav, separation.png)")
     return summary
