@@ -139,6 +139,13 @@ def test_the_gpu_recipes_build_at_a_reduced_size_on_cpu():
     # were taken as "keep none" (a step<N>.ckpt asked for and silently never written)
     ("train.keep_every_steps=-5", "train.keep_every_steps must be >= 0 (0: none), got -5"),
     ("train.checkpoint_steps=[0,-3]", "train.checkpoint_steps must be steps >= 1, got [0, -3]"),
+    # from a QA pass: a negative clip trained by gradient ascent; the rest were tracebacks
+    ("train.grad_clip=-1", "train.grad_clip must be >= 0 (0: no clipping), got -1.0"),
+    ("train.val_mixtures=-1", "train.val_mixtures must be >= 0"),  # validated on all mixtures but the last
+    ("train.seed=-1", "train.seed must be in [0, 2**32), got -1"),
+    ("train.seed=4294967296", "train.seed must be in [0, 2**32)"),
+    ("data.seed=-1", "data.seed must be in [0, 2**32)"),
+    ("train.strategy=fsdp", "train.strategy must be one of auto, ddp"),
 ])
 def test_values_torch_or_lightning_would_refuse_are_one_line_config_errors(override, text):
     """Each used to start a run (and make its folder) and stop in torch or Lightning with a traceback."""

@@ -1359,6 +1359,13 @@ def test_cuda_graph_settings_it_cannot_run_with_are_refused_on_a_gpu(data_root, 
     with pytest.raises(ConfigError, match=message):
         engine_train.check_device_settings(tc, on_gpu=True)
     engine_train.check_device_settings(tiny_config(data_root, "train.cuda_graph=true").train, on_gpu=True)
+    # fp16 on the CPU gave NaN probabilities and a traceback at the second step; mps off a Mac, Lightning's traceback
+    with pytest.raises(ConfigError, match="train.precision 16-true is a GPU setting"):
+        engine_train.check_device_settings(tiny_config(data_root, "train.precision=16-true").train, on_gpu=False)
+    engine_train.check_device_settings(tiny_config(data_root, "train.precision=bf16-mixed").train, on_gpu=False)
+    if not torch.backends.mps.is_available():
+        with pytest.raises(ConfigError, match="train.accelerator is mps, but this machine has no Apple GPU"):
+            engine_train.check_device_settings(tiny_config(data_root, "train.accelerator=mps").train, on_gpu=False)
 
 
 def test_the_separation_table_keeps_its_columns_for_a_long_row_name():

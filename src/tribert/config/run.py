@@ -243,6 +243,9 @@ def migrate(raw: dict) -> dict:
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# The strategies a run is tested with: one device, and DDP across devices and nodes (the model is
+# small enough for a copy per GPU; FSDP and DeepSpeed would need their own checkpoint handling).
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
 
 
 def check_finite(cfg: "Config") -> None:
@@ -277,6 +280,12 @@ def check_train_values(cfg: "Config") -> None:
         (str(t.precision) in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
         (t.accelerator in ACCELERATORS, f"train.accelerator must be one of {', '.join(ACCELERATORS)}, got {t.accelerator!r}"),
         (a.sample_rate >= 1000, f"audio.sample_rate must be >= 1000 Hz, got {a.sample_rate}"),
+        # a negative clip scales the gradient by a negative factor: gradient ascent
+        (math.isfinite(t.grad_clip) and t.grad_clip >= 0, f"train.grad_clip must be >= 0 (0: no clipping), got {t.grad_clip}"),
+        (t.val_mixtures >= 0, f"train.val_mixtures must be >= 0 (0: no validation), got {t.val_mixtures}"),
+        (0 <= t.seed < 2 ** 32, f"train.seed must be in [0, 2**32), got {t.seed}"),  # numpy's seed range
+        (0 <= cfg.data.seed < 2 ** 32, f"data.seed must be in [0, 2**32), got {cfg.data.seed}"),
+        (t.strategy in STRATEGIES, f"train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -772,6 +772,12 @@ def check_device_settings(tc, on_gpu: bool) -> None:
         devices = str(tc.devices)
         if devices.isdigit() and int(devices) > torch.cuda.device_count():
             raise ConfigError(f"--devices {devices}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if tc.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("train.accelerator is mps, but this machine has no Apple GPU (MPS): "
+                          "--set train.accelerator=cpu (or auto)")
+    if not on_gpu and tc.accelerator != "mps" and str(tc.precision) in ("16-true", "16"):
+        # fp16 arithmetic on the CPU: the first steps give NaN probabilities
+        raise ConfigError(f"train.precision {tc.precision} is a GPU setting: on the CPU use bf16-mixed or 32-true")
     if not on_gpu and (tc.channels_last or tc.compile):
         setting = "train.channels_last" if tc.channels_last else "train.compile"
         raise ConfigError(f"{setting} is a GPU setting: with torch {torch.__version__.split('+')[0]} "
