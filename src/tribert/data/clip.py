@@ -237,9 +237,12 @@ class Clip:
     def pose(self, max_persons: int = 2) -> np.ndarray:
         """float32 [T, max_persons, 68, 3]; zeros (confidence 0) where there is no pose."""
         path = self.dir / POSE
-        if self.meta.pose_source == "none" or not path.exists():
+        if self.meta.pose_source == "none":
             t = max(1, round(self.meta.duration * self.meta.pose_fps))
             return np.zeros((t, max_persons, 68, 3), np.float32)
+        if not path.exists():  # read as "nobody there", it cost a pose-trained model 5 dB, silently
+            raise TribertError(f"missing: meta.json says the clip has pose ({self.meta.pose_source}); prepare the "
+                               "clip again, or set its pose_source to \"none\"", path)
         pose = read_npy(path, "pose array").astype(np.float32)
         if pose.ndim != 4 or pose.shape[2:] != (68, 3):
             raise TribertError(f"pose must be [T, persons, 68, 3], got {list(pose.shape)}", path)
