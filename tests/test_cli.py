@@ -400,6 +400,18 @@ def test_outputs_never_replace_inputs_and_rows_never_collide(trained, tmp_path):
     res = runner.invoke(app, ["train", "--config", "synth_tiny", "--run-dir", str(run), "--set", f"data.train_dir={clips}"])
     assert isinstance(res.exception, TribertError) and "already holds a run: --resume it" in str(res.exception)
     assert (run / "config.yaml").read_text() == config and ckpt.read_bytes() == before
+    # a folder of the user's with files under a run's names (the QA's own last.ckpt and metrics.csv were
+    # replaced), or with prepared clips: refused; other files of theirs may stay beside a new run
+    mine = tmp_path / "mine"
+    (mine / "checkpoints").mkdir(parents=True)
+    (mine / "checkpoints" / "last.ckpt").write_bytes(before)
+    (mine / "metrics.csv").write_text("step,mine\n")
+    for folder, message in ((mine, f"{mine}: holds checkpoints, metrics.csv, which a new run would replace"),
+                            (clips, f"{clips}: holds prepared clips: give the run a folder of its own")):
+        res = runner.invoke(app, ["train", "--config", "synth_tiny", "--run-dir", str(folder),
+                                  "--set", f"data.train_dir={clips}"])
+        assert isinstance(res.exception, TribertError) and str(res.exception).startswith(message), res.output
+    assert (mine / "metrics.csv").read_text() == "step,mine\n" and (mine / "checkpoints" / "last.ckpt").read_bytes() == before
 
 
 def test_version_names_tribert_and_torch():

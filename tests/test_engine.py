@@ -141,6 +141,10 @@ def test_a_resume_refuses_a_checkpoint_that_is_not_the_runs_and_leaves_the_folde
     torch.save(broken, last)
     with pytest.raises(CheckpointError, match=f"holds non-finite weights \\({name}\\)"):
         train(None, resume=run, progress=False)
+    # evaluate, separate and export read it through load_system: a traceback in the metrics, an MP4
+    # encoder's error on a temporary file, and a silent export before
+    with pytest.raises(CheckpointError, match=f"holds non-finite weights \\({name}\\): the run diverged"):
+        load_system(last)
     last.write_bytes(good)
     with pytest.raises(TribertError, match="at step 2, past train.max_steps 1"):
         train(tiny_config(data_root, "train.epoch_size=4", "train.max_steps=1"), resume=run, progress=False)
@@ -1399,3 +1403,11 @@ def test_condition_accuracy_is_none_without_a_source_of_known_class(data_root):
         top1: dict = {}
         evaluate({"m": system}, given, progress=False, condition=top1)
         assert top1 == {"m": want}
+
+
+def test_a_run_that_diverges_stops_in_one_line(data_root, tmp_path):
+    """From a QA pass: train.lr=10 gave a RuntimeError from inside torch's binary_cross_entropy
+    (it refuses a NaN probability) instead of the non-finite-loss stop."""
+    with pytest.raises(TribertError, match=r"loss is nan at step \d+ \(epoch \d+\): the run diverged"):
+        train(tiny_config(data_root, "train.lr=1e4", "train.max_steps=20", "train.epoch_size=4",
+                          "train.grad_clip=0"), runs_dir=tmp_path / "runs", progress=False)

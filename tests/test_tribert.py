@@ -327,6 +327,14 @@ def test_wsddn_head_on_hand_computed_tokens():
     loss = weak_bce_loss(scores, labels)
     assert torch.isfinite(loss) and loss > 0
     assert weak_bce_loss(labels, labels) < 1e-4  # perfect scores: ~zero loss, no log(0)
+    # torch's own BCE is the reference, value and gradient
+    mine, ref = scores.detach().clone().requires_grad_(), scores.detach().clone().requires_grad_()
+    weak_bce_loss(mine, labels).backward()
+    torch.nn.functional.binary_cross_entropy(ref, labels).backward()
+    torch.testing.assert_close(weak_bce_loss(scores, labels), torch.nn.functional.binary_cross_entropy(scores, labels))
+    torch.testing.assert_close(mine.grad, ref.grad)
+    # a NaN score (a diverging run) is a NaN loss, which stops training in one line; torch's raised
+    assert torch.isnan(weak_bce_loss(torch.full((1, 4), float("nan")), labels[:1]))
 
 
 def test_audio_head_uses_the_mean_hidden_state():

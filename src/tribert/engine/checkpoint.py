@@ -68,6 +68,12 @@ def train_record(stored: dict) -> dict:
     return {}
 
 
+def first_non_finite(state_dict: dict) -> str | None:
+    """The name of the first floating-point tensor holding NaN or inf (a run that diverged), or None."""
+    return next((k for k, t in state_dict.items()
+                 if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()), None)
+
+
 def load_system(path: str | Path, expect_model: str | None = None, expect_size: str | None = None,
                 weights: str = "averaged"):
     """Rebuild the SeparationSystem stored in a checkpoint, in eval mode on CPU.
@@ -91,6 +97,10 @@ def load_system(path: str | Path, expect_model: str | None = None, expect_size: 
         raise CheckpointError(f"checkpoint holds a {mc.kind} model, expected {expect_model}", path)
     if expect_size and mc.size != expect_size:
         raise CheckpointError(f"checkpoint holds size {mc.size}, expected {expect_size}", path)
+    broken = first_non_finite(ckpt["state_dict"])
+    if broken is not None:  # it would separate into NaN, and fail deep inside the metrics or the MP4 encoder
+        raise CheckpointError(f"holds non-finite weights ({broken}): the run diverged before this checkpoint; "
+                              "use an earlier one", path)
     system = SeparationSystem(config)
     try:
         missing, unexpected = system.load_state_dict(ckpt["state_dict"], strict=False)

@@ -221,7 +221,8 @@ class SeparationSystem(L.LightningModule):
         first = self._nonfinite_step
         if first is not None and int(first) >= 0:
             raise TribertError(f"training stopped: loss is {float(self._nonfinite_loss)} at step {int(first)} "
-                               f"(epoch {self.current_epoch}); the last good checkpoint is kept")
+                               f"(epoch {self.current_epoch}): the run diverged (a lower train.lr, or train.grad_clip, may "
+                               f"help); checkpoints saved before that step are kept")
 
     def validation_step(self, batch: MixBatch, batch_idx: int) -> None:
         # The weight average where the run keeps one: what evaluation will read, so best.ckpt is chosen on it.

@@ -30,11 +30,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 from torch.utils.data import DataLoader
 
-from tribert.data.clip import is_clip
+from tribert.data.clip import holds_clips, is_clip
 from tribert.data.mixing import (StepSampler, MixDataset, load_clips, make_mixture_list, mix_loader,
                                  read_mixture_list, write_mixture_list)
 from tribert.data.pose_features import PoseFeatureStore, StoreSettings
-from tribert.engine.checkpoint import read_checkpoint
+from tribert.engine.checkpoint import first_non_finite, read_checkpoint
 from tribert.config import Config
 from tribert.config.loading import dump_yaml
 from tribert.engine.run import new_run_dir, note_resume, write_run_info
@@ -228,6 +228,8 @@ def train(config: Config | None, runs_dir: str | Path = "runs", name: str | None
         logging.getLogger(_LIGHTNING_INFO).removeFilter(adverts)
 
 
+# What a run writes in its folder, beside config.yaml (a new run's --run-dir may hold other files).
+RUN_FILES = ("checkpoints", "metrics.csv", "run.json", "hparams.yaml")
 # What a resumed run may change: where it ends, and the machines it runs on (not the recipe).
 RESUME_MAY_CHANGE = ("train.max_steps", "train.max_minutes", "train.max_epochs", "train.devices",
                      "train.num_nodes", "train.threads", "data.num_workers")
@@ -323,8 +325,7 @@ def check_resume_checkpoint(last: Path, config: Config) -> None:
     if 0 < end < step:
         raise TribertError(f"cannot resume: the run is at step {step}, past train.max_steps {end} (give a larger "
                            f"one to train on)", last.parent.parent)
-    broken = next((k for k, t in ckpt["state_dict"].items()
-                   if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()), None)
+    broken = first_non_finite(ckpt["state_dict"])
     if broken is not None:  # the step would fail on them after the run's files were rewritten
         raise CheckpointError(f"holds non-finite weights ({broken}): resume from an earlier checkpoint (copy a "
                               f"kept step<N>.ckpt over it) or start again", last)
@@ -439,6 +440,12 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: cont
                                f"choose the parent folder with --runs-dir")
         if run_dir is not None and (Path(run_dir) / "config.yaml").exists():
             raise TribertError("already holds a run: --resume it, or give a new --run-dir", run_dir)
+        if run_dir is not None and holds_clips(run_dir):
+            raise TribertError("holds prepared clips: give the run a folder of its own (--run-dir)", run_dir)
+        taken = [name for name in RUN_FILES if run_dir is not None and (Path(run_dir) / name).exists()]
+        if taken:  # a user's own files there under the names a run writes would be replaced
+            raise TribertError(f"holds {', '.join(taken)}, which a new run would replace: move them, or give "
+                               "another --run-dir", run_dir)
         check_out_dir(run_dir if run_dir is not None else runs_dir)
     # The model and the loaders before the run folder: a clip the loaders refuse (an unknown
     # label, a damaged file) costs one line and leaves no run folder behind.
@@ -538,8 +545,13 @@ def forget_run(run_dir: Path, made_here: bool) -> None:
     if made_here:
         shutil.rmtree(run_dir, ignore_errors=True)
         return
-    for name in ("config.yaml", "run.json", "hparams.yaml", "metrics.csv", RunLock.NAME):
-        (Path(run_dir) / name).unlink(missing_ok=True)
+    for name in ("config.yaml", RunLock.NAME, *RUN_FILES):
+        path = Path(run_dir) / name
+        if path.is_dir():  # checkpoints/: nothing resumable was saved, at most an empty folder
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
 
 
 class RunLock:

@@ -48,11 +48,14 @@ class AudioClassificationHead(nn.Module):
 def weak_bce_loss(scores: Tensor, labels: Tensor, eps: float = 1e-6) -> Tensor:
     """BCE between WSDDN scores in [0, 1] and multi-hot labels [B, C] (mean over all entries).
 
-    Computed in float32 outside autocast (``binary_cross_entropy`` on probabilities is not
-    autocast-safe); scores are clamped away from 0 and 1 so the log stays finite.
+    Computed in float32 outside autocast (BCE on probabilities is not autocast-safe); scores are
+    clamped away from 0 and 1 so the log stays finite. Written out rather than
+    ``F.binary_cross_entropy``, which raises on a NaN score: a diverging run then gets a NaN loss,
+    which stops it in one line naming the step, instead of a traceback from inside torch.
     """
     with torch.autocast(device_type=scores.device.type, enabled=False):
-        return F.binary_cross_entropy(scores.float().clamp(eps, 1.0 - eps), labels.float())
+        p, y = scores.float().clamp(eps, 1.0 - eps), labels.float()
+        return -(y * p.log() + (1 - y) * (1 - p).log()).mean()
 
 
 def logits_bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
