@@ -186,3 +186,23 @@ def test_read_json_names_the_file_and_what_is_wrong_in_one_line(tmp_path):
     assert read_json(tmp_path / "bad2.json", "settings", expect_object=False) == [1, 2]
     with pytest.raises(FileNotFoundError):  # the caller words a missing file (what should be there)
         read_json(tmp_path / "absent.json", "settings")
+
+
+def test_init_from_a_model_of_another_size_or_kind_is_refused(tmp_path):
+    """From a QA pass: a small checkpoint into a tiny recipe loaded the 99 tensors that happened to
+    share a shape (batch-norm statistics, a few convolutions) and trained on from that."""
+    from tribert.engine.system import SeparationSystem
+    from tribert.engine.train import init_weights_from
+    from tribert.errors import CheckpointError
+
+    base = ["audio.crop_samples=8191", "audio.warp_bins=32", "video.frame_size=32", "video.pose_frames=8"]
+    source = SeparationSystem(Config.load(None, ["model.size=tiny", *base]))
+    path = tmp_path / "tiny.ckpt"
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": {"config": source.config.to_dict()}}, path)
+    for other, what in ((["model.size=small", "model.unet_depth=5"], "tribert of size small"),
+                        (["model.size=tiny", "model.kind=audio_only"], "audio_only of size tiny")):
+        target = SeparationSystem(Config.load(None, [*other, *base]))
+        before = {k: v.clone() for k, v in target.state_dict().items()}
+        with pytest.raises(CheckpointError, match=f"holds a tribert model of size tiny; this run builds a {what}"):
+            init_weights_from(target, path)
+        assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())

@@ -152,7 +152,15 @@ def init_weights_from(system: SeparationSystem, path: str | Path) -> dict[str, s
     """
     from tribert.engine.checkpoint import read_checkpoint
 
-    state = read_checkpoint(path)["state_dict"]
+    ckpt = read_checkpoint(path)
+    theirs = (ckpt.get("hyper_parameters") or {}).get("config", {}).get("model") or {}
+    ours = system.config.model
+    if theirs and (theirs.get("kind"), theirs.get("size")) != (ours.kind, ours.size):
+        # of another model only tensors that happen to share a shape would load: a meaningless start
+        raise CheckpointError(f"holds a {theirs.get('kind')} model of size {theirs.get('size')}; this run builds a "
+                              f"{ours.kind} of size {ours.size}: start from a checkpoint of the same model and size "
+                              f"(only class-sized tensors may differ), or --set model.size={theirs.get('size')}", path)
+    state = ckpt["state_dict"]
     # A run with a weight average (train.ema_decay) is continued from its average, as evaluated;
     # this run's own average (if any) starts from what was loaded.
     averaged = {"model." + k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
