@@ -450,7 +450,7 @@ def _train(config: Config, runs_dir, name, resume, progress, run_dir, held: cont
             raise TribertError("already holds a run: --resume it, or give a new --run-dir", run_dir)
         if run_dir is not None and holds_clips(run_dir):
             raise TribertError("holds prepared clips: give the run a folder of its own (--run-dir)", run_dir)
-        taken = [name for name in RUN_FILES if run_dir is not None and (Path(run_dir) / name).exists()]
+        taken = [f for f in RUN_FILES if run_dir is not None and (Path(run_dir) / f).exists()]
         if taken:  # a user's own files there under the names a run writes would be replaced
             raise TribertError(f"holds {', '.join(taken)}, which a new run would replace: move them, or give "
                                "another --run-dir", run_dir)
