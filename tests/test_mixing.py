@@ -233,6 +233,9 @@ def test_bad_data_gives_clear_errors(clip_root, tmp_path):
         np.savez(f, pose=np.zeros((4, 2, 68, 3), np.float32))
     with pytest.raises(TribertError, match="pose.npy: cannot read pose array: an .npz archive"):
         emptied.pose()
+    with pytest.raises(TribertError, match=f"{emptied.dir}: is one prepared clip: give the folder that holds its "
+                                           f"clips \\({emptied.dir.parent}\\)"):  # was "no prepared clips found"
+        load_clips(emptied.dir, ("violin", "flute", "cello"))
     (emptied.dir / "pose.npy").unlink()  # was read as "nobody there": 5 dB lower, without a word
     with pytest.raises(TribertError, match=f"{emptied.dir.name}/pose.npy: missing: meta.json says the clip has pose"):
         emptied.pose()

@@ -128,6 +128,8 @@ def list_clips(root: str | Path) -> list[Path]:
         raise TribertError("is a file, not a folder of prepared clips (tribert prepare makes them)", root)
     if not root.is_dir():
         raise TribertError("data folder not found", root)
+    if is_clip(root):  # read as a folder of clips, it held none
+        raise TribertError(f"is one prepared clip: give the folder that holds its clips ({root.parent})", root)
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_clip(p))
 
 

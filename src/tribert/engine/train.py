@@ -394,7 +394,9 @@ def check_data_folders(config: Config) -> None:
     for key, folder, hint in folders:
         root = Path(folder)
         if not root.is_dir() or not any(is_clip(d) for d in root.iterdir()):
-            what = "no prepared clips in this folder" if root.is_dir() else "folder not found"
+            what = ("folder not found" if not root.is_dir() else
+                    f"is one prepared clip: give the folder that holds its clips ({root.parent})" if is_clip(root)
+                    else "no prepared clips in this folder")
             raise TribertError(f"{key}: {what}{hint}", root)
 
 
