@@ -527,31 +527,31 @@ def _pool_round(entries: list, workers: int, run, done, context, stop) -> tuple[
     At most ``workers`` videos are in flight, so a worker's death leaves only those unfinished.
     Returns (the videos in flight when a worker died, the videos not started); ([], []) when the
     pool finished them all."""
-    pending, running, broken = list(entries), {}, []
+    pending, running, orphans, broke = list(entries), {}, [], False
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
                              initargs=(stop,)) as pool:
         try:
-            while running or (pending and not broken):
-                while pending and len(running) < workers and not broken:
+            while running or (pending and not broke):
+                while pending and len(running) < workers and not broke:
                     try:
                         running[run(pool, pending[0])] = pending[0]
+                        pending.pop(0)
                     except BrokenProcessPool:  # it broke since the last wait
-                        broken.append(None)
-                        break
-                    pending.pop(0)
+                        broke = True
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for f in finished:
                     e = running.pop(f)
                     try:
                         done(f.result())
                     except BrokenProcessPool:
-                        broken.append(e)
+                        orphans.append(e)
+                        broke = True
         except BaseException:  # Ctrl-C: the workers drop their clips; the pool then closes
             stop.value = 1
             for f in running:
                 f.cancel()
             raise
-    return [e for e in broken if e is not None], pending if broken else []
+    return orphans, pending if broke else []
 
 
 def _retried(r: ClipResult) -> ClipResult:

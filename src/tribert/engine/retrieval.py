@@ -492,7 +492,7 @@ def evaluate_retrieval(heads_dir: str | Path, emb: ClipEmbeddings, pool: int = 2
     unlabelled = sum(not label for label in emb.labels)
     if unlabelled:
         logger.warning("%d of %d clips have no class label: same-class top-1 counts only the labelled queries%s",
-                    unlabelled, len(emb), "" if unlabelled < len(emb) else " (none here, so it is not given)")
+                       unlabelled, len(emb), "" if unlabelled < len(emb) else " (none here, so it is not given)")
     results: dict = {"pool": pool, "queries": len(emb) // pool * pool, "chance": chance_topk(pool),
                      "variants": {}}
     for name in chosen:
